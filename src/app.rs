@@ -1,0 +1,212 @@
+//! The running application: configuration, database, templates, signer and mailer, built
+//! once and shared by the web app, the scheduler, the sender and the CLI.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::curriculum;
+use crate::db::{self, Db};
+use crate::domain::{Purpose, Signer};
+use crate::mailer::Mailer;
+use crate::render::{CourseVars, Links, MailContext, Renderer, SubscriberVars};
+
+#[derive(Clone, Debug)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub renderer: Renderer,
+    pub signer: Signer,
+    pub mailer: Mailer,
+    pub vault: crate::crypto::Vault,
+    /// Names this process in delivery leases.
+    pub worker_id: String,
+    /// Set on shutdown: the sender finishes its batch and takes no more.
+    pub stopping: Arc<AtomicBool>,
+}
+
+impl App {
+    /// Connects, migrates and loads templates: everything a command needs.
+    pub async fn start(config: Config) -> anyhow::Result<App> {
+        let db = Db::connect(&config.database.url, config.database.max_connections).await?;
+        db.migrate().await?;
+        Self::with_db(config, db)
+    }
+
+    pub fn with_db(config: Config, db: Db) -> anyhow::Result<App> {
+        let renderer = Renderer::load(&config.course.templates_dir)?;
+        let signer = Signer::new(&config.security.secret_key);
+        let mailer = Mailer::from_config(&config)?;
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        let worker_id = format!(
+            "{}:{}:{:08x}",
+            host.trim(),
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let vault =
+            crate::crypto::Vault::new(&config.security.data_key, &config.security.secret_key);
+        Ok(App {
+            config: Arc::new(config),
+            db,
+            renderer,
+            signer,
+            mailer,
+            vault,
+            worker_id,
+            stopping: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// The course this instance serves, loading it from its folder on first use. Later
+    /// file changes are applied by `drip lessons sync` (or at start-up, see `sync_on_start`).
+    pub async fn course(&self) -> anyhow::Result<db::courses::CourseRow> {
+        if let Some(course) = db::courses::by_slug(&self.db, &self.config.course.slug).await? {
+            return Ok(course);
+        }
+        self.sync_lessons(false, Utc::now()).await?;
+        db::courses::by_slug(&self.db, &self.config.course.slug)
+            .await?
+            .with_context(|| {
+                format!(
+                    "course {:?} is not in the database",
+                    self.config.course.slug
+                )
+            })
+    }
+
+    /// Lints and syncs the course folder; lint problems are an error listing each one.
+    pub async fn sync_lessons(
+        &self,
+        force: bool,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<curriculum::SyncReport> {
+        let dir = self
+            .config
+            .course
+            .lessons_dir
+            .join(&self.config.course.slug);
+        let course = curriculum::load_dir(&dir).map_err(|problems| {
+            let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!(
+                "{} problem(s) in {}:\n{}",
+                list.len(),
+                dir.display(),
+                list.join("\n")
+            )
+        })?;
+        curriculum::sync_course(&self.db, &course, force, now.timestamp()).await
+    }
+
+    /// Syncs at start-up, logging conflicts instead of failing: the database keeps working.
+    pub async fn sync_on_start(&self) -> anyhow::Result<()> {
+        let report = self.sync_lessons(false, Utc::now()).await?;
+        for (slug, outcome) in &report.lessons {
+            match outcome {
+                curriculum::SyncOutcome::Unchanged => {}
+                curriculum::SyncOutcome::Conflict { .. } => {
+                    tracing::warn!(lesson = %slug, ?outcome, "lesson file changed but the lesson was edited in the admin UI: kept the admin's edit (run `drip lessons sync --force` to take the file)")
+                }
+                other => tracing::info!(lesson = %slug, outcome = ?other, "lesson synced"),
+            }
+        }
+        Ok(())
+    }
+
+    /// A stored reply text, decrypted; unreadable data shows as a notice, not a failure of
+    /// the whole page.
+    pub fn open_reply_text(&self, stored: &[u8]) -> Vec<u8> {
+        self.vault
+            .open(stored)
+            .unwrap_or_else(|e| format!("[{e}]").into_bytes())
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.server.base_url)
+    }
+
+    pub fn links(&self, subscriber_id: i64) -> Links {
+        Links {
+            unsubscribe: self.url(&format!(
+                "/unsubscribe/{}",
+                self.signer.sign(Purpose::Unsubscribe, subscriber_id)
+            )),
+            preferences: self.url(&format!(
+                "/preferences/{}",
+                self.signer.sign(Purpose::Preferences, subscriber_id)
+            )),
+            journal: self.url(&format!(
+                "/journal/{}",
+                self.signer.sign(Purpose::Journal, subscriber_id)
+            )),
+        }
+    }
+
+    pub fn confirm_url(&self, subscriber_id: i64) -> String {
+        self.url(&format!(
+            "/confirm/{}",
+            self.signer.sign(Purpose::Confirm, subscriber_id)
+        ))
+    }
+
+    /// The address replies to a delivery come back to.
+    pub fn reply_address(&self, delivery_id: i64) -> String {
+        let mail = &self.config.mail;
+        format!(
+            "{}+{}@{}",
+            mail.reply_local,
+            self.signer.sign(Purpose::Reply, delivery_id),
+            mail.reply_domain
+        )
+    }
+
+    /// The Message-ID of a delivery (without angle brackets): derived, so a resend after a
+    /// crash carries the same one and mailbox providers fold the copies.
+    pub fn message_id(&self, delivery_id: i64) -> String {
+        format!(
+            "drip.{}@{}",
+            self.signer.sign(Purpose::MessageId, delivery_id),
+            self.config.mail.reply_domain
+        )
+    }
+
+    /// The delivery a Message-ID of ours names, if it is ours and intact.
+    pub fn delivery_of_message_id(&self, message_id: &str) -> Option<i64> {
+        let id = message_id
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>');
+        let (local, domain) = id.rsplit_once('@')?;
+        if !domain.eq_ignore_ascii_case(&self.config.mail.reply_domain) {
+            return None;
+        }
+        let token = local.strip_prefix("drip.")?;
+        self.signer.verify(Purpose::MessageId, token).ok()
+    }
+
+    pub fn mail_context(
+        &self,
+        course: &db::courses::CourseRow,
+        subscriber: &db::subscribers::SubscriberRow,
+    ) -> MailContext {
+        MailContext {
+            subscriber: SubscriberVars::new(
+                &subscriber.name,
+                &subscriber.email,
+                &subscriber.timezone,
+            ),
+            course: CourseVars {
+                title: course.title.clone(),
+                description: course.description.clone(),
+            },
+            links: self.links(subscriber.id),
+        }
+    }
+}

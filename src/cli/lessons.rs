@@ -1,0 +1,193 @@
+//! `drip lessons list|lint|sync|export|preview`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::Utc;
+
+use super::{LessonsCommand, PreviewFormat};
+use crate::app::App;
+use crate::config::Config;
+use crate::curriculum::{self, SyncOutcome};
+use crate::db;
+use crate::mailer::Outgoing;
+use crate::render::LessonVars;
+
+/// Lint needs no database: it reads the files only.
+pub fn lint(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    let dir = config.course.lessons_dir.join(&config.course.slug);
+    match curriculum::lint_dir(&dir) {
+        Ok(course) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": true, "lessons": course.lessons.len(), "problems": []})
+                );
+            } else {
+                println!(
+                    "{}: {} lessons, no problems",
+                    dir.display(),
+                    course.lessons.len()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(problems) => {
+            if json {
+                println!("{}", serde_json::json!({"ok": false, "problems": problems}));
+            } else {
+                for p in &problems {
+                    println!("{p}");
+                }
+                eprintln!("{} problem(s)", problems.len());
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub async fn run(app: &App, cmd: LessonsCommand, json: bool) -> anyhow::Result<ExitCode> {
+    match cmd {
+        LessonsCommand::Lint => unreachable!("handled before the database is opened"),
+        LessonsCommand::List => {
+            let course = app.course().await?;
+            let lessons = db::lessons::list(&app.db, course.id).await?;
+            if json {
+                let rows: Vec<_> = lessons
+                    .iter()
+                    .map(|l| {
+                        serde_json::json!({
+                            "position": l.position, "slug": l.slug, "phase": l.content.phase, "title": l.content.title,
+                            "subject": l.content.subject, "revision": l.revision, "status": l.status,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!(
+                    "{:>3}  {:<28} {:<15} {:>4}  subject",
+                    "#", "slug", "phase", "rev"
+                );
+                for l in &lessons {
+                    let draft = if l.is_published() { "" } else { " (draft)" };
+                    println!(
+                        "{:>3}  {:<28} {:<15} {:>4}  {}{draft}",
+                        l.position,
+                        l.slug,
+                        l.content.phase.as_str(),
+                        l.revision,
+                        l.content.subject
+                    );
+                }
+            }
+        }
+        LessonsCommand::Sync { force } => {
+            let report = app.sync_lessons(force, Utc::now()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for (slug, outcome) in &report.lessons {
+                    let line = match outcome {
+                        SyncOutcome::Created => "created".to_owned(),
+                        SyncOutcome::Updated { revision } => {
+                            format!("updated to revision {revision}")
+                        }
+                        SyncOutcome::Unchanged => "unchanged".to_owned(),
+                        SyncOutcome::DatabaseAhead { revision, author } => {
+                            format!(
+                                "kept revision {revision} by {author} (newer than the file; `drip lessons export` writes it out)"
+                            )
+                        }
+                        SyncOutcome::Conflict { revision, author } => format!(
+                            "CONFLICT: the file changed and {author} edited revision {revision} in the admin UI; kept the edit (use --force to take the file)"
+                        ),
+                        SyncOutcome::Forced { revision } => {
+                            format!("forced to revision {revision} from the file")
+                        }
+                        SyncOutcome::NotInFiles => {
+                            "in the database but not in the folder; kept".to_owned()
+                        }
+                    };
+                    println!("{slug}: {line}");
+                }
+            }
+            if report.conflicts() > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        LessonsCommand::Export { dir } => {
+            let dir =
+                dir.unwrap_or_else(|| app.config.course.lessons_dir.join(&app.config.course.slug));
+            let written = curriculum::export_course(&app.db, &app.config.course.slug, &dir).await?;
+            println!("wrote {} files to {}", written.len(), dir.display());
+        }
+        LessonsCommand::Preview { slug, format, to } => {
+            let course = app.course().await?;
+            let lessons = db::lessons::list(&app.db, course.id).await?;
+            let lesson = lessons.iter().find(|l| l.slug == slug).with_context(|| {
+                format!(
+                    "no lesson {slug:?}; known: {}",
+                    lessons
+                        .iter()
+                        .map(|l| l.slug.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+            let published: Vec<_> = lessons.iter().filter(|l| l.is_published()).collect();
+            let vars = LessonVars {
+                title: lesson.content.title.clone(),
+                number: published
+                    .iter()
+                    .position(|l| l.id == lesson.id)
+                    .map(|i| i + 1)
+                    .unwrap_or(0),
+                of: published.len(),
+                phase: lesson.content.phase.label().to_owned(),
+            };
+            let email = to.clone().unwrap_or_else(|| "preview@example.org".into());
+            let subscriber = db::subscribers::SubscriberRow {
+                id: 0,
+                email: email.clone(),
+                name: String::new(),
+                timezone: app.config.schedule.default_timezone.clone(),
+                status: "active".into(),
+                created_at: 0,
+                confirmed_at: None,
+                confirm_sent_at: None,
+                status_at: 0,
+            };
+            let ctx = app.mail_context(&course, &subscriber);
+            let mail = app.renderer.lesson(&lesson.content, &vars, &ctx)?;
+            if let Some(to) = to {
+                let address = crate::domain::EmailAddress::parse(&to)?;
+                let out = Outgoing {
+                    file_label: format!("preview-{}-{}", slug, Utc::now().timestamp()),
+                    to_name: String::new(),
+                    to: address.to_string(),
+                    subject: format!("[Preview] {}", mail.subject),
+                    html: mail.html,
+                    text: mail.text,
+                    message_id: format!(
+                        "preview.{}.{}@{}",
+                        slug,
+                        Utc::now().timestamp_micros(),
+                        app.config.mail.reply_domain
+                    ),
+                    reply_to: None,
+                    unsubscribe: None,
+                    course: Some(course.slug.clone()),
+                    lesson: Some(slug.clone()),
+                };
+                app.mailer.send(&out).await?;
+                println!("sent a preview of {slug} to {address}");
+            } else {
+                match format {
+                    PreviewFormat::Html => print!("{}", mail.html),
+                    PreviewFormat::Text => print!("Subject: {}\n\n{}", mail.subject, mail.text),
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

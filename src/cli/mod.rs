@@ -1,0 +1,272 @@
+//! The `drip` command line: argument parsing and dispatch. Each group of commands lives in
+//! its own file and prints either text for people or JSON (`--json`) for scripts.
+
+mod lessons;
+mod simulate;
+mod subscribers;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+
+use crate::app::App;
+use crate::config::{Config, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "drip",
+    version,
+    about = "A self-hosted email course engine: lessons in git, one at a time, replies as data."
+)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        global = true,
+        default_value = "config.toml",
+        value_name = "PATH"
+    )]
+    pub config: PathBuf,
+    /// Print listings as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Web app, scheduler and sender (and the inbound SMTP listener when configured).
+    Serve,
+    /// Scheduler and sender only, to scale out on PostgreSQL.
+    Worker,
+    /// Apply database migrations.
+    Migrate,
+    /// One scheduler and sender pass, then exit.
+    Tick {
+        /// The clock for the whole pass (RFC 3339), e.g. 2026-12-01T08:00:00Z.
+        #[arg(long, value_parser = parse_time)]
+        now: Option<DateTime<Utc>>,
+    },
+    /// Lesson files: list, lint, sync, export, preview.
+    #[command(subcommand)]
+    Lessons(LessonsCommand),
+    /// Subscribers: add, list, show, import, export, delete.
+    #[command(subcommand)]
+    Subscribers(SubscribersCommand),
+    /// Ingest one raw reply from a file or standard input.
+    Ingest {
+        file: Option<PathBuf>,
+        /// Print what would happen; store nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print when a subscriber confirming now would receive each lesson.
+    Simulate {
+        /// How many days to show.
+        #[arg(long, default_value_t = 60)]
+        days: u32,
+        /// The subscriber's time zone (default: schedule.default_timezone).
+        #[arg(long)]
+        timezone: Option<String>,
+        /// Confirm at this time instead of now (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        now: Option<DateTime<Utc>>,
+    },
+    /// Admin accounts.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LessonsCommand {
+    /// Lessons in the database, in order.
+    List,
+    /// Check the lesson files; every problem as path:line: message.
+    Lint,
+    /// Load the lesson files into the database as new revisions.
+    Sync {
+        /// Replace lessons edited in the admin UI since the last sync.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write the database's lessons back as files.
+    Export {
+        /// Folder to write to (default: the course's folder under course.lessons_dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Render a lesson as it would be sent.
+    Preview {
+        slug: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: PreviewFormat,
+        /// Send it to this address through the configured transport instead of printing.
+        #[arg(long)]
+        to: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PreviewFormat {
+    Html,
+    Text,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscribersCommand {
+    /// Add a subscriber (a confirmation mail is queued unless --confirmed).
+    Add {
+        email: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        #[arg(long, default_value = "")]
+        timezone: String,
+        /// The person already agreed: enrol without a confirmation mail.
+        #[arg(long)]
+        confirmed: bool,
+    },
+    /// Subscribers, newest first.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// One subscriber with enrollment, deliveries and replies.
+    Show { email: String },
+    /// Import from CSV (columns: email,name,timezone); bad rows are reported and skipped.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        confirmed: bool,
+    },
+    /// Export every subscriber as CSV to standard output.
+    Export,
+    /// Erase a subscriber: address, name and replies are removed; anonymous counts stay.
+    Delete { email: String },
+    /// Pause a subscriber.
+    Pause { email: String },
+    /// Resume a paused subscriber.
+    Resume { email: String },
+    /// Unsubscribe a subscriber.
+    Unsubscribe { email: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin; the password is read from standard input.
+    Add {
+        user: String,
+        #[arg(long, default_value = "")]
+        email: String,
+    },
+    /// Print a new bearer token for /api/v1.
+    Token { user: String },
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time like 2026-12-01T08:00:00Z: {e}"))
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DRIP_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{},sqlx=warn", config.log.level))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Runs a parsed command line; errors are printed with their causes and give exit code 1
+/// (2 for configuration errors, before anything started).
+pub fn main(cli: Cli) -> ExitCode {
+    let config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("drip: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("drip: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, config)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("drip: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
+    let json = cli.json;
+    if let Command::Lessons(LessonsCommand::Lint) = &cli.command {
+        return lessons::lint(&config, json);
+    }
+    let app = App::start(config).await?;
+    match cli.command {
+        Command::Serve => crate::server::run_serve(app).await?,
+        Command::Worker => crate::server::run_worker(app).await?,
+        Command::Migrate => {
+            let tables = app.db.table_names().await?;
+            println!("migrations applied; tables: {}", tables.join(", "));
+        }
+        Command::Tick { now } => {
+            let now = now.unwrap_or_else(Utc::now);
+            app.sync_on_start().await?;
+            let report = crate::outbox::tick(&app, now).await.context("tick")?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "tick at {}: {} queued, {} sent, {} to retry, {} failed, {} completed the course",
+                    now.to_rfc3339(),
+                    report.enqueued,
+                    report.sent,
+                    report.retried,
+                    report.failed,
+                    report.completed
+                );
+            }
+        }
+        Command::Lessons(cmd) => return lessons::run(&app, cmd, json).await,
+        Command::Subscribers(cmd) => return subscribers::run(&app, cmd, json).await,
+        Command::Simulate {
+            days,
+            timezone,
+            now,
+        } => return simulate::run(&app, days, timezone, now, json).await,
+        Command::Ingest { .. } => {
+            eprintln!(
+                "drip ingest: receiving replies is not built yet (issue: replies to reflection prompts)."
+            );
+            return Ok(ExitCode::from(2));
+        }
+        Command::Admin(_) => {
+            eprintln!("drip admin: the admin UI is not built yet (issue: admin web UI).");
+            return Ok(ExitCode::from(2));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

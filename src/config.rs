@@ -1,0 +1,540 @@
+//! Configuration: `config.toml`, overridden key by key by `DRIP_<SECTION>__<KEY>` variables.
+//!
+//! Loading happens in two steps, like the rest of drip's input handling: figment merges the
+//! file and the environment into raw values (naming the key and its source on a type error),
+//! then [`Config::validate`] checks what types alone cannot, before anything starts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+use crate::domain::Timezone;
+
+/// The whole configuration. Field names are the contract in DESIGN.md.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: Server,
+    pub database: Database,
+    pub mail: Mail,
+    #[serde(default)]
+    pub smtp: Smtp,
+    #[serde(default)]
+    pub schedule: Schedule,
+    #[serde(default)]
+    pub inbound: Inbound,
+    #[serde(default)]
+    pub security: Security,
+    #[serde(default)]
+    pub course: Course,
+    #[serde(default)]
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub bind: String,
+    pub base_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    pub url: String,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mail {
+    pub transport: Transport,
+    #[serde(default = "default_outbox")]
+    pub outbox_dir: PathBuf,
+    pub from: String,
+    #[serde(default = "default_reply_local")]
+    pub reply_local: String,
+    pub reply_domain: String,
+    #[serde(default)]
+    pub dkim_key: String,
+    #[serde(default)]
+    pub dkim_selector: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tls {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    pub username: String,
+    pub password: String,
+    pub pool_size: u32,
+    pub timeout_seconds: u64,
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Smtp {
+            host: "127.0.0.1".into(),
+            port: 25,
+            tls: Tls::None,
+            username: String::new(),
+            password: String::new(),
+            pool_size: 4,
+            timeout_seconds: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Schedule {
+    pub tick_seconds: u64,
+    pub default_timezone: String,
+    pub batch_size: u32,
+    pub lease_seconds: i64,
+    pub retry_max_age_hours: i64,
+    pub bounce_window_days: i64,
+    pub hard_bounce_limit: i64,
+    pub soft_bounce_limit: i64,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            tick_seconds: 10,
+            default_timezone: "UTC".into(),
+            batch_size: 200,
+            lease_seconds: 300,
+            retry_max_age_hours: 72,
+            bounce_window_days: 30,
+            hard_bounce_limit: 1,
+            soft_bounce_limit: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Inbound {
+    pub smtp_bind: String,
+    pub token: String,
+    pub max_message_bytes: usize,
+    pub distress_words: Vec<String>,
+    pub help_text: String,
+}
+
+impl Default for Inbound {
+    fn default() -> Self {
+        Inbound {
+            smtp_bind: String::new(),
+            token: String::new(),
+            max_message_bytes: 10 * 1024 * 1024,
+            distress_words: Vec::new(),
+            help_text: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Security {
+    pub secret_key: String,
+    pub data_key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Course {
+    pub slug: String,
+    pub lessons_dir: PathBuf,
+    pub templates_dir: PathBuf,
+}
+
+impl Default for Course {
+    fn default() -> Self {
+        Course {
+            slug: "rebuilding-trust".into(),
+            lessons_dir: "lessons".into(),
+            templates_dir: "templates".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+fn default_max_connections() -> u32 {
+    8
+}
+fn default_outbox() -> PathBuf {
+    "outbox".into()
+}
+fn default_reply_local() -> String {
+    "reply".into()
+}
+
+/// A configuration problem, always naming the key (and where its value came from).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration: {0}")]
+    Invalid(String),
+    #[error("configuration key `{key}`: {message}")]
+    Key { key: &'static str, message: String },
+}
+
+/// The secret used when none is configured and drip runs on this machine only.
+/// It is public, so tokens made with it protect nothing: validation refuses it for a
+/// base_url that other machines can reach.
+const DEV_SECRET: &str = "drip-development-secret-do-not-use-in-production";
+
+impl Config {
+    /// Reads `path` (which must exist) and the `DRIP_*` environment, then validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, Env::prefixed("DRIP_"))
+    }
+
+    fn load_with_env(path: &Path, env: Env) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        // Only DRIP_<SECTION>__<KEY> is configuration; other DRIP_ variables (the test
+        // suite's DRIP_TEST_POSTGRES_URL, say) are not ours to reject.
+        let env = env.filter(|k| k.as_str().contains("__")).split("__");
+        let figment = Figment::new().merge(Toml::string(&text)).merge(env);
+        let mut config: Config = figment.extract().map_err(|e| {
+            let mut msg = String::new();
+            for (i, err) in e.into_iter().enumerate() {
+                if i > 0 {
+                    msg.push_str("; ");
+                }
+                msg.push_str(&describe_figment_error(&err, path));
+            }
+            ConfigError::Invalid(msg)
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: addresses, URLs, the time zone, secrets.
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        let key = |key: &'static str, message: String| ConfigError::Key { key, message };
+        self.server.bind.parse::<SocketAddr>().map_err(|e| {
+            key(
+                "server.bind",
+                format!("{:?} is not host:port ({e})", self.server.bind),
+            )
+        })?;
+        let base = self.server.base_url.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) || base.len() < 10 {
+            return Err(key(
+                "server.base_url",
+                format!("{:?} must be an absolute http(s) URL", self.server.base_url),
+            ));
+        }
+        self.server.base_url = base;
+        crate::db::Backend::from_url(&self.database.url).map_err(|m| key("database.url", m))?;
+        if self.database.max_connections == 0 {
+            return Err(key("database.max_connections", "must be at least 1".into()));
+        }
+        self.mail
+            .from
+            .parse::<lettre::message::Mailbox>()
+            .map_err(|e| {
+                key(
+                    "mail.from",
+                    format!("{:?} is not a mailbox ({e})", self.mail.from),
+                )
+            })?;
+        if self.mail.reply_domain.is_empty()
+            || self.mail.reply_domain.contains(['@', ' ', '<', '>'])
+        {
+            return Err(key(
+                "mail.reply_domain",
+                format!("{:?} is not a domain name", self.mail.reply_domain),
+            ));
+        }
+        if self.mail.reply_local.is_empty()
+            || !self
+                .mail
+                .reply_local
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(key(
+                "mail.reply_local",
+                format!(
+                    "{:?} must be letters, digits, '.', '_' or '-'",
+                    self.mail.reply_local
+                ),
+            ));
+        }
+        if !self.mail.dkim_key.is_empty() && self.mail.dkim_selector.is_empty() {
+            return Err(key(
+                "mail.dkim_selector",
+                "is required when mail.dkim_key is set".into(),
+            ));
+        }
+        if self.smtp.pool_size == 0 {
+            return Err(key("smtp.pool_size", "must be at least 1".into()));
+        }
+        if self.mail.transport == Transport::Smtp && self.smtp.host.is_empty() {
+            return Err(key(
+                "smtp.host",
+                "is required when mail.transport = \"smtp\"".into(),
+            ));
+        }
+        Timezone::parse(&self.schedule.default_timezone)
+            .map_err(|e| key("schedule.default_timezone", e.to_string()))?;
+        if self.schedule.tick_seconds == 0 {
+            return Err(key("schedule.tick_seconds", "must be at least 1".into()));
+        }
+        if self.schedule.batch_size == 0 {
+            return Err(key("schedule.batch_size", "must be at least 1".into()));
+        }
+        if self.schedule.lease_seconds < 10 {
+            return Err(key("schedule.lease_seconds", "must be at least 10".into()));
+        }
+        if !self.inbound.smtp_bind.is_empty() {
+            self.inbound.smtp_bind.parse::<SocketAddr>().map_err(|e| {
+                key(
+                    "inbound.smtp_bind",
+                    format!("{:?} is not host:port ({e})", self.inbound.smtp_bind),
+                )
+            })?;
+        }
+        if self.security.secret_key.is_empty() {
+            if !self.is_local() {
+                return Err(key(
+                    "security.secret_key",
+                    "is required when server.base_url is not on localhost (set DRIP_SECURITY__SECRET_KEY)".into(),
+                ));
+            }
+            self.security.secret_key = DEV_SECRET.into();
+        } else if self.security.secret_key.len() < 32 {
+            return Err(key(
+                "security.secret_key",
+                "must be at least 32 characters".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// True when the web app is only reachable from this machine (development).
+    pub fn is_local(&self) -> bool {
+        let rest = self.server.base_url.split("://").nth(1).unwrap_or("");
+        let host = rest.split(['/', ':']).next().unwrap_or("");
+        matches!(host, "localhost" | "127.0.0.1" | "[" | "") || rest.starts_with("[::1]")
+    }
+
+    /// The default time zone, already known to be valid.
+    pub fn default_timezone(&self) -> Timezone {
+        Timezone::parse(&self.schedule.default_timezone).expect("validated at load")
+    }
+}
+
+/// Figment names keys with a `default.` profile prefix and its sources by type; drip's users
+/// only need the key and the file or variable.
+fn describe_figment_error(err: &figment::Error, path: &Path) -> String {
+    let key = err.path.join(".");
+    let source = match &err.metadata {
+        Some(m) if m.name.contains("environment") => {
+            format!(
+                " (from environment variable DRIP_{})",
+                key.to_uppercase().replace('.', "__")
+            )
+        }
+        Some(_) => format!(" (in {})", path.display()),
+        None => String::new(),
+    };
+    let kind = match &err.kind {
+        figment::error::Kind::UnknownField(field, _) => format!("unknown key `{field}`"),
+        figment::error::Kind::MissingField(field) => format!("missing key `{field}`"),
+        other => other.to_string(),
+    };
+    if key.is_empty() {
+        format!("{kind}{source}")
+    } else {
+        format!("key `{key}`: {kind}{source}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        use std::io::Write;
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    fn shipped() -> String {
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml")).unwrap()
+    }
+
+    fn no_env() -> Env {
+        Env::prefixed("DRIP_UNSET_FOR_TEST_")
+    }
+
+    #[test]
+    fn the_shipped_config_loads_as_is() {
+        let f = write(&shipped());
+        let c = Config::load_with_env(f.path(), no_env()).unwrap();
+        assert_eq!(c.database.url, "sqlite://drip.db");
+        assert_eq!(c.mail.transport, Transport::File);
+        assert_eq!(c.security.secret_key, DEV_SECRET);
+    }
+
+    #[test]
+    fn environment_overrides_a_key_of_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("DRIP_DATABASE__URL", "postgres://localhost/other");
+            jail.set_env("DRIP_SMTP__PORT", "2525");
+            jail.set_env("DRIP_TEST_POSTGRES_URL", "ignored: not a config key");
+            let f = write(&shipped());
+            let c = Config::load(f.path()).unwrap();
+            assert_eq!(c.database.url, "postgres://localhost/other");
+            assert_eq!(c.smtp.port, 2525);
+            assert_eq!(c.server.bind, "127.0.0.1:8080");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_environment_value_names_the_variable() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("DRIP_SMTP__PORT", "not-a-port");
+            let f = write(&shipped());
+            let err = Config::load(f.path()).unwrap_err().to_string();
+            assert!(err.contains("smtp.port"), "{err}");
+            assert!(err.contains("DRIP_SMTP__PORT"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_database_url_names_the_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("DRIP_DATABASE__URL", "mysql://localhost/drip");
+            let f = write(&shipped());
+            let err = Config::load(f.path()).unwrap_err().to_string();
+            assert!(err.contains("database.url"), "{err}");
+            assert!(err.contains("mysql"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_in_the_file_name_their_key() {
+        let cases = [
+            (
+                "bind = \"127.0.0.1:8080\"",
+                "bind = \"nowhere\"",
+                "server.bind",
+            ),
+            (
+                "default_timezone = \"UTC\"",
+                "default_timezone = \"Mars/Olympus\"",
+                "schedule.default_timezone",
+            ),
+            (
+                "transport = \"file\"",
+                "transport = \"pigeon\"",
+                "mail.transport",
+            ),
+            ("tls = \"none\"", "tls = \"maybe\"", "smtp.tls"),
+            ("port = 25", "port = 70000", "smtp.port"),
+            (
+                "from = \"Rebuilding Trust <course@example.org>\"",
+                "from = \"not an address\"",
+                "mail.from",
+            ),
+            ("[log]", "[log]\ncolour = \"red\"", "colour"),
+        ];
+        for (from, to, key) in cases {
+            let text = shipped().replacen(from, to, 1);
+            assert_ne!(text, shipped(), "{from} not in config.toml");
+            let f = write(&text);
+            let err = Config::load_with_env(f.path(), no_env())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "expected {key} in: {err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let err = Config::load_with_env(Path::new("/nonexistent/drip.toml"), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/drip.toml"), "{err}");
+    }
+
+    #[test]
+    fn a_public_base_url_requires_a_secret() {
+        let text = shipped().replace(
+            "base_url = \"http://127.0.0.1:8080\"",
+            "base_url = \"https://course.example.org\"",
+        );
+        let f = write(&text);
+        let err = Config::load_with_env(f.path(), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("security.secret_key"), "{err}");
+        let text = text.replace(
+            "secret_key = \"\"",
+            "secret_key = \"0123456789abcdef0123456789abcdef\"",
+        );
+        let f = write(&text);
+        assert!(Config::load_with_env(f.path(), no_env()).is_ok());
+    }
+}

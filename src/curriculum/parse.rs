@@ -1,0 +1,386 @@
+//! Parsing lesson files: the raw TOML front matter first (serde with spans, unknown keys
+//! refused), then typed values. Every error carries the line it is about.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::lint::Problem;
+use crate::domain::{Phase, Slug};
+
+/// When a lesson may be sent: at once, or at the next occurrence of a cron expression in
+/// the subscriber's time zone.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Window {
+    Immediate,
+    Cron(Box<cron::Schedule>),
+}
+
+impl Window {
+    pub fn parse(text: &str) -> Result<Window, String> {
+        let text = text.trim();
+        if text == "immediate" {
+            return Ok(Window::Immediate);
+        }
+        if text.split_whitespace().count() != 6 {
+            return Err(format!(
+                "send_window {text:?} must be \"immediate\" or a cron expression with 6 fields (sec min hour day month weekday)"
+            ));
+        }
+        cron::Schedule::from_str(text)
+            .map(|s| Window::Cron(Box::new(s)))
+            .map_err(|e| format!("send_window {text:?} is not a valid cron expression: {e}"))
+    }
+}
+
+/// `course.toml`, checked.
+#[derive(Debug, Clone)]
+pub struct CourseFile {
+    pub slug: Slug,
+    pub title: String,
+    pub description: String,
+    pub from: String,
+    pub send_window: String,
+    pub phases: BTreeMap<String, String>,
+    pub source: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCourse {
+    title: Spanned<String>,
+    description: Spanned<String>,
+    from: Spanned<String>,
+    send_window: Spanned<String>,
+    #[serde(default)]
+    phases: BTreeMap<String, Spanned<String>>,
+}
+
+/// What a lesson says: the same fields whether it comes from a file or the admin's editor.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LessonContent {
+    pub title: String,
+    pub subject: String,
+    pub phase: Phase,
+    pub after_days: u32,
+    pub send_window: Option<String>,
+    pub prompt: String,
+    pub wait_for_reply: bool,
+    pub max_wait_days: Option<u32>,
+    pub body: String,
+}
+
+/// A lesson file, checked.
+#[derive(Debug, Clone)]
+pub struct LessonFile {
+    pub file_name: String,
+    pub number: u32,
+    pub slug: Slug,
+    pub content: LessonContent,
+    pub source: String,
+    /// The 1-based line of the first body line, to report body problems in file lines.
+    pub body_line: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFront {
+    title: Spanned<String>,
+    subject: Spanned<String>,
+    phase: Spanned<String>,
+    after_days: Spanned<i64>,
+    prompt: Spanned<String>,
+    send_window: Option<Spanned<String>>,
+    wait_for_reply: Option<Spanned<bool>>,
+    max_wait_days: Option<Spanned<i64>>,
+}
+
+/// 1-based line of a byte offset.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn toml_problem(text: &str, line_base: usize, err: &toml::de::Error) -> Problem {
+    let line = err.span().map(|s| line_of(text, s.start)).unwrap_or(1) + line_base;
+    // toml's message repeats the source excerpt over several lines; the first line is the point.
+    let message = err
+        .message()
+        .lines()
+        .next()
+        .unwrap_or("invalid TOML")
+        .to_owned();
+    Problem::new(line, message)
+}
+
+pub fn parse_course(slug: &str, text: &str) -> Result<CourseFile, Vec<Problem>> {
+    let raw: RawCourse = toml::from_str(text).map_err(|e| vec![toml_problem(text, 0, &e)])?;
+    let mut problems = Vec::new();
+    let at = |s: &Spanned<String>| line_of(text, s.span().start);
+    let slug = Slug::parse(slug)
+        .map_err(|e| problems.push(Problem::new(1, format!("course folder name: {e}"))))
+        .ok();
+    for (field, value) in [
+        ("title", &raw.title),
+        ("description", &raw.description),
+        ("from", &raw.from),
+    ] {
+        if value.get_ref().trim().is_empty() {
+            problems.push(Problem::new(
+                at(value),
+                format!("{field} must not be empty"),
+            ));
+        }
+    }
+    if raw.from.get_ref().contains(['<', '>', '\r', '\n', '"']) {
+        problems.push(Problem::new(
+            at(&raw.from),
+            "from is a display name only (the address is mail.from in config.toml)",
+        ));
+    }
+    match Window::parse(raw.send_window.get_ref()) {
+        Ok(Window::Immediate) => problems.push(Problem::new(
+            at(&raw.send_window),
+            "the course's send_window must be a cron expression",
+        )),
+        Ok(_) => {}
+        Err(e) => problems.push(Problem::new(at(&raw.send_window), e)),
+    }
+    for (name, line) in &raw.phases {
+        if Phase::parse(name).is_err() {
+            problems.push(Problem::new(
+                at(line),
+                format!("unknown phase {name:?} in [phases] (honesty, accountability or practice)"),
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(CourseFile {
+        slug: slug.expect("checked above"),
+        title: raw.title.into_inner(),
+        description: raw.description.into_inner(),
+        from: raw.from.into_inner(),
+        send_window: raw.send_window.into_inner(),
+        phases: raw
+            .phases
+            .into_iter()
+            .map(|(k, v)| (k, v.into_inner()))
+            .collect(),
+        source: text.to_owned(),
+    })
+}
+
+/// Splits `+++\nTOML\n+++\nbody` into (front matter, body, line of body).
+fn split_front_matter(text: &str) -> Result<(&str, &str, usize), Problem> {
+    let rest = text
+        .strip_prefix("+++\n")
+        .or_else(|| text.strip_prefix("+++\r\n"))
+        .ok_or_else(|| {
+            Problem::new(
+                1,
+                "a lesson file starts with a line `+++` opening its front matter",
+            )
+        })?;
+    let mut offset = 0;
+    for line in rest.split_inclusive('\n') {
+        if line.trim_end() == "+++" {
+            let front = &rest[..offset];
+            let body = &rest[offset + line.len()..];
+            let body_line = line_of(text, text.len() - body.len());
+            return Ok((front, body, body_line));
+        }
+        offset += line.len();
+    }
+    Err(Problem::new(
+        1,
+        "the front matter is not closed by a line `+++`",
+    ))
+}
+
+/// Parses `NN-slug.md` named `file_name` with contents `text`; returns all problems that
+/// can be found in the file alone (the folder-wide rules are in lint).
+pub fn parse_lesson(file_name: &str, text: &str) -> Result<LessonFile, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let stem = file_name.strip_suffix(".md").unwrap_or(file_name);
+    let (number, slug) = match stem.split_once('-') {
+        Some((n, s)) if n.len() >= 2 && n.chars().all(|c| c.is_ascii_digit()) => {
+            (n.parse::<u32>().ok(), Slug::parse(s).ok())
+        }
+        _ => (None, None),
+    };
+    if number.is_none() || slug.is_none() || !file_name.ends_with(".md") {
+        problems.push(Problem::new(1, "file name must be NN-slug.md (a number of two or more digits, a hyphen, a lowercase slug)"));
+    }
+    let (front, body, body_line) = match split_front_matter(text) {
+        Ok(parts) => parts,
+        Err(p) => {
+            problems.push(p);
+            return Err(problems);
+        }
+    };
+    let raw: RawFront = match toml::from_str(front) {
+        Ok(raw) => raw,
+        Err(e) => {
+            problems.push(toml_problem(front, 1, &e));
+            return Err(problems);
+        }
+    };
+    let at = |span: std::ops::Range<usize>| line_of(front, span.start) + 1;
+    let phase = Phase::parse(raw.phase.get_ref())
+        .map_err(|e| problems.push(Problem::new(at(raw.phase.span()), e.to_string())))
+        .ok();
+    let after_days = u32::try_from(*raw.after_days.get_ref())
+        .ok()
+        .filter(|d| *d <= 365);
+    if after_days.is_none() {
+        problems.push(Problem::new(
+            at(raw.after_days.span()),
+            "after_days must be a whole number of days from 0 to 365",
+        ));
+    }
+    let max_wait_days = raw.max_wait_days.as_ref().map(|m| {
+        let v = u32::try_from(*m.get_ref())
+            .ok()
+            .filter(|d| (1..=365).contains(d));
+        if v.is_none() {
+            problems.push(Problem::new(
+                at(m.span()),
+                "max_wait_days must be a whole number of days from 1 to 365",
+            ));
+        }
+        v.unwrap_or(1)
+    });
+    let wait_for_reply = raw.wait_for_reply.as_ref().is_some_and(|w| *w.get_ref());
+    if let Some(m) = &raw.max_wait_days
+        && !wait_for_reply
+    {
+        problems.push(Problem::new(
+            at(m.span()),
+            "max_wait_days only applies with wait_for_reply = true",
+        ));
+    }
+    if let Some(w) = &raw.send_window
+        && let Err(e) = Window::parse(w.get_ref())
+    {
+        problems.push(Problem::new(at(w.span()), e));
+    }
+    let content = LessonContent {
+        title: raw.title.get_ref().clone(),
+        subject: raw.subject.get_ref().clone(),
+        phase: phase.unwrap_or(Phase::Honesty),
+        after_days: after_days.unwrap_or(0),
+        send_window: raw
+            .send_window
+            .as_ref()
+            .map(|w| w.get_ref().trim().to_owned()),
+        prompt: raw.prompt.get_ref().clone(),
+        wait_for_reply,
+        max_wait_days,
+        body: body.to_owned(),
+    };
+    let field_lines = |field: &str| -> usize {
+        match field {
+            "title" => at(raw.title.span()),
+            "subject" => at(raw.subject.span()),
+            "prompt" => at(raw.prompt.span()),
+            _ => body_line,
+        }
+    };
+    for p in super::lint::check_content(&content) {
+        let line = match p.field {
+            Some("body") => body_line + p.line.saturating_sub(1),
+            Some(f) => field_lines(f),
+            None => 1,
+        };
+        problems.push(Problem { line, ..p });
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(LessonFile {
+        file_name: file_name.to_owned(),
+        number: number.expect("checked"),
+        slug: slug.expect("checked"),
+        content,
+        source: text.to_owned(),
+        body_line,
+    })
+}
+
+impl LessonContent {
+    /// The lesson as a file, in drip's canonical layout. Files written by hand keep their
+    /// own bytes (revisions store the source); this is for lessons edited in the admin UI.
+    pub fn to_source(&self) -> String {
+        let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+        let mut out = String::from("+++\n");
+        out.push_str(&format!("title = {}\n", q(&self.title)));
+        out.push_str(&format!("subject = {}\n", q(&self.subject)));
+        out.push_str(&format!("phase = {}\n", q(self.phase.as_str())));
+        out.push_str(&format!("after_days = {}\n", self.after_days));
+        if let Some(w) = &self.send_window {
+            out.push_str(&format!("send_window = {}\n", q(w)));
+        }
+        if self.wait_for_reply {
+            out.push_str("wait_for_reply = true\n");
+        }
+        if let Some(m) = self.max_wait_days {
+            out.push_str(&format!("max_wait_days = {m}\n"));
+        }
+        out.push_str(&format!("prompt = {}\n", q(&self.prompt)));
+        out.push_str("+++\n");
+        out.push_str(&self.body);
+        out
+    }
+
+    /// The lesson's own window, or the course's.
+    pub fn window(&self, course_window: &str) -> Window {
+        let text = self.send_window.as_deref().unwrap_or(course_window);
+        Window::parse(text).unwrap_or(Window::Immediate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "+++\ntitle = \"T\"\nsubject = \"S\"\nphase = \"honesty\"\nafter_days = 1\nprompt = \"P?\"\n+++\nHello {{ subscriber.first_name }}.\n";
+
+    #[test]
+    fn parses_a_good_lesson() {
+        let l = parse_lesson("02-a-clean-slate.md", GOOD).unwrap();
+        assert_eq!(l.number, 2);
+        assert_eq!(l.slug.as_str(), "a-clean-slate");
+        assert_eq!(l.content.after_days, 1);
+        assert_eq!(l.body_line, 8);
+        assert_eq!(l.content.body, "Hello {{ subscriber.first_name }}.\n");
+    }
+
+    #[test]
+    fn canonical_source_parses_back_to_the_same_content() {
+        let mut c = parse_lesson("02-x.md", GOOD).unwrap().content;
+        c.title = "Quotes \" and \\ back".into();
+        c.send_window = Some("0 30 7 * * *".into());
+        c.wait_for_reply = true;
+        c.max_wait_days = Some(3);
+        let again = parse_lesson("02-x.md", &c.to_source()).unwrap().content;
+        assert_eq!(again, c);
+    }
+
+    #[test]
+    fn windows_parse() {
+        assert_eq!(Window::parse("immediate").unwrap(), Window::Immediate);
+        assert!(matches!(
+            Window::parse("0 0 8 * * *").unwrap(),
+            Window::Cron(_)
+        ));
+        assert!(Window::parse("0 8 * * *").is_err());
+        assert!(Window::parse("0 0 25 * * *").is_err());
+    }
+}

@@ -1,0 +1,81 @@
+//! Queries on `courses`.
+
+use sqlx::FromRow;
+
+use super::{Db, Tx};
+use crate::curriculum::CourseFile;
+
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct CourseRow {
+    pub id: i64,
+    pub slug: String,
+    pub title: String,
+    pub description: String,
+    pub from_name: String,
+    pub send_window: String,
+    pub phases: String,
+    pub source: String,
+    pub updated_at: i64,
+}
+
+impl CourseRow {
+    /// The one-line description of each phase, from course.toml's [phases].
+    pub fn phase_lines(&self) -> std::collections::BTreeMap<String, String> {
+        serde_json::from_str(&self.phases).unwrap_or_default()
+    }
+}
+
+const COLUMNS: &str =
+    "id, slug, title, description, from_name, send_window, phases, source, updated_at";
+
+pub async fn by_slug(db: &Db, slug: &str) -> anyhow::Result<Option<CourseRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM courses WHERE slug = $1");
+    Ok(sqlx::query_as(&sql)
+        .bind(slug)
+        .fetch_optional(db.pool())
+        .await?)
+}
+
+pub async fn by_id(db: &Db, id: i64) -> anyhow::Result<CourseRow> {
+    let sql = format!("SELECT {COLUMNS} FROM courses WHERE id = $1");
+    Ok(sqlx::query_as(&sql).bind(id).fetch_one(db.pool()).await?)
+}
+
+/// Inserts or updates the course from its file; returns its id.
+pub async fn upsert(tx: &mut Tx, course: &CourseFile, now: i64) -> anyhow::Result<i64> {
+    let phases = serde_json::to_string(&course.phases)?;
+    let existing: Option<(i64,)> = sqlx::query_as("SELECT id FROM courses WHERE slug = $1")
+        .bind(course.slug.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some((id,)) = existing {
+        sqlx::query(
+            "UPDATE courses SET title = $1, description = $2, from_name = $3, send_window = $4, phases = $5, source = $6, updated_at = $7 WHERE id = $8",
+        )
+        .bind(&course.title)
+        .bind(&course.description)
+        .bind(&course.from)
+        .bind(&course.send_window)
+        .bind(&phases)
+        .bind(&course.source)
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        return Ok(id);
+    }
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO courses (slug, title, description, from_name, send_window, phases, source, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(course.slug.as_str())
+    .bind(&course.title)
+    .bind(&course.description)
+    .bind(&course.from)
+    .bind(&course.send_window)
+    .bind(&phases)
+    .bind(&course.source)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(id)
+}

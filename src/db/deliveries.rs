@@ -1,0 +1,273 @@
+//! Queries on `deliveries`, the outbox.
+
+use sqlx::FromRow;
+
+use super::{Db, Tx};
+
+/// A lesson to enqueue for one enrollment.
+#[derive(Debug, Clone, Copy)]
+pub struct NewLesson {
+    pub subscriber_id: i64,
+    pub enrollment_id: i64,
+    pub lesson_id: i64,
+}
+
+/// Queues lesson mails; a row that already exists for the same (enrollment, lesson) is left
+/// as it is, so a second enqueue never makes a second mail.
+pub async fn enqueue_lessons(tx: &mut Tx, rows: &[NewLesson], now: i64) -> anyhow::Result<u64> {
+    let mut inserted = 0;
+    for chunk in rows.chunks(200) {
+        let mut sql = String::from(
+            "INSERT INTO deliveries (subscriber_id, enrollment_id, lesson_id, kind, status, due_at, created_at) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 3;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, 'lesson', 'queued', $1, $1)",
+                b + 2,
+                b + 3,
+                b + 4
+            ));
+        }
+        sql.push_str(" ON CONFLICT (enrollment_id, lesson_id) DO NOTHING");
+        let mut q = sqlx::query(&sql).bind(now);
+        for r in chunk {
+            q = q
+                .bind(r.subscriber_id)
+                .bind(r.enrollment_id)
+                .bind(r.lesson_id);
+        }
+        inserted += q.execute(&mut **tx).await?.rows_affected();
+    }
+    Ok(inserted)
+}
+
+/// Queues a non-lesson mail (confirm, welcome, goodbye, notice).
+pub async fn enqueue_mail(
+    tx: &mut Tx,
+    subscriber_id: i64,
+    kind: &str,
+    payload: &serde_json::Value,
+    now: i64,
+) -> anyhow::Result<i64> {
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO deliveries (subscriber_id, kind, status, due_at, payload, created_at) VALUES ($1, $2, 'queued', $3, $4, $3) RETURNING id",
+    )
+    .bind(subscriber_id)
+    .bind(kind)
+    .bind(now)
+    .bind(payload.to_string())
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+/// A delivery claimed by one sender.
+#[derive(Debug, Clone, FromRow)]
+pub struct Claimed {
+    pub id: i64,
+    pub subscriber_id: i64,
+    pub enrollment_id: Option<i64>,
+    pub lesson_id: Option<i64>,
+    pub kind: String,
+    pub attempts: i64,
+    pub payload: String,
+    pub created_at: i64,
+}
+
+/// Claims up to `limit` due deliveries for `owner`: their due time moves to the end of the
+/// lease, so if this sender dies they become due again by themselves. Lesson mails of
+/// subscribers who are no longer active are not claimed.
+pub async fn claim(
+    db: &Db,
+    now: i64,
+    owner: &str,
+    lease_seconds: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<Claimed>> {
+    let mut tx = db.begin_write().await?;
+    let sql = format!(
+        "UPDATE deliveries SET due_at = $1, lease_owner = $2, attempts = attempts + 1 WHERE id IN (\
+           SELECT d.id FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
+           WHERE d.status = 'queued' AND d.due_at <= $3 AND (d.kind <> 'lesson' OR s.status = 'active') \
+           ORDER BY d.due_at LIMIT $4{}) \
+         RETURNING id, subscriber_id, enrollment_id, lesson_id, kind, attempts, payload, created_at",
+        db.skip_locked("d")
+    );
+    let rows: Vec<Claimed> = sqlx::query_as(&sql)
+        .bind(now + lease_seconds)
+        .bind(owner)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// Records a send. False when the lease was lost to another sender (which then records).
+pub async fn mark_sent(
+    tx: &mut Tx,
+    id: i64,
+    owner: &str,
+    revision: Option<i64>,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE deliveries SET status = 'sent', sent_at = $1, revision = $2, last_error = NULL WHERE id = $3 AND status = 'queued' AND lease_owner = $4",
+    )
+    .bind(now)
+    .bind(revision)
+    .bind(id)
+    .bind(owner)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A transient failure: try again at `retry_at`.
+pub async fn retry_later(
+    db: &Db,
+    id: i64,
+    owner: &str,
+    retry_at: i64,
+    error: &str,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE deliveries SET due_at = $1, last_error = $2, lease_owner = NULL WHERE id = $3 AND status = 'queued' AND lease_owner = $4")
+        .bind(retry_at)
+        .bind(error)
+        .bind(id)
+        .bind(owner)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// A permanent failure (or a transient one past the maximum age) of a claimed delivery.
+pub async fn mark_failed(
+    tx: &mut Tx,
+    id: i64,
+    owner: &str,
+    error: &str,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE deliveries SET status = 'failed', failed_at = $1, last_error = $2 WHERE id = $3 AND status = 'queued' AND lease_owner = $4",
+    )
+    .bind(now)
+    .bind(error)
+    .bind(id)
+    .bind(owner)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A bounce came back for a delivery that had left.
+pub async fn mark_bounced(tx: &mut Tx, id: i64, error: &str, now: i64) -> anyhow::Result<()> {
+    sqlx::query("UPDATE deliveries SET status = 'bounced', failed_at = $1, last_error = $2 WHERE id = $3 AND status IN ('sent', 'failed', 'bounced')")
+        .bind(now)
+        .bind(error)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Withdraws a subscriber's queued lesson mails (on pause or unsubscribe); returns how many.
+pub async fn withdraw_queued_lessons(tx: &mut Tx, subscriber_id: i64) -> anyhow::Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM deliveries WHERE subscriber_id = $1 AND kind = 'lesson' AND status = 'queued'",
+    )
+    .bind(subscriber_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
+}
+
+/// One delivery as shown to people: in `subscribers show` and the admin timeline.
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct DeliveryView {
+    pub id: i64,
+    pub kind: String,
+    pub lesson: Option<String>,
+    pub status: String,
+    pub attempts: i64,
+    pub revision: Option<i64>,
+    pub created_at: i64,
+    pub due_at: i64,
+    pub sent_at: Option<i64>,
+    pub failed_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+pub async fn for_subscriber(db: &Db, subscriber_id: i64) -> anyhow::Result<Vec<DeliveryView>> {
+    Ok(sqlx::query_as(
+        "SELECT d.id, d.kind, l.slug AS lesson, d.status, d.attempts, d.revision, d.created_at, d.due_at, d.sent_at, d.failed_at, d.last_error \
+         FROM deliveries d LEFT JOIN lessons l ON l.id = d.lesson_id WHERE d.subscriber_id = $1 ORDER BY d.id",
+    )
+    .bind(subscriber_id)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// A delivery's owner and lesson, to match replies and bounces to it.
+#[derive(Debug, Clone, FromRow)]
+pub struct DeliveryRef {
+    pub id: i64,
+    pub subscriber_id: i64,
+    pub enrollment_id: Option<i64>,
+    pub lesson_id: Option<i64>,
+    pub kind: String,
+    pub status: String,
+}
+
+pub async fn by_id(db: &Db, id: i64) -> anyhow::Result<Option<DeliveryRef>> {
+    Ok(sqlx::query_as("SELECT id, subscriber_id, enrollment_id, lesson_id, kind, status FROM deliveries WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?)
+}
+
+/// The subscriber's latest lesson mail that left.
+pub async fn latest_lesson_for(db: &Db, subscriber_id: i64) -> anyhow::Result<Option<DeliveryRef>> {
+    Ok(sqlx::query_as(
+        "SELECT id, subscriber_id, enrollment_id, lesson_id, kind, status FROM deliveries WHERE subscriber_id = $1 AND kind = 'lesson' AND status <> 'queued' ORDER BY id DESC LIMIT 1",
+    )
+    .bind(subscriber_id)
+    .fetch_optional(db.pool())
+    .await?)
+}
+
+/// Counts by status, for /metrics and stats.
+pub async fn count_by_status(db: &Db) -> anyhow::Result<Vec<(String, i64)>> {
+    Ok(
+        sqlx::query_as("SELECT status, COUNT(*) FROM deliveries GROUP BY status ORDER BY status")
+            .fetch_all(db.pool())
+            .await?,
+    )
+}
+
+/// How many are due now and the due time of the oldest.
+pub async fn queue_depth(db: &Db, now: i64) -> anyhow::Result<(i64, Option<i64>)> {
+    Ok(sqlx::query_as(
+        "SELECT COUNT(*), MIN(due_at) FROM deliveries WHERE status = 'queued' AND due_at <= $1",
+    )
+    .bind(now)
+    .fetch_one(db.pool())
+    .await?)
+}
+
+/// Removes every mail not yet sent to a subscriber (on erasure: nothing may reach them).
+pub async fn drop_unsent(tx: &mut Tx, subscriber_id: i64) -> anyhow::Result<u64> {
+    Ok(
+        sqlx::query("DELETE FROM deliveries WHERE subscriber_id = $1 AND status = 'queued'")
+            .bind(subscriber_id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected(),
+    )
+}

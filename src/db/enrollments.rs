@@ -1,0 +1,206 @@
+//! Queries on `enrollments`: where each subscriber is in a course and when their next
+//! lesson is due.
+
+use sqlx::FromRow;
+
+use super::{Db, Tx, placeholders};
+
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct EnrollmentRow {
+    pub id: i64,
+    pub subscriber_id: i64,
+    pub course_id: i64,
+    pub status: String,
+    pub position: i64,
+    pub next_due_at: Option<i64>,
+    pub waiting_reply: i64,
+    pub last_sent_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, subscriber_id, course_id, status, position, next_due_at, waiting_reply, last_sent_at, created_at, updated_at";
+
+/// Enrolls a subscriber; a second call for the same course changes nothing.
+pub async fn create(
+    tx: &mut Tx,
+    subscriber_id: i64,
+    course_id: i64,
+    next_due_at: i64,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO enrollments (subscriber_id, course_id, status, position, next_due_at, created_at, updated_at) VALUES ($1, $2, 'active', 0, $3, $4, $4) ON CONFLICT (subscriber_id, course_id) DO NOTHING",
+    )
+    .bind(subscriber_id)
+    .bind(course_id)
+    .bind(next_due_at)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn for_subscriber(db: &Db, subscriber_id: i64) -> anyhow::Result<Vec<EnrollmentRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM enrollments WHERE subscriber_id = $1 ORDER BY id");
+    Ok(sqlx::query_as(&sql)
+        .bind(subscriber_id)
+        .fetch_all(db.pool())
+        .await?)
+}
+
+pub async fn for_subscriber_in(
+    tx: &mut Tx,
+    subscriber_id: i64,
+) -> anyhow::Result<Vec<EnrollmentRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM enrollments WHERE subscriber_id = $1 ORDER BY id");
+    Ok(sqlx::query_as(&sql)
+        .bind(subscriber_id)
+        .fetch_all(&mut **tx)
+        .await?)
+}
+
+pub async fn by_id_in(tx: &mut Tx, id: i64) -> anyhow::Result<Option<EnrollmentRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM enrollments WHERE id = $1");
+    Ok(sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+/// A due enrollment, as the scheduler sees it.
+#[derive(Debug, Clone, FromRow)]
+pub struct Due {
+    pub id: i64,
+    pub subscriber_id: i64,
+    pub course_id: i64,
+    pub position: i64,
+}
+
+/// Up to `limit` active enrollments due at `now`, oldest first, locked for this transaction
+/// (rows another scheduler holds are skipped on PostgreSQL).
+pub async fn lock_due(db: &Db, tx: &mut Tx, now: i64, limit: i64) -> anyhow::Result<Vec<Due>> {
+    let sql = format!(
+        "SELECT id, subscriber_id, course_id, position FROM enrollments WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= $1 ORDER BY next_due_at LIMIT $2{}",
+        db.skip_locked("enrollments")
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .await?)
+}
+
+/// Moves the given enrollments to `position` with nothing planned until that lesson is sent.
+pub async fn advance(tx: &mut Tx, ids: &[i64], position: i64, now: i64) -> anyhow::Result<()> {
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "UPDATE enrollments SET position = $1, next_due_at = NULL, waiting_reply = 0, updated_at = $2 WHERE id IN ({})",
+            placeholders(3, chunk.len())
+        );
+        let mut q = sqlx::query(&sql).bind(position).bind(now);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Marks enrollments that have received every lesson as completed.
+pub async fn complete(tx: &mut Tx, ids: &[i64], now: i64) -> anyhow::Result<()> {
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "UPDATE enrollments SET status = 'completed', next_due_at = NULL, updated_at = $1 WHERE id IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut q = sqlx::query(&sql).bind(now);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Plans the next lesson after the one at `position` was sent. Does nothing if the
+/// enrollment has moved on (an admin moved it, or it was paused) since.
+pub async fn plan_next(
+    tx: &mut Tx,
+    id: i64,
+    position: i64,
+    next_due_at: Option<i64>,
+    waiting_reply: bool,
+    sent_at: i64,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE enrollments SET next_due_at = $1, waiting_reply = $2, last_sent_at = $3, updated_at = $4 WHERE id = $5 AND position = $6 AND status = 'active' AND next_due_at IS NULL",
+    )
+    .bind(next_due_at)
+    .bind(i64::from(waiting_reply))
+    .bind(sent_at)
+    .bind(now)
+    .bind(id)
+    .bind(position)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Sets when the next lesson is due (a reply released a wait, an admin moved them).
+pub async fn set_next_due(
+    tx: &mut Tx,
+    id: i64,
+    next_due_at: Option<i64>,
+    now: i64,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE enrollments SET next_due_at = $1, waiting_reply = 0, updated_at = $2 WHERE id = $3",
+    )
+    .bind(next_due_at)
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_status(
+    tx: &mut Tx,
+    id: i64,
+    status: &str,
+    position: i64,
+    next_due_at: Option<i64>,
+    now: i64,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE enrollments SET status = $1, position = $2, next_due_at = $3, waiting_reply = 0, updated_at = $4 WHERE id = $5")
+        .bind(status)
+        .bind(position)
+        .bind(next_due_at)
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The position of the last lesson that actually left (sent, failed or bounced) for an
+/// enrollment: where a pause rolls back to when a queued lesson is withdrawn.
+pub async fn last_delivered_position(tx: &mut Tx, enrollment_id: i64) -> anyhow::Result<i64> {
+    let (pos,): (i64,) = sqlx::query_as(
+        "SELECT COALESCE(MAX(l.position), 0) FROM deliveries d JOIN lessons l ON l.id = d.lesson_id WHERE d.enrollment_id = $1 AND d.status <> 'queued'",
+    )
+    .bind(enrollment_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(pos)
+}
+
+pub async fn count_due(db: &Db, now: i64) -> anyhow::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM enrollments WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= $1")
+        .bind(now)
+        .fetch_one(db.pool())
+        .await?;
+    Ok(n)
+}

@@ -1,0 +1,246 @@
+//! Queries on `subscribers` and `bounces`.
+
+use sqlx::FromRow;
+
+use super::{Db, Tx};
+
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct SubscriberRow {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub timezone: String,
+    pub status: String,
+    pub created_at: i64,
+    pub confirmed_at: Option<i64>,
+    pub confirm_sent_at: Option<i64>,
+    pub status_at: i64,
+}
+
+const COLUMNS: &str =
+    "id, email, name, timezone, status, created_at, confirmed_at, confirm_sent_at, status_at";
+
+pub async fn by_email(db: &Db, email: &str) -> anyhow::Result<Option<SubscriberRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM subscribers WHERE email = $1");
+    Ok(sqlx::query_as(&sql)
+        .bind(email.to_lowercase())
+        .fetch_optional(db.pool())
+        .await?)
+}
+
+pub async fn by_email_in(tx: &mut Tx, email: &str) -> anyhow::Result<Option<SubscriberRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM subscribers WHERE email = $1");
+    Ok(sqlx::query_as(&sql)
+        .bind(email.to_lowercase())
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+pub async fn by_id(db: &Db, id: i64) -> anyhow::Result<Option<SubscriberRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM subscribers WHERE id = $1");
+    Ok(sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?)
+}
+
+pub async fn by_id_in(tx: &mut Tx, id: i64) -> anyhow::Result<Option<SubscriberRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM subscribers WHERE id = $1");
+    Ok(sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+pub async fn insert(
+    tx: &mut Tx,
+    email: &str,
+    name: &str,
+    timezone: &str,
+    status: &str,
+    now: i64,
+) -> anyhow::Result<i64> {
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO subscribers (email, name, timezone, status, created_at, status_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+    )
+    .bind(email.to_lowercase())
+    .bind(name)
+    .bind(timezone)
+    .bind(status)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+pub async fn set_status(tx: &mut Tx, id: i64, status: &str, now: i64) -> anyhow::Result<()> {
+    sqlx::query("UPDATE subscribers SET status = $1, status_at = $2 WHERE id = $3")
+        .bind(status)
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Marks a pending subscriber active; false when they were not pending.
+pub async fn confirm(tx: &mut Tx, id: i64, now: i64) -> anyhow::Result<bool> {
+    let done = sqlx::query("UPDATE subscribers SET status = 'active', confirmed_at = $1, status_at = $1 WHERE id = $2 AND status = 'pending'")
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn set_confirm_sent(tx: &mut Tx, id: i64, now: i64) -> anyhow::Result<()> {
+    sqlx::query("UPDATE subscribers SET confirm_sent_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn update_profile(
+    tx: &mut Tx,
+    id: i64,
+    name: &str,
+    timezone: &str,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE subscribers SET name = $1, timezone = $2 WHERE id = $3")
+        .bind(name)
+        .bind(timezone)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// A page of subscribers, newest first, optionally filtered.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub status: Option<String>,
+    /// Matches the start of the address or of the name.
+    pub search: Option<String>,
+    /// Position of the last lesson queued.
+    pub reached: Option<i64>,
+    /// Keyset pagination: rows with an id below this.
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+pub async fn list(db: &Db, f: &Filter) -> anyhow::Result<Vec<SubscriberRow>> {
+    let mut sql = format!(
+        "SELECT {} FROM subscribers s WHERE 1 = 1",
+        COLUMNS
+            .split(", ")
+            .map(|c| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        format!("${n}")
+    };
+    if f.status.is_some() {
+        sql += &format!(" AND s.status = {}", next());
+    }
+    if f.search.is_some() {
+        let (a, b) = (next(), next());
+        sql += &format!(" AND (s.email LIKE {a} OR s.name LIKE {b})");
+    }
+    if f.reached.is_some() {
+        sql += &format!(
+            " AND EXISTS (SELECT 1 FROM enrollments e WHERE e.subscriber_id = s.id AND e.position = {})",
+            next()
+        );
+    }
+    if f.before_id.is_some() {
+        sql += &format!(" AND s.id < {}", next());
+    }
+    sql += &format!(" ORDER BY s.id DESC LIMIT {}", next());
+    let mut q = sqlx::query_as::<_, SubscriberRow>(&sql);
+    if let Some(s) = &f.status {
+        q = q.bind(s.clone());
+    }
+    if let Some(s) = &f.search {
+        let pattern = format!("{}%", s.to_lowercase().replace(['%', '_'], ""));
+        q = q.bind(pattern.clone()).bind(pattern);
+    }
+    if let Some(r) = f.reached {
+        q = q.bind(r);
+    }
+    if let Some(b) = f.before_id {
+        q = q.bind(b);
+    }
+    Ok(q.bind(f.limit).fetch_all(db.pool()).await?)
+}
+
+/// Every subscriber in id order, streamed, for export.
+pub fn stream_all(db: &Db) -> impl futures::Stream<Item = Result<SubscriberRow, sqlx::Error>> + '_ {
+    sqlx::query_as::<_, SubscriberRow>("SELECT id, email, name, timezone, status, created_at, confirmed_at, confirm_sent_at, status_at FROM subscribers ORDER BY id")
+        .fetch(db.pool())
+}
+
+pub async fn delete(tx: &mut Tx, id: i64) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM subscribers WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn record_bounce(
+    tx: &mut Tx,
+    subscriber_id: i64,
+    delivery_id: Option<i64>,
+    hard: bool,
+    code: &str,
+    now: i64,
+) -> anyhow::Result<()> {
+    sqlx::query("INSERT INTO bounces (subscriber_id, delivery_id, hard, status_code, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(subscriber_id)
+        .bind(delivery_id)
+        .bind(i64::from(hard))
+        .bind(code)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// (hard, soft) bounces since `since`.
+pub async fn bounce_counts(
+    tx: &mut Tx,
+    subscriber_id: i64,
+    since: i64,
+) -> anyhow::Result<(i64, i64)> {
+    let (hard, soft): (i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(SUM(CASE WHEN hard = 1 THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN hard = 0 THEN 1 ELSE 0 END), 0) FROM bounces WHERE subscriber_id = $1 AND created_at >= $2",
+    )
+    .bind(subscriber_id)
+    .bind(since)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok((hard, soft))
+}
+
+pub async fn count_by_status(db: &Db) -> anyhow::Result<Vec<(String, i64)>> {
+    Ok(
+        sqlx::query_as("SELECT status, COUNT(*) FROM subscribers GROUP BY status ORDER BY status")
+            .fetch_all(db.pool())
+            .await?,
+    )
+}
+
+/// Replaces what identifies a person with a placeholder that cannot receive mail.
+pub async fn anonymise(tx: &mut Tx, id: i64) -> anyhow::Result<()> {
+    sqlx::query("UPDATE subscribers SET email = $1, name = '', timezone = 'UTC' WHERE id = $2")
+        .bind(format!("erased-{id}@erased.invalid"))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! Typed values that are parsed once at the edge and trusted everywhere after.
+
+mod email;
+mod phase;
+mod slug;
+mod timezone;
+pub mod token;
+
+pub use email::EmailAddress;
+pub use phase::Phase;
+pub use slug::Slug;
+pub use timezone::Timezone;
+pub use token::{Purpose, Signer};
+
+/// Why an input was refused; `field` names what the user must fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidInput {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl InvalidInput {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        InvalidInput {
+            field,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The scheduler's pass: due enrollments become queued deliveries, and the enrollment moves
+//! to that lesson in the same transaction.
+//!
+//! Only one pass plans at a time on PostgreSQL (a transaction-level advisory lock); the
+//! due rows are also locked with SKIP LOCKED, and UNIQUE (enrollment_id, lesson_id) refuses
+//! a second row for a lesson, so even two passes that did run together could not queue a
+//! lesson twice. On SQLite the write transaction is exclusive.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::app::App;
+use crate::db::{self, Backend, deliveries::NewLesson, lessons::Lesson};
+use crate::domain::Timezone;
+use crate::schedule;
+
+/// What a planning pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PlanReport {
+    pub enqueued: u64,
+    pub completed: u64,
+    /// True when another process held the planning lock.
+    pub skipped: bool,
+}
+
+/// An arbitrary constant naming drip's planning lock among PostgreSQL advisory locks.
+const PLAN_LOCK: i64 = 0x0d21_9001;
+
+/// The next published lesson after `position` (drafts are stepped over).
+pub fn next_lesson(lessons: &[Lesson], position: i64) -> Option<&Lesson> {
+    lessons
+        .iter()
+        .filter(|l| l.is_published() && l.position > position)
+        .min_by_key(|l| l.position)
+}
+
+/// Plans every enrollment due at `now`, in batches.
+pub async fn plan_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<PlanReport> {
+    let now_s = now.timestamp();
+    let batch = i64::from(app.config.schedule.batch_size).max(1) * 10;
+    let mut report = PlanReport::default();
+    let mut lessons_by_course: HashMap<i64, Vec<Lesson>> = HashMap::new();
+    loop {
+        let mut tx = app.db.begin_write().await?;
+        if app.db.backend() == Backend::Postgres {
+            let (got,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_xact_lock($1)")
+                .bind(PLAN_LOCK)
+                .fetch_one(&mut *tx)
+                .await?;
+            if !got {
+                report.skipped = true;
+                return Ok(report);
+            }
+        }
+        let due = db::enrollments::lock_due(&app.db, &mut tx, now_s, batch).await?;
+        if due.is_empty() {
+            tx.commit().await?;
+            return Ok(report);
+        }
+        let mut groups: HashMap<(i64, i64), Vec<NewLesson>> = HashMap::new();
+        let mut completed = Vec::new();
+        for row in &due {
+            if !lessons_by_course.contains_key(&row.course_id) {
+                let lessons = db::lessons::list_in(&mut tx, row.course_id).await?;
+                lessons_by_course.insert(row.course_id, lessons);
+            }
+            match next_lesson(&lessons_by_course[&row.course_id], row.position) {
+                Some(lesson) => groups
+                    .entry((lesson.id, lesson.position))
+                    .or_default()
+                    .push(NewLesson {
+                        subscriber_id: row.subscriber_id,
+                        enrollment_id: row.id,
+                        lesson_id: lesson.id,
+                    }),
+                None => completed.push(row.id),
+            }
+        }
+        for ((_, position), rows) in &groups {
+            let ids: Vec<i64> = rows.iter().map(|r| r.enrollment_id).collect();
+            db::enrollments::advance(&mut tx, &ids, *position, now_s).await?;
+            report.enqueued += db::deliveries::enqueue_lessons(&mut tx, rows, now_s).await?;
+        }
+        db::enrollments::complete(&mut tx, &completed, now_s).await?;
+        report.completed += completed.len() as u64;
+        tx.commit().await?;
+        if (due.len() as i64) < batch {
+            return Ok(report);
+        }
+    }
+}
+
+/// When the lesson after `sent` is due for a subscriber in `tz`, and whether it waits for a
+/// reply. `None` means nothing is planned (waiting for a reply with no time limit).
+pub fn due_after_send(
+    lessons: &[Lesson],
+    course_window: &str,
+    sent: &Lesson,
+    tz: Timezone,
+    sent_at: DateTime<Utc>,
+) -> (Option<i64>, bool) {
+    let Some(next) = next_lesson(lessons, sent.position) else {
+        // Nothing left: due at once, so the next pass marks the enrollment completed.
+        return (Some(sent_at.timestamp()), false);
+    };
+    let window = next.content.window(course_window);
+    if sent.content.wait_for_reply {
+        let due = sent.content.max_wait_days.map(|wait| {
+            let days = next.content.after_days.max(wait);
+            schedule::due_after(&window, days, sent_at, tz.tz()).timestamp()
+        });
+        return (due, true);
+    }
+    (
+        Some(schedule::due_after(&window, next.content.after_days, sent_at, tz.tz()).timestamp()),
+        false,
+    )
+}
+
+/// When the lesson after `answered` is due once the reply it waited for arrived at
+/// `replied_at`: its usual due time, or the next window after the reply if that is later.
+pub fn due_after_reply(
+    lessons: &[Lesson],
+    course_window: &str,
+    answered: &Lesson,
+    tz: Timezone,
+    sent_at: i64,
+    replied_at: DateTime<Utc>,
+) -> Option<i64> {
+    let next = next_lesson(lessons, answered.position)?;
+    let window = next.content.window(course_window);
+    let sent_at = Utc.timestamp_opt(sent_at, 0).single()?;
+    let usual = schedule::due_after(&window, next.content.after_days, sent_at, tz.tz());
+    let after_reply = schedule::next_window(&window, replied_at, tz.tz());
+    Some(usual.max(after_reply).timestamp())
+}

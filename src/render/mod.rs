@@ -1,0 +1,298 @@
+//! Rendering mails and pages: minijinja templates from `templates/`, loaded once, and lesson
+//! Markdown placed in the email layout, then CSS inlined for mail clients.
+
+pub mod markdown;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+use serde::Serialize;
+
+use crate::curriculum::LessonContent;
+
+/// The variables a lesson body may use. Lint refuses any other.
+pub const TEMPLATE_VARIABLES: &[&str] = &[
+    "subscriber",
+    "subscriber.first_name",
+    "subscriber.email",
+    "subscriber.timezone",
+    "course",
+    "course.title",
+    "course.description",
+    "lesson",
+    "lesson.title",
+    "lesson.number",
+    "lesson.of",
+    "lesson.phase",
+    "links",
+    "links.unsubscribe",
+    "links.preferences",
+    "links.journal",
+];
+
+/// Who the mail is for. `first_name` already has its fallback.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscriberVars {
+    pub first_name: String,
+    pub email: String,
+    pub timezone: String,
+}
+
+impl SubscriberVars {
+    pub fn new(name: &str, email: &str, timezone: &str) -> SubscriberVars {
+        let first = name.split_whitespace().next().unwrap_or("");
+        SubscriberVars {
+            first_name: if first.is_empty() {
+                "friend".into()
+            } else {
+                first.to_owned()
+            },
+            email: email.to_owned(),
+            timezone: timezone.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CourseVars {
+    pub title: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LessonVars {
+    pub title: String,
+    pub number: usize,
+    pub of: usize,
+    pub phase: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Links {
+    pub unsubscribe: String,
+    pub preferences: String,
+    pub journal: String,
+}
+
+/// Everything a mail template sees.
+#[derive(Debug, Clone, Serialize)]
+pub struct MailContext {
+    pub subscriber: SubscriberVars,
+    pub course: CourseVars,
+    pub links: Links,
+}
+
+/// A finished mail: subject, HTML (CSS inlined) and plain text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedMail {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+/// Which non-lesson mail to render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailKind {
+    Confirm,
+    Welcome,
+    Goodbye,
+    Notice,
+}
+
+impl MailKind {
+    fn name(self) -> &'static str {
+        match self {
+            MailKind::Confirm => "confirm",
+            MailKind::Welcome => "welcome",
+            MailKind::Goodbye => "goodbye",
+            MailKind::Notice => "notice",
+        }
+    }
+}
+
+/// Templates loaded once; cheap to clone and share between tasks.
+#[derive(Clone)]
+pub struct Renderer {
+    env: Arc<Environment<'static>>,
+    inliner: Arc<css_inline::CSSInliner<'static>>,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Renderer")
+    }
+}
+
+/// The environment lesson bodies are rendered in: strict about unknown variables, and
+/// every value is Markdown-escaped so a subscriber's name cannot become a link or markup.
+fn body_environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.set_formatter(|out, _state, value| {
+        let text = value.to_string();
+        let mut escaped = String::with_capacity(text.len());
+        for c in text.chars() {
+            if c.is_ascii_punctuation() && c != '.' && c != ',' && c != '\'' && c != '-' && c != '@'
+            {
+                escaped.push('\\');
+            }
+            escaped.push(c);
+        }
+        out.write_str(&escaped)
+            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()))
+    });
+    env
+}
+
+impl Renderer {
+    /// Loads and compiles every template under `dir`; an error names the file and line.
+    pub fn load(dir: &Path) -> anyhow::Result<Renderer> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html") {
+                AutoEscape::Html
+            } else {
+                AutoEscape::None
+            }
+        });
+        for sub in ["email", "web"] {
+            let folder = dir.join(sub);
+            let entries = std::fs::read_dir(&folder)
+                .with_context(|| format!("cannot read templates folder {}", folder.display()))?;
+            let mut names: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+            names.sort();
+            for path in names {
+                let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
+                    continue;
+                };
+                if !(file.ends_with(".html") || file.ends_with(".txt")) {
+                    continue;
+                }
+                let source = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                env.add_template_owned(format!("{sub}/{file}"), source)
+                    .map_err(|e| {
+                        anyhow::anyhow!("{}:{}: {}", path.display(), e.line().unwrap_or(1), e)
+                    })?;
+            }
+        }
+        for required in [
+            "email/lesson.html",
+            "email/lesson.txt",
+            "email/confirm.html",
+            "email/confirm.txt",
+        ] {
+            env.get_template(required)
+                .with_context(|| format!("missing template {}", dir.join(required).display()))?;
+        }
+        let inliner = css_inline::CSSInliner::options()
+            .keep_style_tags(false)
+            .load_remote_stylesheets(false)
+            .build();
+        Ok(Renderer {
+            env: Arc::new(env),
+            inliner: Arc::new(inliner),
+        })
+    }
+
+    /// Renders a lesson exactly as the sender sends it.
+    pub fn lesson(
+        &self,
+        lesson: &LessonContent,
+        vars: &LessonVars,
+        ctx: &MailContext,
+    ) -> anyhow::Result<RenderedMail> {
+        let body_ctx = minijinja::context! {
+            subscriber => &ctx.subscriber, course => &ctx.course, links => &ctx.links, lesson => vars,
+        };
+        let markdown = body_environment()
+            .render_str(&lesson.body, &body_ctx)
+            .map_err(|e| anyhow::anyhow!("lesson body, line {}: {e}", e.line().unwrap_or(1)))?;
+        let page_ctx = minijinja::context! {
+            subscriber => &ctx.subscriber, course => &ctx.course, links => &ctx.links, lesson => vars,
+            subject => &lesson.subject,
+            prompt => &lesson.prompt,
+            content_html => Value::from_safe_string(markdown::to_html(&markdown)),
+            content_text => markdown::to_text(&markdown),
+        };
+        self.finish("lesson", lesson.subject.clone(), page_ctx)
+    }
+
+    /// Renders a confirmation, welcome, goodbye or notice mail. `extra` adds variables
+    /// (the confirm link, a notice's message).
+    pub fn mail(
+        &self,
+        kind: MailKind,
+        ctx: &MailContext,
+        extra: Value,
+    ) -> anyhow::Result<RenderedMail> {
+        let page_ctx = minijinja::context! {
+            subscriber => &ctx.subscriber, course => &ctx.course, links => &ctx.links, ..extra
+        };
+        let subject = self
+            .env
+            .get_template(&format!("email/{}.subject.txt", kind.name()))
+            .and_then(|t| t.render(&page_ctx))
+            .map(|s| s.trim().to_owned())
+            .with_context(|| format!("rendering the subject of the {} mail", kind.name()))?;
+        self.finish(
+            kind.name(),
+            subject.clone(),
+            minijinja::context! { subject => subject, ..page_ctx },
+        )
+    }
+
+    fn finish(&self, name: &str, subject: String, ctx: Value) -> anyhow::Result<RenderedMail> {
+        let html = self
+            .env
+            .get_template(&format!("email/{name}.html"))
+            .and_then(|t| t.render(&ctx))
+            .with_context(|| format!("rendering email/{name}.html"))?;
+        let html = self
+            .inliner
+            .inline(&html)
+            .with_context(|| format!("inlining CSS of email/{name}.html"))?;
+        let text = self
+            .env
+            .get_template(&format!("email/{name}.txt"))
+            .and_then(|t| t.render(&ctx))
+            .with_context(|| format!("rendering email/{name}.txt"))?;
+        Ok(RenderedMail {
+            subject,
+            html,
+            text: normalise_text(&text),
+        })
+    }
+
+    /// Renders a web page from `templates/web/`.
+    pub fn page<S: Serialize>(&self, name: &str, ctx: S) -> anyhow::Result<String> {
+        self.env
+            .get_template(&format!("web/{name}.html"))
+            .and_then(|t| t.render(ctx))
+            .with_context(|| format!("rendering web/{name}.html"))
+    }
+}
+
+/// Collapses the blank-line runs that template tags leave in plain text.
+fn normalise_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blank = 0;
+    for line in text.lines() {
+        let line = line.trim_end();
+        if line.is_empty() {
+            blank += 1;
+            if blank > 1 {
+                continue;
+            }
+        } else {
+            blank = 0;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.trim_matches('\n').to_owned() + "\n"
+}

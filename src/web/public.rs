@@ -1,0 +1,414 @@
+//! The subscriber's side: the course page and sign-up form, confirmation, one-click
+//! unsubscribe, preferences and their journal. Token links are the only credential.
+
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Form, Json, Router};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::WebError;
+use crate::app::App;
+use crate::db;
+use crate::domain::{Phase, Purpose, Timezone};
+use crate::subscriptions::{self, Confirmed, NewSubscriber};
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/", get(index))
+        .route("/subscribe", axum::routing::post(subscribe))
+        .route("/confirm/{token}", get(confirm))
+        .route(
+            "/unsubscribe/{token}",
+            get(unsubscribe_page).post(unsubscribe),
+        )
+        .route(
+            "/preferences/{token}",
+            get(preferences_page).post(preferences),
+        )
+        .route("/journal/{token}", get(journal))
+}
+
+/// What the course page shows about the course.
+#[derive(Serialize)]
+struct CoursePage {
+    title: String,
+    description: String,
+    phases: Vec<PhaseInfo>,
+    lessons: usize,
+    days: u32,
+}
+
+#[derive(Serialize)]
+struct PhaseInfo {
+    label: &'static str,
+    line: String,
+    lessons: usize,
+}
+
+async fn course_page(app: &App) -> anyhow::Result<CoursePage> {
+    let course = app.course().await?;
+    let lessons: Vec<_> = db::lessons::list(&app.db, course.id)
+        .await?
+        .into_iter()
+        .filter(|l| l.is_published())
+        .collect();
+    let lines = course.phase_lines();
+    let phases = Phase::ALL
+        .iter()
+        .map(|p| PhaseInfo {
+            label: p.label(),
+            line: lines.get(p.as_str()).cloned().unwrap_or_default(),
+            lessons: lessons.iter().filter(|l| l.content.phase == *p).count(),
+        })
+        .filter(|p| p.lessons > 0)
+        .collect();
+    let days = lessons.iter().map(|l| l.content.after_days).sum::<u32>() + 1;
+    Ok(CoursePage {
+        title: course.title,
+        description: course.description,
+        phases,
+        lessons: lessons.len(),
+        days,
+    })
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+struct SubscribeForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    timezone: String,
+}
+
+fn render(app: &App, name: &str, ctx: serde_json::Value) -> Result<Html<String>, WebError> {
+    Ok(Html(app.renderer.page(name, ctx)?))
+}
+
+fn index_page(
+    app: &App,
+    course: &CoursePage,
+    form: &SubscribeForm,
+    errors: &serde_json::Value,
+) -> Result<Html<String>, WebError> {
+    let timezone = if form.timezone.is_empty() {
+        app.config.schedule.default_timezone.clone()
+    } else {
+        form.timezone.clone()
+    };
+    render(
+        app,
+        "index",
+        json!({
+            "course": course,
+            "form": { "email": form.email, "name": form.name, "timezone": timezone },
+            "errors": errors,
+            "timezones": Timezone::all_names().collect::<Vec<_>>(),
+        }),
+    )
+}
+
+async fn index(State(app): State<App>) -> Result<Html<String>, WebError> {
+    let course = course_page(&app).await?;
+    index_page(&app, &course, &SubscribeForm::default(), &json!({}))
+}
+
+/// The form, from either an HTML form post or a JSON body.
+struct SubscribeInput {
+    form: SubscribeForm,
+    json: bool,
+}
+
+impl<S: Send + Sync> FromRequest<S> for SubscribeInput {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if is_json {
+            let Json(form) = Json::<SubscribeForm>::from_request(req, state)
+                .await
+                .map_err(|e| {
+                    let status = e.status();
+                    (status, Json(json!({"error": e.body_text(), "field": null}))).into_response()
+                })?;
+            Ok(SubscribeInput { form, json: true })
+        } else {
+            let Form(form) = Form::<SubscribeForm>::from_request(req, state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+            Ok(SubscribeInput { form, json: false })
+        }
+    }
+}
+
+async fn subscribe(State(app): State<App>, input: SubscribeInput) -> Result<Response, WebError> {
+    let SubscribeInput { form, json } = input;
+    let parsed = NewSubscriber::parse(
+        &form.email,
+        &form.name,
+        &form.timezone,
+        app.config.default_timezone(),
+    );
+    let new = match parsed {
+        Ok(new) => new,
+        Err(errors) => {
+            if json {
+                let first = &errors[0];
+                let body = json!({
+                    "error": first.to_string(),
+                    "field": first.field,
+                    "errors": errors.iter().map(|e| json!({"field": e.field, "message": e.message})).collect::<Vec<_>>(),
+                });
+                return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response());
+            }
+            let by_field: serde_json::Map<String, serde_json::Value> = errors
+                .iter()
+                .map(|e| (e.field.to_owned(), json!(e.message)))
+                .collect();
+            let course = course_page(&app).await?;
+            let page = index_page(&app, &course, &form, &serde_json::Value::Object(by_field))?;
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+    };
+    // The outcome (new, pending, already active, throttled) is deliberately not shown: the
+    // form must not reveal whether an address is known.
+    subscriptions::subscribe(&app, &new, Utc::now()).await?;
+    if json {
+        return Ok(Json(
+            json!({"status": "ok", "message": "Check your inbox for a confirmation link."}),
+        )
+        .into_response());
+    }
+    let course = course_page(&app).await?;
+    Ok(render(&app, "subscribed", json!({"course": course}))?.into_response())
+}
+
+fn verify(app: &App, purpose: Purpose, token: &str) -> Result<i64, WebError> {
+    app.signer
+        .verify(purpose, token)
+        .map_err(|_| WebError::NotFound("This link is not valid. It may have been cut short by your mail program: try copying the whole address."))
+}
+
+async fn confirm(
+    State(app): State<App>,
+    Path(token): Path<String>,
+) -> Result<Html<String>, WebError> {
+    let id = verify(&app, Purpose::Confirm, &token)?;
+    let outcome = subscriptions::confirm(&app, id, "subscriber", Utc::now()).await?;
+    let state = match outcome {
+        Confirmed::Now => "confirmed",
+        Confirmed::Already => "already",
+        Confirmed::Inactive => "inactive",
+        Confirmed::NotFound => {
+            return Err(WebError::NotFound(
+                "This confirmation link is not valid any more.",
+            ));
+        }
+    };
+    let course = course_page(&app).await?;
+    render(&app, "confirmed", json!({"course": course, "state": state}))
+}
+
+async fn subscriber_for(
+    app: &App,
+    purpose: Purpose,
+    token: &str,
+) -> Result<db::subscribers::SubscriberRow, WebError> {
+    let id = verify(app, purpose, token)?;
+    db::subscribers::by_id(&app.db, id)
+        .await?
+        .filter(|s| s.status != "erased")
+        .ok_or(WebError::NotFound(
+            "There is no subscription for this link any more.",
+        ))
+}
+
+async fn unsubscribe_page(
+    State(app): State<App>,
+    Path(token): Path<String>,
+) -> Result<Html<String>, WebError> {
+    let s = subscriber_for(&app, Purpose::Unsubscribe, &token).await?;
+    let course = course_page(&app).await?;
+    render(
+        &app,
+        "unsubscribe",
+        json!({"course": course, "email": s.email, "done": s.status == "unsubscribed", "token": token}),
+    )
+}
+
+/// One click: works for the RFC 8058 POST (body `List-Unsubscribe=One-Click`, no cookies)
+/// and for the button on the page alike.
+async fn unsubscribe(
+    State(app): State<App>,
+    Path(token): Path<String>,
+) -> Result<Html<String>, WebError> {
+    let s = subscriber_for(&app, Purpose::Unsubscribe, &token).await?;
+    subscriptions::unsubscribe(&app, s.id, "subscriber", Utc::now()).await?;
+    let course = course_page(&app).await?;
+    render(
+        &app,
+        "unsubscribe",
+        json!({"course": course, "email": s.email, "done": true, "token": token}),
+    )
+}
+
+async fn preferences_context(
+    app: &App,
+    s: &db::subscribers::SubscriberRow,
+    token: &str,
+    message: &str,
+) -> Result<serde_json::Value, WebError> {
+    let course = course_page(app).await?;
+    let enrollment = db::enrollments::for_subscriber(&app.db, s.id)
+        .await?
+        .into_iter()
+        .next();
+    Ok(json!({
+        "course": course,
+        "subscriber": { "email": s.email, "name": s.name, "timezone": s.timezone, "status": s.status },
+        "position": enrollment.map(|e| e.position).unwrap_or(0),
+        "timezones": Timezone::all_names().collect::<Vec<_>>(),
+        "token": token,
+        "message": message,
+        "journal": app.links(s.id).journal,
+    }))
+}
+
+async fn preferences_page(
+    State(app): State<App>,
+    Path(token): Path<String>,
+) -> Result<Html<String>, WebError> {
+    let s = subscriber_for(&app, Purpose::Preferences, &token).await?;
+    let ctx = preferences_context(&app, &s, &token, "").await?;
+    render(&app, "preferences", ctx)
+}
+
+#[derive(Deserialize)]
+struct PreferencesForm {
+    action: String,
+    #[serde(default)]
+    timezone: String,
+}
+
+async fn preferences(
+    State(app): State<App>,
+    Path(token): Path<String>,
+    Form(form): Form<PreferencesForm>,
+) -> Result<Response, WebError> {
+    let s = subscriber_for(&app, Purpose::Preferences, &token).await?;
+    let now = Utc::now();
+    let message = match form.action.as_str() {
+        "pause" => {
+            subscriptions::pause(&app, s.id, "subscriber", now).await?;
+            "Paused. No lessons will come until you resume."
+        }
+        "resume" => {
+            subscriptions::resume(&app, s.id, "subscriber", now).await?;
+            "Welcome back. Your next lesson comes at the next usual time."
+        }
+        "unsubscribe" => {
+            subscriptions::unsubscribe(&app, s.id, "subscriber", now).await?;
+            "You are unsubscribed. No more lessons will come."
+        }
+        "timezone" => match Timezone::parse(&form.timezone) {
+            Ok(tz) => {
+                subscriptions::set_timezone(&app, s.id, tz, "subscriber", now).await?;
+                "Time zone saved."
+            }
+            Err(e) => {
+                let s = db::subscribers::by_id(&app.db, s.id)
+                    .await?
+                    .ok_or(WebError::NotFound("gone"))?;
+                let mut ctx = preferences_context(&app, &s, &token, "").await?;
+                ctx["errors"] = json!({ "timezone": e.message });
+                return Ok((
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    render(&app, "preferences", ctx)?,
+                )
+                    .into_response());
+            }
+        },
+        _ => {
+            return Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "action: must be pause, resume, timezone or unsubscribe",
+            )
+                .into_response());
+        }
+    };
+    let s = db::subscribers::by_id(&app.db, s.id)
+        .await?
+        .ok_or(WebError::NotFound("gone"))?;
+    let ctx = preferences_context(&app, &s, &token, message).await?;
+    Ok(render(&app, "preferences", ctx)?.into_response())
+}
+
+#[derive(Deserialize)]
+struct JournalQuery {
+    #[serde(default)]
+    download: Option<String>,
+}
+
+/// The subscriber's own answers, lesson by lesson; `?download=1` gives a Markdown file.
+async fn journal(
+    State(app): State<App>,
+    Path(token): Path<String>,
+    Query(q): Query<JournalQuery>,
+) -> Result<Response, WebError> {
+    let s = subscriber_for(&app, Purpose::Journal, &token).await?;
+    let course = app.course().await?;
+    let lessons = db::lessons::list(&app.db, course.id).await?;
+    let replies = db::replies::for_subscriber(&app.db, s.id).await?;
+    let entries: Vec<serde_json::Value> = replies
+        .iter()
+        .filter(|r| r.kind == "reply")
+        .map(|r| {
+            let lesson = lessons.iter().find(|l| Some(l.id) == r.lesson_id);
+            json!({
+                "lesson": lesson.map(|l| l.content.title.clone()).unwrap_or_else(|| "A note".into()),
+                "prompt": lesson.map(|l| l.content.prompt.clone()).unwrap_or_default(),
+                "text": String::from_utf8_lossy(&app.open_reply_text(&r.text)),
+                "received": chrono::DateTime::from_timestamp(r.received_at, 0).map(|t| t.format("%-d %B %Y").to_string()).unwrap_or_default(),
+            })
+        })
+        .collect();
+    if q.download.is_some() {
+        let mut md = format!("# {} — my answers\n\n", course.title);
+        for e in &entries {
+            md.push_str(&format!(
+                "## {}\n\n_{}_\n\n{}\n\n({})\n\n",
+                e["lesson"].as_str().unwrap_or(""),
+                e["prompt"].as_str().unwrap_or(""),
+                e["text"].as_str().unwrap_or(""),
+                e["received"].as_str().unwrap_or("")
+            ));
+        }
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/markdown; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"my-answers.md\"",
+                ),
+            ],
+            md,
+        )
+            .into_response());
+    }
+    let page = course_page(&app).await?;
+    Ok(render(
+        &app,
+        "journal",
+        json!({"course": page, "entries": entries, "token": token}),
+    )?
+    .into_response())
+}
