@@ -240,15 +240,26 @@ impl Config {
         Self::load_with_env(path, Env::prefixed("DRIP_"))
     }
 
+    /// Parses configuration text alone, without the environment (for tests and tools).
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        Self::from_text(text, Path::new("<string>"), None)
+    }
+
     fn load_with_env(path: &Path, env: Env) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
+        Self::from_text(&text, path, Some(env))
+    }
+
+    fn from_text(text: &str, path: &Path, env: Option<Env>) -> Result<Config, ConfigError> {
         // Only DRIP_<SECTION>__<KEY> is configuration; other DRIP_ variables (the test
         // suite's DRIP_TEST_POSTGRES_URL, say) are not ours to reject.
-        let env = env.filter(|k| k.as_str().contains("__")).split("__");
-        let figment = Figment::new().merge(Toml::string(&text)).merge(env);
+        let mut figment = Figment::new().merge(Toml::string(text));
+        if let Some(env) = env {
+            figment = figment.merge(env.filter(|k| k.as_str().contains("__")).split("__"));
+        }
         let mut config: Config = figment.extract().map_err(|e| {
             let mut msg = String::new();
             for (i, err) in e.into_iter().enumerate() {

@@ -31,7 +31,13 @@ impl Window {
         }
         cron::Schedule::from_str(text)
             .map(|s| Window::Cron(Box::new(s)))
-            .map_err(|e| format!("send_window {text:?} is not a valid cron expression: {e}"))
+            .map_err(|e| {
+                // The cron crate's message repeats the expression on a line of its own;
+                // a problem is one line (`path:line: message`), so keep only the reason.
+                let e = e.to_string();
+                let reason = e.lines().last().unwrap_or("").trim();
+                format!("send_window {text:?} is not a valid cron expression: {reason}")
+            })
     }
 }
 
@@ -258,19 +264,8 @@ pub fn parse_lesson(file_name: &str, text: &str) -> Result<LessonFile, Vec<Probl
         v.unwrap_or(1)
     });
     let wait_for_reply = raw.wait_for_reply.as_ref().is_some_and(|w| *w.get_ref());
-    if let Some(m) = &raw.max_wait_days
-        && !wait_for_reply
-    {
-        problems.push(Problem::new(
-            at(m.span()),
-            "max_wait_days only applies with wait_for_reply = true",
-        ));
-    }
-    if let Some(w) = &raw.send_window
-        && let Err(e) = Window::parse(w.get_ref())
-    {
-        problems.push(Problem::new(at(w.span()), e));
-    }
+    // max_wait_days without wait_for_reply and a bad send_window are content rules:
+    // check_content below reports them (once), at their field's line.
     let content = LessonContent {
         title: raw.title.get_ref().clone(),
         subject: raw.subject.get_ref().clone(),
@@ -290,6 +285,8 @@ pub fn parse_lesson(file_name: &str, text: &str) -> Result<LessonFile, Vec<Probl
             "title" => at(raw.title.span()),
             "subject" => at(raw.subject.span()),
             "prompt" => at(raw.prompt.span()),
+            "send_window" => raw.send_window.as_ref().map_or(1, |w| at(w.span())),
+            "max_wait_days" => raw.max_wait_days.as_ref().map_or(1, |m| at(m.span())),
             _ => body_line,
         }
     };

@@ -68,6 +68,9 @@ enum Transport {
 #[derive(Clone)]
 pub struct Mailer {
     transport: Transport,
+    /// The longest one SMTP send may take. lettre bounds only the connect; a server that
+    /// stops answering mid-DATA would otherwise hold a sender forever.
+    send_timeout: Duration,
     from: Mailbox,
     dkim: Option<Arc<DkimConfig>>,
 }
@@ -99,6 +102,7 @@ impl Mailer {
             Some(Arc::new(dkim_config(&config.mail, from.email.domain())?))
         };
         Ok(Mailer {
+            send_timeout: Duration::from_secs(config.smtp.timeout_seconds.max(1) * 2),
             transport,
             from,
             dkim,
@@ -198,9 +202,10 @@ impl Mailer {
                     SendError::Transient(format!("writing {}: {e}", dir.join(&name).display()))
                 })
             }
-            Transport::Smtp(smtp) => match smtp.send(message).await {
-                Ok(_) => Ok(()),
-                Err(e) => Err(classify(&e)),
+            Transport::Smtp(smtp) => match tokio::time::timeout(self.send_timeout, smtp.send(message)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(classify(&e)),
+                Err(_) => Err(SendError::Transient(format!("no answer from the SMTP server within {}s", self.send_timeout.as_secs()))),
             },
         }
     }

@@ -67,10 +67,7 @@ impl TextWriter {
             } else {
                 self.prefix()
             };
-            self.out.push_str(prefix.trim_end_matches(' '));
-            if !prefix.is_empty() && !prefix.ends_with(' ') {
-                self.out.push(' ');
-            }
+            self.out.push_str(&prefix);
             self.out.push_str(line.trim_end());
             self.out.push('\n');
         }
@@ -219,6 +216,15 @@ mod tests {
         assert_eq!(
             text,
             "Today’s step\n------------\n\nWrite it *down*, then read this [1].\n\n- one\n- two\n\n1. first\n2. second\n\nLinks:\n[1] https://example.org/a\n"
+        );
+    }
+
+    #[test]
+    fn text_keeps_quote_marks_and_nested_list_indents() {
+        let md = "> Trust is built in drops.\n\n- one\n  - inner\n- two\n";
+        assert_eq!(
+            to_text(md),
+            "> Trust is built in drops.\n\n- one\n   - inner\n- two\n"
         );
     }
 

@@ -211,7 +211,16 @@ impl Renderer {
         };
         let markdown = body_environment()
             .render_str(&lesson.body, &body_ctx)
-            .map_err(|e| anyhow::anyhow!("lesson body, line {}: {e}", e.line().unwrap_or(1)))?;
+            .map_err(|e| {
+                // minijinja's "undefined value" does not say which; name the unknown ones.
+                let unknown = unknown_variables(&lesson.body);
+                let which = if unknown.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (unknown variable {})", unknown.join(", "))
+                };
+                anyhow::anyhow!("lesson body, line {}: {e}{which}", e.line().unwrap_or(1))
+            })?;
         let page_ctx = minijinja::context! {
             subscriber => &ctx.subscriber, course => &ctx.course, links => &ctx.links, lesson => vars,
             subject => &lesson.subject,
@@ -275,6 +284,22 @@ impl Renderer {
             .and_then(|t| t.render(ctx))
             .with_context(|| format!("rendering web/{name}.html"))
     }
+}
+
+/// The variables a lesson body uses that are not in TEMPLATE_VARIABLES, each as `` `name` ``.
+fn unknown_variables(body: &str) -> Vec<String> {
+    let env = Environment::new();
+    let Ok(template) = env.template_from_str(body) else {
+        return Vec::new();
+    };
+    let mut unknown: Vec<String> = template
+        .undeclared_variables(true)
+        .into_iter()
+        .filter(|v| !TEMPLATE_VARIABLES.contains(&v.as_str()))
+        .map(|v| format!("`{v}`"))
+        .collect();
+    unknown.sort();
+    unknown
 }
 
 /// Collapses the blank-line runs that template tags leave in plain text.

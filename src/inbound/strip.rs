@@ -1,0 +1,201 @@
+//! Keeps only what the person wrote in a reply: drops quoted text, attribution lines, forwarded-header blocks, signatures and device footers.
+
+mod markers;
+mod scan;
+
+/// Returns the text the person wrote in `body`, a decoded reply body.
+///
+/// Quoted lines (`>`) are dropped wherever they are, so inline answers between quotes are kept;
+/// an attribution ("On … wrote:" and its translations), a forwarded-header block, an
+/// "Original Message" separator or a `-- ` signature ends the answer; "Sent from my …" footers
+/// are dropped only at the very end. Line ends become `\n`, trailing spaces and blank lines at
+/// either end go. Linear in the input.
+pub fn extract_answer(body: &str) -> String {
+    let text = body.replace("\r\n", "\n").replace('\r', "\n");
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut kept = scan::Scanner::new(&lines).written_lines();
+    drop_trailing_footers(&mut kept);
+    let first = kept.iter().position(|l| !is_blank(l)).unwrap_or(kept.len());
+    kept[first..]
+        .iter()
+        .map(|l| l.trim_end())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn is_quoted(line: &str) -> bool {
+    line.trim_start().starts_with('>')
+}
+
+fn is_blank(line: &str) -> bool {
+    line.trim().is_empty()
+}
+
+/// Drops blank lines, rules and "Sent from my …" footers from the end.
+fn drop_trailing_footers(lines: &mut Vec<&str>) {
+    // Clients add one or two footer lines; the cap only bounds the work on crafted input.
+    let mut footers_left = 64;
+    while let Some(last) = lines.last() {
+        if is_blank(last) || markers::is_rule(last) {
+            lines.pop();
+        } else if footers_left > 0 && markers::is_device_line(last) {
+            footers_left -= 1;
+            lines.pop();
+        } else {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::extract_answer;
+
+    #[test]
+    fn drops_a_trailing_quote_with_its_wrapped_attribution() {
+        let body = "I never told them about the loan.\r\n\r\nOn Mon, Jan 1, 2024 at 9:00 AM Rebuilding Trust <\r\ncourse@example.org> wrote:\r\n\r\n> What have you not told them yet?\r\n";
+        assert_eq!(extract_answer(body), "I never told them about the loan.");
+    }
+
+    #[test]
+    fn keeps_inline_answers_between_quotes() {
+        let body = "On 1 Jan 2024, at 09:00, Course <course@example.org> wrote:\n\n> What have you not told them?\n\nThat I lied.\n\n> And what stops you?\n>\n\nShame.\n\n> -- \n> The course\n";
+        assert_eq!(extract_answer(body), "That I lied.\n\nShame.");
+    }
+
+    #[test]
+    fn cuts_at_attributions_in_many_languages() {
+        for attribution in [
+            "Le lun. 1 janv. 2024 à 09:00, Course <course@example.org> a écrit :",
+            "Am 01.01.2024 um 09:00 schrieb Course <course@example.org>:",
+            "El lun, 1 ene 2024 a las 9:00, Course (<course@example.org>) escribió:",
+            "Op ma 1 jan 2024 om 09:00 schreef Course <course@example.org>:",
+            "Em seg., 1 de jan. de 2024 às 09:00, Course <course@example.org> escreveu:",
+            "Il giorno lun 1 gen 2024 alle ore 09:00 Course <course@example.org> ha scritto:",
+            "Den mån 1 jan. 2024 kl 09:00 skrev Course <course@example.org>:",
+            "man. 1. jan. 2024 kl. 09:00 skrev Course <course@example.org>:",
+            "---- On Mon, 01 Jan 2024 09:00:00 +0000 Course <course@example.org> wrote ----",
+        ] {
+            let body = format!("Mijn antwoord.\n\n{attribution}\n\nUnquoted copy of the lesson.\n");
+            assert_eq!(extract_answer(&body), "Mijn antwoord.", "{attribution}");
+        }
+    }
+
+    #[test]
+    fn a_short_attribution_counts_only_above_a_quote() {
+        assert_eq!(extract_answer("Yes.\n\nAnn wrote:\n> Did you?\n"), "Yes.");
+        assert_eq!(
+            extract_answer("My sister wrote:\nDo not call me.\n"),
+            "My sister wrote:\nDo not call me."
+        );
+    }
+
+    #[test]
+    fn cuts_at_header_blocks_and_separators() {
+        let outlook = "Yes.\n\n________________________________\nFrom: Course <course@example.org>\nSent: Monday, January 1, 2024 9:00 AM\nTo: Ann\nSubject: Lesson 3\n\nText";
+        assert_eq!(extract_answer(outlook), "Yes.");
+        let french = "Oui.\n\nDe : Course <course@example.org>\nEnvoyé : lundi 1 janvier 2024 09:00\nÀ : Ann\nObjet : Leçon 3\n";
+        assert_eq!(extract_answer(french), "Oui.");
+        assert_eq!(
+            extract_answer("Yes.\n-----Original Message-----\nFrom: x"),
+            "Yes."
+        );
+        assert_eq!(
+            extract_answer("Ja.\n\n-----Ursprüngliche Nachricht-----\nVon: x"),
+            "Ja."
+        );
+    }
+
+    #[test]
+    fn a_single_header_like_line_is_prose() {
+        let body = "From: my side, it was fear.\nTo: be honest, mostly shame.";
+        assert_eq!(extract_answer(body), body);
+    }
+
+    #[test]
+    fn drops_signatures_and_trailing_device_lines_only() {
+        assert_eq!(
+            extract_answer("Fear.\n\n-- \nAnn\nhttps://example.com"),
+            "Fear."
+        );
+        assert_eq!(extract_answer("Fear.\n\nSent from my iPhone"), "Fear.");
+        assert_eq!(extract_answer("Fear.\nEnvoyé de mon iPhone\n"), "Fear.");
+        assert_eq!(extract_answer("Fear.\nVon meinem iPhone gesendet"), "Fear.");
+        assert_eq!(extract_answer("Fear.\nEnviado desde mi iPhone"), "Fear.");
+        assert_eq!(
+            extract_answer("Fear.\n\nGet Outlook for iOS<https://aka.ms/o0ukef>"),
+            "Fear."
+        );
+        let sentence = "Sent from my desk, this feels easier than from my phone.";
+        assert_eq!(extract_answer(sentence), sentence);
+        let middle = "Sent from my iPhone\nbut written with care.";
+        assert_eq!(extract_answer(middle), middle);
+        assert_eq!(
+            extract_answer("It was sent from my iPhone last night."),
+            "It was sent from my iPhone last night."
+        );
+        assert_eq!(
+            extract_answer("Fear.\n\nSent with love"),
+            "Fear.\n\nSent with love"
+        );
+    }
+
+    #[test]
+    fn prose_that_looks_like_a_footer_or_attribution_stays() {
+        for body in [
+            "On Monday at 9:30 I wrote:\nthat I was sorry, and then I deleted it.",
+            "I finally said it.\n\nSent from Paris",
+            "I finally said it.\n\nSent with love",
+            "I finally said it.\nFrom my iPhone I can see the sea.",
+        ] {
+            assert_eq!(extract_answer(body), body);
+        }
+        assert_eq!(extract_answer("Done.\n\nSent from my TI-85"), "Done.");
+        assert_eq!(
+            extract_answer("Done.\n\nSent from Mailbox for iPad"),
+            "Done."
+        );
+    }
+
+    #[test]
+    fn keeps_dashes_inside_lines_and_drops_trailing_rules() {
+        assert_eq!(
+            extract_answer("A fix -- not a signature.\n\n-----\n"),
+            "A fix -- not a signature."
+        );
+    }
+
+    #[test]
+    fn pathological_input_is_handled_well_under_a_second() {
+        let inputs = [
+            "a".repeat(1 << 20),
+            ">\n".repeat(100_000),
+            "On On On ".repeat(1 << 17),
+            "On On On wrote:\n".repeat(1 << 16),
+            "From: a\n".repeat(1 << 17),
+            format!(
+                "{}\n{}",
+                "On 1 Jan 2024 Ann <a@b>\n".repeat(40_000),
+                "\n".repeat(100_000)
+            ),
+            "Sent from my iPhone\n".repeat(50_000),
+            "\r".repeat(1 << 20),
+            "1 a:\n".repeat(1 << 18),
+            "On 1 Jan 2024 a@b wrote:\n".repeat(1 << 15),
+            "To: a\n".repeat(1 << 17),
+            "> On 1 Jan 2024 a@b wrote:\nOn 1 Jan 2024 a@b wrote:\n".repeat(1 << 14),
+            "-\n".repeat(1 << 19),
+        ];
+        for input in &inputs {
+            let start = std::time::Instant::now();
+            let _ = extract_answer(input);
+            let took = start.elapsed();
+            eprintln!("{:?}… took {took:?}", &input[..20]);
+            assert!(
+                took < std::time::Duration::from_secs(1),
+                "{:?}… took {took:?}",
+                &input[..20]
+            );
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! drip's integration tests: one binary, a module per part of the data flow. Database tests
+//! run on SQLite and on PostgreSQL (DRIP_TEST_POSTGRES_URL); mail goes over SMTP to a real
+//! server in the process.
+
+mod support;
+
+mod cli;
+mod curriculum;
+mod delivery;
+mod render;
+mod storage;
+mod web_public;

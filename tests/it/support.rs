@@ -1,0 +1,406 @@
+//! Test harness: a fresh database per test on SQLite and PostgreSQL, a drip `App` wired to
+//! it, a real SMTP server over TCP (mailin) whose answers a test can script, and the web
+//! app served on a free port.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+use drip::app::App;
+use drip::config::{Config, Transport};
+use drip::db::Db;
+use mailin_embedded::{Handler, Response, Server};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named `async fn name(backend: Backend)` once per database: `name::sqlite` and
+/// `name::postgres` (which passes without running when DRIP_TEST_POSTGRES_URL is unset).
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => { $(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::support::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if $crate::support::postgres_url().is_some() {
+                    super::$name($crate::support::Backend::Postgres).await
+                }
+            }
+        }
+    )* };
+}
+
+static SKIP_NOTICE: Once = Once::new();
+
+/// The PostgreSQL server for tests, or None (saying so once, past the test harness's output
+/// capture, so the skipped half is never silent).
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("DRIP_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            SKIP_NOTICE.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "note: DRIP_TEST_POSTGRES_URL is unset: the PostgreSQL half of the database tests was skipped (SQLite ran)"
+                );
+            });
+            None
+        }
+    }
+}
+
+pub fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// A database only this test sees: a SQLite file in a temp folder, or a PostgreSQL schema
+/// (dropped when the test ends).
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    schema: Option<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        match backend {
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}", dir.path().join("drip.db").display());
+                TestDb { url, backend, schema: None, _dir: dir }
+            }
+            Backend::Postgres => {
+                let base = postgres_url().expect("DRIP_TEST_POSTGRES_URL");
+                let schema = format!("t_{:016x}", rand::random::<u64>());
+                sqlx::any::install_default_drivers();
+                let pool = sqlx::AnyPool::connect(&base).await.expect("connect to DRIP_TEST_POSTGRES_URL");
+                sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.unwrap();
+                pool.close().await;
+                let sep = if base.contains('?') { '&' } else { '?' };
+                let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+                TestDb { url, backend, schema: Some((base, schema)), _dir: dir }
+            }
+        }
+    }
+
+    pub async fn connect(&self) -> Db {
+        let db = Db::connect(&self.url, 8).await.unwrap();
+        db.migrate().await.unwrap();
+        db
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((base, schema)) = self.schema.take() {
+            // Drop runs inside the test's runtime; do the async cleanup on a thread of its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async {
+                    if let Ok(pool) = sqlx::AnyPool::connect(&base).await {
+                        let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&pool).await;
+                        pool.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// A configuration for tests: the shipped config.toml with the database, paths and mail
+/// pointed at this test's own places.
+pub fn test_config(db_url: &str, outbox: &std::path::Path) -> Config {
+    let text = std::fs::read_to_string(repo("config.toml")).unwrap();
+    let mut c = Config::from_toml_str(&text).unwrap();
+    c.database.url = db_url.to_owned();
+    c.mail.outbox_dir = outbox.to_owned();
+    c.course.lessons_dir = repo("lessons");
+    c.course.templates_dir = repo("templates");
+    c
+}
+
+/// A drip instance on a fresh database.
+pub struct TestApp {
+    pub app: App,
+    pub db: TestDb,
+    pub dir: tempfile::TempDir,
+    pub smtp: Option<SmtpServer>,
+}
+
+impl TestApp {
+    /// Mail goes to .eml files in a temp folder.
+    pub async fn with_file_outbox(backend: Backend) -> TestApp {
+        Self::build(backend, None, |_| {}).await
+    }
+
+    /// Mail goes over SMTP to a real server in this process.
+    pub async fn with_smtp(backend: Backend) -> TestApp {
+        let smtp = SmtpServer::start();
+        Self::build(backend, Some(smtp), |_| {}).await
+    }
+
+    pub async fn build(backend: Backend, smtp: Option<SmtpServer>, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let db = TestDb::new(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(&db.url, &dir.path().join("outbox"));
+        if let Some(s) = &smtp {
+            config.mail.transport = Transport::Smtp;
+            config.smtp.host = "127.0.0.1".into();
+            config.smtp.port = s.addr.port();
+            config.smtp.timeout_seconds = 5;
+        }
+        tweak(&mut config);
+        let database = db.connect().await;
+        let app = App::with_db(config, database).unwrap();
+        TestApp { app, db, dir, smtp }
+    }
+
+    pub fn smtp(&self) -> &SmtpServer {
+        self.smtp.as_ref().expect("this test app has no SMTP server")
+    }
+
+    /// The .eml files written so far, sorted by name.
+    pub fn outbox(&self) -> Vec<(String, String)> {
+        let dir = self.dir.path().join("outbox");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "eml")).collect())
+            .unwrap_or_default();
+        files.sort();
+        files.into_iter().map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap())).collect()
+    }
+
+    /// Serves the web app on a free port; returns its base URL. The app's base_url must
+    /// match, so this rebuilds the App with it.
+    pub async fn serve(&mut self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let base = format!("http://{addr}");
+        let mut config = (*self.app.config).clone();
+        config.server.base_url = base.clone();
+        self.app = App::with_db(config, self.app.db.clone()).unwrap();
+        let router = drip::web::router(self.app.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+        });
+        base
+    }
+}
+
+/// One message the SMTP server accepted.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub from: String,
+    pub to: Vec<String>,
+    pub data: String,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<String> {
+        let head = self.data.split("\r\n\r\n").next().unwrap_or("");
+        let mut value: Option<String> = None;
+        for line in head.split("\r\n") {
+            if let Some(v) = value.as_mut()
+                && (line.starts_with(' ') || line.starts_with('\t'))
+            {
+                v.push_str(line);
+                continue;
+            }
+            if value.is_some() {
+                break;
+            }
+            if let Some((n, v)) = line.split_once(':')
+                && n.eq_ignore_ascii_case(name)
+            {
+                value = Some(v.trim().to_owned());
+            }
+        }
+        value
+    }
+}
+
+#[derive(Default)]
+struct SmtpState {
+    messages: Vec<Received>,
+    /// Replies to give at the end of DATA, in order; 250 once empty.
+    script: VecDeque<(u16, String)>,
+    connections: usize,
+    delay: Duration,
+}
+
+/// A real SMTP server (mailin) on 127.0.0.1, in a thread of this process.
+#[derive(Clone)]
+pub struct SmtpServer {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<SmtpState>>,
+}
+
+#[derive(Clone)]
+struct Recorder {
+    state: Arc<Mutex<SmtpState>>,
+    from: String,
+    to: Vec<String>,
+    data: Vec<u8>,
+}
+
+impl Handler for Recorder {
+    fn helo(&mut self, _ip: IpAddr, _domain: &str) -> Response {
+        self.state.lock().unwrap().connections += 1;
+        mailin_embedded::response::OK
+    }
+
+    fn data_start(&mut self, _domain: &str, from: &str, _is8bit: bool, to: &[String]) -> Response {
+        self.from = from.to_owned();
+        self.to = to.to_vec();
+        self.data.clear();
+        mailin_embedded::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        let delay = self.state.lock().unwrap().delay;
+        std::thread::sleep(delay);
+        let mut state = self.state.lock().unwrap();
+        match state.script.pop_front() {
+            Some((code, text)) if code != 250 => {
+                // mailin stays in its DATA state after an error reply at the end of DATA and
+                // would swallow the client's next commands; closing after the reply is what
+                // a real MTA's behaviour looks like to the client anyway.
+                let mut reply = Response::custom(code, text);
+                reply.action = mailin_embedded::Action::Close;
+                reply
+            }
+            _ => {
+                let data = String::from_utf8_lossy(&self.data).into_owned();
+                state.messages.push(Received { from: self.from.clone(), to: self.to.clone(), data });
+                mailin_embedded::response::OK
+            }
+        }
+    }
+}
+
+impl SmtpServer {
+    pub fn start() -> SmtpServer {
+        Self::start_on(TcpListener::bind("127.0.0.1:0").unwrap())
+    }
+
+    /// A port that nothing listens on yet (for "the server is down, then comes back").
+    pub fn reserve_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    pub fn start_on(listener: TcpListener) -> SmtpServer {
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(SmtpState::default()));
+        let recorder = Recorder { state: state.clone(), from: String::new(), to: Vec::new(), data: Vec::new() };
+        let mut server = Server::new(recorder);
+        server.with_name("test.smtp.local").with_num_threads(8).with_tcp_listener(listener);
+        std::thread::spawn(move || {
+            let _ = server.serve();
+        });
+        SmtpServer { addr, state }
+    }
+
+    /// The next DATA commands are answered with these codes (then 250).
+    pub fn answer_next(&self, replies: &[(u16, &str)]) {
+        let mut s = self.state.lock().unwrap();
+        s.script.extend(replies.iter().map(|(c, t)| (*c, t.to_string())));
+    }
+
+    pub fn slow_down(&self, per_message: Duration) {
+        self.state.lock().unwrap().delay = per_message;
+    }
+
+    pub fn messages(&self) -> Vec<Received> {
+        self.state.lock().unwrap().messages.clone()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.state.lock().unwrap().connections
+    }
+
+    /// Waits (bounded) until at least `n` messages arrived.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let m = self.messages();
+            if m.len() >= n || tokio::time::Instant::now() > deadline {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The decoded text/plain part of a message (quoted-printable, as drip sends it).
+pub fn text_part(data: &str) -> String {
+    let start = data.find("Content-Type: text/plain").expect("a text/plain part");
+    let rest = &data[start..];
+    let body_start = rest.find("\r\n\r\n").map(|i| i + 4).unwrap_or(0);
+    let body = &rest[body_start..];
+    let end = body.find("\r\n--").unwrap_or(body.len());
+    qp_decode(&body[..end])
+}
+
+fn qp_decode(s: &str) -> String {
+    let joined = s.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..(i + 3).min(bytes.len())]).unwrap_or("zz"), 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).replace("\r\n", "\n")
+}
+
+/// The first URL in `text` that starts with `prefix`.
+pub fn find_url(text: &str, prefix: &str) -> Option<String> {
+    let at = text.find(prefix)?;
+    Some(text[at..].split(|c: char| c.is_whitespace() || c == '>' || c == '"').next()?.to_owned())
+}
+
+/// Sends one request to the web app without a network hop.
+pub async fn request(app: &App, method: &str, uri: &str, content_type: Option<&str>, body: &str) -> (u16, String) {
+    use tower::ServiceExt;
+    let mut req = axum::http::Request::builder().method(method).uri(uri);
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let response = drip::web::router(app.clone()).oneshot(req.body(axum::body::Body::from(body.to_owned())).unwrap()).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 10 * 1024 * 1024).await.unwrap();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The path of an absolute URL of the app (`http://host/confirm/x` → `/confirm/x`).
+pub fn path_of(url: &str) -> String {
+    let after = url.split("://").nth(1).unwrap_or(url);
+    after.find('/').map(|i| after[i..].to_owned()).unwrap_or_else(|| "/".into())
+}
+
+pub fn at(rfc3339: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).unwrap().with_timezone(&chrono::Utc)
+}
