@@ -22,6 +22,7 @@ pub mod crypto;
 pub mod curriculum;
 pub mod db;
 pub mod domain;
+pub mod inbound;
 pub mod mailer;
 pub mod metrics;
 pub mod outbox;

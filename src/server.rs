@@ -87,6 +87,9 @@ pub async fn run_serve(app: App) -> anyhow::Result<()> {
     let (tx, rx) = watch::channel(false);
     let worker = tokio::spawn(worker_loop(app.clone(), rx.clone()));
     let mut web_stop = rx.clone();
+    if !app.config.inbound.smtp_bind.is_empty() {
+        crate::inbound::listener::spawn(app.clone(), &app.config.inbound.smtp_bind)?;
+    }
     let router = crate::web::router(app.clone());
     let web = tokio::spawn(async move {
         axum::serve(

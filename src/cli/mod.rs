@@ -170,6 +170,36 @@ pub enum AdminCommand {
     Token { user: String },
 }
 
+/// `drip ingest [FILE] [--dry-run] [--json]`: one raw message from a file or standard input.
+async fn ingest(app: &App, file: Option<PathBuf>, dry_run: bool, json: bool) -> anyhow::Result<ExitCode> {
+    use std::io::Read;
+    let raw = match &file {
+        Some(path) => std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+        None => {
+            let mut buf = Vec::new();
+            std::io::stdin().read_to_end(&mut buf).context("reading the message from standard input")?;
+            buf
+        }
+    };
+    let outcome = crate::inbound::ingest(app, &raw, dry_run, Utc::now()).await?;
+    if json {
+        println!("{}", serde_json::to_string(&outcome)?);
+    } else {
+        let matched = outcome
+            .matched
+            .as_ref()
+            .map(|m| format!("{} (lesson {}, by {:?})", m.subscriber, m.lesson.as_deref().unwrap_or("-"), m.by))
+            .unwrap_or_else(|| "no subscriber".into());
+        let what = if dry_run { "would store" } else if outcome.duplicate { "already stored" } else { "stored" };
+        println!("{what}: {} from {matched}", outcome.kind);
+        if let Some(c) = outcome.command {
+            println!("command: {c}");
+        }
+        println!("---\n{}", outcome.text);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
@@ -257,12 +287,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             timezone,
             now,
         } => return simulate::run(&app, days, timezone, now, json).await,
-        Command::Ingest { .. } => {
-            eprintln!(
-                "drip ingest: receiving replies is not built yet (issue: replies to reflection prompts)."
-            );
-            return Ok(ExitCode::from(2));
-        }
+        Command::Ingest { file, dry_run } => return ingest(&app, file, dry_run, json).await,
         Command::Admin(_) => {
             eprintln!("drip admin: the admin UI is not built yet (issue: admin web UI).");
             return Ok(ExitCode::from(2));

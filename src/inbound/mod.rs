@@ -7,7 +7,7 @@ pub mod listener;
 pub mod parse;
 pub mod strip;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -270,7 +270,6 @@ async fn release_waiting_lesson(app: &App, tx: &mut db::Tx, d: &DeliveryRef, now
     let sent_at = e.last_sent_at.unwrap_or(now.timestamp());
     let due = due_after_reply(&lessons, &course.send_window, answered, tz, sent_at, now).or(Some(now.timestamp()));
     db::enrollments::set_next_due(tx, e.id, due, now.timestamp()).await?;
-    let _ = Utc.timestamp_opt(sent_at, 0);
     Ok(())
 }
 

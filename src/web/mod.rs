@@ -3,6 +3,7 @@
 //! thin: they parse input into domain types and call `subscriptions` or `db`.
 
 mod error;
+mod inbound;
 mod ops;
 mod public;
 
@@ -17,9 +18,12 @@ pub use error::WebError;
 const FORM_LIMIT: usize = 64 * 1024;
 
 pub fn router(app: App) -> Router {
+    let inbound_limit = app.config.inbound.max_message_bytes;
     Router::new()
         .merge(public::router())
         .merge(ops::router())
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
+        // Raw messages are larger than forms: their own limit, from the configuration.
+        .merge(inbound::router().layer(DefaultBodyLimit::max(inbound_limit)))
         .with_state(app)
 }

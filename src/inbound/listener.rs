@@ -1,0 +1,98 @@
+//! The inbound SMTP listener (mailin): accepts mail for the reply domain only, bounds its
+//! size, and answers 250 only once the message is stored, like an MTA. A failure to store
+//! answers 451, so the sending server keeps the message and tries again.
+
+use std::net::{IpAddr, TcpListener};
+
+use anyhow::Context;
+use chrono::Utc;
+use mailin_embedded::{Handler, Response, Server, response};
+
+use crate::app::App;
+
+#[derive(Clone)]
+struct Inbound {
+    app: App,
+    runtime: tokio::runtime::Handle,
+    data: Vec<u8>,
+    too_big: bool,
+}
+
+fn reply(code: u16, text: &str) -> Response {
+    Response::custom(code, text.to_owned())
+}
+
+impl Handler for Inbound {
+    fn rcpt(&mut self, to: &str) -> Response {
+        let to = to.trim().trim_start_matches('<').trim_end_matches('>');
+        let domain = to.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+        if domain.eq_ignore_ascii_case(&self.app.config.mail.reply_domain) {
+            response::OK
+        } else {
+            // Not an open relay: only the reply domain is ours.
+            reply(550, "5.7.1 relaying denied")
+        }
+    }
+
+    fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, _to: &[String]) -> Response {
+        self.data.clear();
+        self.too_big = false;
+        response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if self.data.len() + buf.len() > self.app.config.inbound.max_message_bytes {
+            self.too_big = true;
+        } else {
+            self.data.extend_from_slice(buf);
+        }
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        if self.too_big {
+            return reply(552, "5.3.4 message too big");
+        }
+        let raw = std::mem::take(&mut self.data);
+        let app = self.app.clone();
+        // This is one of mailin's own threads, not the runtime's: blocking on the store is
+        // what makes the 250 mean "stored".
+        match self.runtime.block_on(super::ingest(&app, &raw, false, Utc::now())) {
+            Ok(outcome) => {
+                tracing::info!(kind = outcome.kind, stored = ?outcome.stored, duplicate = outcome.duplicate, "inbound mail received");
+                response::OK
+            }
+            Err(e) if e.downcast_ref::<super::Unreadable>().is_some() => {
+                tracing::warn!(error = %e, "inbound mail refused");
+                reply(554, "5.6.0 message cannot be parsed")
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "inbound mail not stored; the sender will retry");
+                reply(451, "4.3.0 cannot store the message now, try again later")
+            }
+        }
+    }
+
+    fn helo(&mut self, _ip: IpAddr, _domain: &str) -> Response {
+        response::OK
+    }
+}
+
+/// Starts the listener on `bind` in its own threads; returns the bound address.
+pub fn spawn(app: App, bind: &str) -> anyhow::Result<std::net::SocketAddr> {
+    let listener = TcpListener::bind(bind).with_context(|| format!("inbound.smtp_bind: cannot listen on {bind}"))?;
+    let addr = listener.local_addr()?;
+    let handler = Inbound { app: app.clone(), runtime: tokio::runtime::Handle::current(), data: Vec::new(), too_big: false };
+    let mut server = Server::new(handler);
+    server.with_name(app.config.mail.reply_domain.clone()).with_num_threads(8).with_tcp_listener(listener);
+    std::thread::Builder::new()
+        .name("drip-inbound-smtp".into())
+        .spawn(move || {
+            if let Err(e) = server.serve() {
+                tracing::error!(error = %e, "inbound SMTP listener stopped");
+            }
+        })
+        .context("starting the inbound SMTP listener")?;
+    tracing::info!(%addr, "inbound SMTP listener started");
+    Ok(addr)
+}
