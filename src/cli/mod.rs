@@ -171,13 +171,22 @@ pub enum AdminCommand {
 }
 
 /// `drip ingest [FILE] [--dry-run] [--json]`: one raw message from a file or standard input.
-async fn ingest(app: &App, file: Option<PathBuf>, dry_run: bool, json: bool) -> anyhow::Result<ExitCode> {
+async fn ingest(
+    app: &App,
+    file: Option<PathBuf>,
+    dry_run: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     use std::io::Read;
     let raw = match &file {
-        Some(path) => std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+        Some(path) => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+        }
         None => {
             let mut buf = Vec::new();
-            std::io::stdin().read_to_end(&mut buf).context("reading the message from standard input")?;
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("reading the message from standard input")?;
             buf
         }
     };
@@ -188,9 +197,22 @@ async fn ingest(app: &App, file: Option<PathBuf>, dry_run: bool, json: bool) -> 
         let matched = outcome
             .matched
             .as_ref()
-            .map(|m| format!("{} (lesson {}, by {:?})", m.subscriber, m.lesson.as_deref().unwrap_or("-"), m.by))
+            .map(|m| {
+                format!(
+                    "{} (lesson {}, by {:?})",
+                    m.subscriber,
+                    m.lesson.as_deref().unwrap_or("-"),
+                    m.by
+                )
+            })
             .unwrap_or_else(|| "no subscriber".into());
-        let what = if dry_run { "would store" } else if outcome.duplicate { "already stored" } else { "stored" };
+        let what = if dry_run {
+            "would store"
+        } else if outcome.duplicate {
+            "already stored"
+        } else {
+            "stored"
+        };
         println!("{what}: {} from {matched}", outcome.kind);
         if let Some(c) = outcome.command {
             println!("command: {c}");

@@ -275,7 +275,10 @@ pub async fn drop_unsent(tx: &mut Tx, subscriber_id: i64) -> anyhow::Result<u64>
 /// The earliest moment anything becomes due: a queued delivery or an enrollment's next
 /// lesson. The serve loop sleeps until then (capped), and tests jump straight to it.
 pub async fn next_wakeup(db: &Db) -> anyhow::Result<Option<i64>> {
-    let (d,): (Option<i64>,) = sqlx::query_as("SELECT MIN(due_at) FROM deliveries WHERE status = 'queued'").fetch_one(db.pool()).await?;
+    let (d,): (Option<i64>,) =
+        sqlx::query_as("SELECT MIN(due_at) FROM deliveries WHERE status = 'queued'")
+            .fetch_one(db.pool())
+            .await?;
     let (e,): (Option<i64>,) = sqlx::query_as("SELECT MIN(next_due_at) FROM enrollments WHERE status = 'active' AND next_due_at IS NOT NULL")
         .fetch_one(db.pool())
         .await?;

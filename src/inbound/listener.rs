@@ -34,7 +34,13 @@ impl Handler for Inbound {
         }
     }
 
-    fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, _to: &[String]) -> Response {
+    fn data_start(
+        &mut self,
+        _domain: &str,
+        _from: &str,
+        _is8bit: bool,
+        _to: &[String],
+    ) -> Response {
         self.data.clear();
         self.too_big = false;
         response::OK
@@ -57,7 +63,10 @@ impl Handler for Inbound {
         let app = self.app.clone();
         // This is one of mailin's own threads, not the runtime's: blocking on the store is
         // what makes the 250 mean "stored".
-        match self.runtime.block_on(super::ingest(&app, &raw, false, Utc::now())) {
+        match self
+            .runtime
+            .block_on(super::ingest(&app, &raw, false, Utc::now()))
+        {
             Ok(outcome) => {
                 tracing::info!(kind = outcome.kind, stored = ?outcome.stored, duplicate = outcome.duplicate, "inbound mail received");
                 response::OK
@@ -80,11 +89,20 @@ impl Handler for Inbound {
 
 /// Starts the listener on `bind` in its own threads; returns the bound address.
 pub fn spawn(app: App, bind: &str) -> anyhow::Result<std::net::SocketAddr> {
-    let listener = TcpListener::bind(bind).with_context(|| format!("inbound.smtp_bind: cannot listen on {bind}"))?;
+    let listener = TcpListener::bind(bind)
+        .with_context(|| format!("inbound.smtp_bind: cannot listen on {bind}"))?;
     let addr = listener.local_addr()?;
-    let handler = Inbound { app: app.clone(), runtime: tokio::runtime::Handle::current(), data: Vec::new(), too_big: false };
+    let handler = Inbound {
+        app: app.clone(),
+        runtime: tokio::runtime::Handle::current(),
+        data: Vec::new(),
+        too_big: false,
+    };
     let mut server = Server::new(handler);
-    server.with_name(app.config.mail.reply_domain.clone()).with_num_threads(8).with_tcp_listener(listener);
+    server
+        .with_name(app.config.mail.reply_domain.clone())
+        .with_num_threads(8)
+        .with_tcp_listener(listener);
     std::thread::Builder::new()
         .name("drip-inbound-smtp".into())
         .spawn(move || {

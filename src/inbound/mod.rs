@@ -67,17 +67,28 @@ pub struct Outcome {
 pub struct Unreadable(pub String);
 
 /// Understands `raw` and, unless `dry_run`, stores it and acts on it.
-pub async fn ingest(app: &App, raw: &[u8], dry_run: bool, now: DateTime<Utc>) -> anyhow::Result<Outcome> {
-    let msg = parse::parse_message(raw, app.config.inbound.max_message_bytes).map_err(|e| Unreadable(format!("message: {e}")))?;
+pub async fn ingest(
+    app: &App,
+    raw: &[u8],
+    dry_run: bool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Outcome> {
+    let msg = parse::parse_message(raw, app.config.inbound.max_message_bytes)
+        .map_err(|e| Unreadable(format!("message: {e}")))?;
     let (kind, bounce) = classify::classify(&msg);
     let text = match kind {
         Kind::Bounce => String::new(),
         _ => strip::extract_answer(&msg.body_text),
     };
     let token_match = match_token(app, &msg).await?;
-    let mut command = (kind == Kind::Reply).then(|| classify::command(&text)).flatten();
+    let mut command = (kind == Kind::Reply)
+        .then(|| classify::command(&text))
+        .flatten();
     // The List-Unsubscribe mailto: our reply address with the subject "unsubscribe".
-    if kind == Kind::Reply && token_match.is_some() && msg.subject.trim().eq_ignore_ascii_case("unsubscribe") {
+    if kind == Kind::Reply
+        && token_match.is_some()
+        && msg.subject.trim().eq_ignore_ascii_case("unsubscribe")
+    {
         command = Some(Command::Stop);
     }
     let matched = match token_match {
@@ -87,8 +98,17 @@ pub async fn ingest(app: &App, raw: &[u8], dry_run: bool, now: DateTime<Utc>) ->
             _ => match_thread(app, &msg).await?,
         },
     };
-    let flagged = kind == Kind::Reply && classify::distress(&text, &app.config.inbound.distress_words);
-    let mut outcome = Outcome { kind: kind.as_str(), text, command: command.map(Command::as_str), matched, flagged, stored: None, duplicate: false };
+    let flagged =
+        kind == Kind::Reply && classify::distress(&text, &app.config.inbound.distress_words);
+    let mut outcome = Outcome {
+        kind: kind.as_str(),
+        text,
+        command: command.map(Command::as_str),
+        matched,
+        flagged,
+        stored: None,
+        duplicate: false,
+    };
     if dry_run {
         return Ok(outcome);
     }
@@ -96,18 +116,34 @@ pub async fn ingest(app: &App, raw: &[u8], dry_run: bool, now: DateTime<Utc>) ->
     Ok(outcome)
 }
 
-async fn delivery_match(app: &App, delivery_id: i64, by: MatchedBy) -> anyhow::Result<Option<Match>> {
-    let Some(delivery) = db::deliveries::by_id(&app.db, delivery_id).await? else { return Ok(None) };
-    let Some(s) = db::subscribers::by_id(&app.db, delivery.subscriber_id).await? else { return Ok(None) };
+async fn delivery_match(
+    app: &App,
+    delivery_id: i64,
+    by: MatchedBy,
+) -> anyhow::Result<Option<Match>> {
+    let Some(delivery) = db::deliveries::by_id(&app.db, delivery_id).await? else {
+        return Ok(None);
+    };
+    let Some(s) = db::subscribers::by_id(&app.db, delivery.subscriber_id).await? else {
+        return Ok(None);
+    };
     let lesson = match delivery.lesson_id {
         Some(id) => lesson_slug(app, id).await?,
         None => None,
     };
-    Ok(Some(Match { subscriber: s.email, lesson, by, delivery }))
+    Ok(Some(Match {
+        subscriber: s.email,
+        lesson,
+        by,
+        delivery,
+    }))
 }
 
 async fn lesson_slug(app: &App, lesson_id: i64) -> anyhow::Result<Option<String>> {
-    let row: Option<(String,)> = sqlx::query_as("SELECT slug FROM lessons WHERE id = $1").bind(lesson_id).fetch_optional(app.db.pool()).await?;
+    let row: Option<(String,)> = sqlx::query_as("SELECT slug FROM lessons WHERE id = $1")
+        .bind(lesson_id)
+        .fetch_optional(app.db.pool())
+        .await?;
     Ok(row.map(|r| r.0))
 }
 
@@ -115,11 +151,15 @@ async fn lesson_slug(app: &App, lesson_id: i64) -> anyhow::Result<Option<String>
 async fn match_token(app: &App, msg: &parse::InboundMessage) -> anyhow::Result<Option<Match>> {
     let mail = &app.config.mail;
     for rcpt in &msg.recipients {
-        let Some((local, domain)) = rcpt.rsplit_once('@') else { continue };
+        let Some((local, domain)) = rcpt.rsplit_once('@') else {
+            continue;
+        };
         if !domain.eq_ignore_ascii_case(&mail.reply_domain) {
             continue;
         }
-        let Some((base, token)) = local.split_once('+') else { continue };
+        let Some((base, token)) = local.split_once('+') else {
+            continue;
+        };
         if !base.eq_ignore_ascii_case(&mail.reply_local) {
             continue;
         }
@@ -151,8 +191,14 @@ async fn match_thread(app: &App, msg: &parse::InboundMessage) -> anyhow::Result<
 }
 
 /// A bounce names the mail it returns (its Message-ID) or the address that failed.
-async fn match_bounce(app: &App, msg: &parse::InboundMessage, bounce: Option<&classify::Bounce>) -> anyhow::Result<Option<Match>> {
-    let original = bounce.and_then(|b| b.original_message_id.clone()).or_else(|| msg.original_message_id.clone());
+async fn match_bounce(
+    app: &App,
+    msg: &parse::InboundMessage,
+    bounce: Option<&classify::Bounce>,
+) -> anyhow::Result<Option<Match>> {
+    let original = bounce
+        .and_then(|b| b.original_message_id.clone())
+        .or_else(|| msg.original_message_id.clone());
     if let Some(id) = original
         && let Some(delivery) = app.delivery_of_message_id(&id)
         && let Some(m) = delivery_match(app, delivery, MatchedBy::InReplyTo).await?
@@ -193,11 +239,18 @@ async fn store_and_act(
 ) -> anyhow::Result<()> {
     let now_s = now.timestamp();
     // Without a Message-ID, the content stands in for it: the same file piped twice is one.
-    let message_id = msg.message_id.clone().unwrap_or_else(|| format!("sha256:{:x}", Sha256::digest(raw)));
+    let message_id = msg
+        .message_id
+        .clone()
+        .unwrap_or_else(|| format!("sha256:{:x}", Sha256::digest(raw)));
     let delivery = outcome.matched.as_ref().map(|m| m.delivery.clone());
     let text = app.vault.seal(outcome.text.as_bytes());
     let sealed_raw = app.vault.seal(raw);
-    let flag_reason = if outcome.flagged { "distress words" } else { "" };
+    let flag_reason = if outcome.flagged {
+        "distress words"
+    } else {
+        ""
+    };
     let mut tx = app.db.begin_write().await?;
     let stored = db::replies::insert(
         &mut tx,
@@ -226,24 +279,49 @@ async fn store_and_act(
     };
     outcome.stored = Some(reply_id);
     let subscriber_id = delivery.as_ref().map(|d| d.subscriber_id);
-    db::events::log(&mut tx, subscriber_id, "subscriber", &format!("{}_received", outcome.kind), &json!({"reply": reply_id}), now_s).await?;
+    db::events::log(
+        &mut tx,
+        subscriber_id,
+        "subscriber",
+        &format!("{}_received", outcome.kind),
+        &json!({"reply": reply_id}),
+        now_s,
+    )
+    .await?;
     if let (Some(d), Some(b)) = (&delivery, bounce) {
         db::deliveries::mark_bounced(&mut tx, d.id, &format!("bounce {}", b.status), now_s).await?;
-        crate::subscriptions::count_bounce(app, &mut tx, d.subscriber_id, Some(d.id), b.hard, &b.status, now).await?;
+        crate::subscriptions::count_bounce(
+            app,
+            &mut tx,
+            d.subscriber_id,
+            Some(d.id),
+            b.hard,
+            &b.status,
+            now,
+        )
+        .await?;
     }
     if outcome.kind == "reply"
         && let Some(d) = &delivery
     {
         release_waiting_lesson(app, &mut tx, d, now).await?;
     }
-    if outcome.flagged && !app.config.inbound.help_text.is_empty()
+    if outcome.flagged
+        && !app.config.inbound.help_text.is_empty()
         && let Some(sid) = subscriber_id
     {
         let paragraphs = [
             "Thank you for writing. Your answer is saved with your course.".to_owned(),
             app.config.inbound.help_text.clone(),
         ];
-        db::deliveries::enqueue_mail(&mut tx, sid, "notice", &json!({"title": "We read your reply", "paragraphs": paragraphs}), now_s).await?;
+        db::deliveries::enqueue_mail(
+            &mut tx,
+            sid,
+            "notice",
+            &json!({"title": "We read your reply", "paragraphs": paragraphs}),
+            now_s,
+        )
+        .await?;
     }
     tx.commit().await?;
     if let (Some(cmd), Some(sid)) = (command, subscriber_id) {
@@ -253,28 +331,47 @@ async fn store_and_act(
 }
 
 /// A reply to a lesson that holds the next one releases it.
-async fn release_waiting_lesson(app: &App, tx: &mut db::Tx, d: &DeliveryRef, now: DateTime<Utc>) -> anyhow::Result<()> {
-    let (Some(enrollment_id), Some(lesson_id)) = (d.enrollment_id, d.lesson_id) else { return Ok(()) };
-    let Some(e) = db::enrollments::by_id_in(tx, enrollment_id).await? else { return Ok(()) };
+async fn release_waiting_lesson(
+    app: &App,
+    tx: &mut db::Tx,
+    d: &DeliveryRef,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let (Some(enrollment_id), Some(lesson_id)) = (d.enrollment_id, d.lesson_id) else {
+        return Ok(());
+    };
+    let Some(e) = db::enrollments::by_id_in(tx, enrollment_id).await? else {
+        return Ok(());
+    };
     if e.waiting_reply == 0 || e.status != "active" {
         return Ok(());
     }
     let course = db::courses::by_id(&app.db, e.course_id).await?;
     let lessons = db::lessons::list_in(tx, e.course_id).await?;
-    let Some(answered) = lessons.iter().find(|l| l.id == lesson_id) else { return Ok(()) };
+    let Some(answered) = lessons.iter().find(|l| l.id == lesson_id) else {
+        return Ok(());
+    };
     if answered.position != e.position {
         return Ok(());
     }
     let s = db::subscribers::by_id_in(tx, d.subscriber_id).await?;
-    let tz = s.and_then(|s| Timezone::parse(&s.timezone).ok()).unwrap_or(Timezone::UTC);
+    let tz = s
+        .and_then(|s| Timezone::parse(&s.timezone).ok())
+        .unwrap_or(Timezone::UTC);
     let sent_at = e.last_sent_at.unwrap_or(now.timestamp());
-    let due = due_after_reply(&lessons, &course.send_window, answered, tz, sent_at, now).or(Some(now.timestamp()));
+    let due = due_after_reply(&lessons, &course.send_window, answered, tz, sent_at, now)
+        .or(Some(now.timestamp()));
     db::enrollments::set_next_due(tx, e.id, due, now.timestamp()).await?;
     Ok(())
 }
 
 /// PAUSE, RESUME and STOP from a reply's first line, confirmed by mail.
-async fn apply_command(app: &App, subscriber_id: i64, cmd: Command, now: DateTime<Utc>) -> anyhow::Result<()> {
+async fn apply_command(
+    app: &App,
+    subscriber_id: i64,
+    cmd: Command,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     let (done, title, line) = match cmd {
         Command::Pause => (
             crate::subscriptions::pause(app, subscriber_id, "subscriber", now).await?,
@@ -287,11 +384,22 @@ async fn apply_command(app: &App, subscriber_id: i64, cmd: Command, now: DateTim
             "Your next lesson comes at the next usual time.",
         ),
         // The goodbye mail that unsubscribing queues is the confirmation.
-        Command::Stop => return crate::subscriptions::unsubscribe(app, subscriber_id, "subscriber", now).await.map(|_| ()),
+        Command::Stop => {
+            return crate::subscriptions::unsubscribe(app, subscriber_id, "subscriber", now)
+                .await
+                .map(|_| ());
+        }
     };
     if done {
         let mut tx = app.db.begin_write().await?;
-        db::deliveries::enqueue_mail(&mut tx, subscriber_id, "notice", &json!({"title": title, "paragraphs": [line]}), now.timestamp()).await?;
+        db::deliveries::enqueue_mail(
+            &mut tx,
+            subscriber_id,
+            "notice",
+            &json!({"title": title, "paragraphs": [line]}),
+            now.timestamp(),
+        )
+        .await?;
         tx.commit().await?;
     }
     Ok(())

@@ -202,11 +202,16 @@ impl Mailer {
                     SendError::Transient(format!("writing {}: {e}", dir.join(&name).display()))
                 })
             }
-            Transport::Smtp(smtp) => match tokio::time::timeout(self.send_timeout, smtp.send(message)).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(classify(&e)),
-                Err(_) => Err(SendError::Transient(format!("no answer from the SMTP server within {}s", self.send_timeout.as_secs()))),
-            },
+            Transport::Smtp(smtp) => {
+                match tokio::time::timeout(self.send_timeout, smtp.send(message)).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(classify(&e)),
+                    Err(_) => Err(SendError::Transient(format!(
+                        "no answer from the SMTP server within {}s",
+                        self.send_timeout.as_secs()
+                    ))),
+                }
+            }
         }
     }
 

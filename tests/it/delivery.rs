@@ -29,19 +29,29 @@ async fn tick_through(t: &TestApp, from: DateTime<Utc>, to: DateTime<Utc>) {
     while now <= to {
         tick(t, now).await;
         match db::deliveries::next_wakeup(&t.app.db).await.unwrap() {
-            Some(next) if next <= to.timestamp() => now = DateTime::from_timestamp(next.max(now.timestamp() + 1), 0).unwrap(),
+            Some(next) if next <= to.timestamp() => {
+                now = DateTime::from_timestamp(next.max(now.timestamp() + 1), 0).unwrap()
+            }
             _ => break,
         }
     }
 }
 
 async fn subscriber(t: &TestApp, email: &str) -> db::subscribers::SubscriberRow {
-    db::subscribers::by_email(&t.app.db, email).await.unwrap().unwrap()
+    db::subscribers::by_email(&t.app.db, email)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 async fn lesson_deliveries(t: &TestApp, email: &str) -> Vec<db::deliveries::DeliveryView> {
     let s = subscriber(t, email).await;
-    db::deliveries::for_subscriber(&t.app.db, s.id).await.unwrap().into_iter().filter(|d| d.kind == "lesson").collect()
+    db::deliveries::for_subscriber(&t.app.db, s.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.kind == "lesson")
+        .collect()
 }
 
 on_both_databases!(
@@ -59,14 +69,22 @@ on_both_databases!(
 async fn a_subscriber_gets_every_lesson_in_course_order_at_their_local_hour(backend: Backend) {
     let t = TestApp::with_smtp(backend).await;
     let smtp = t.smtp();
-    let (status, page) = request(&t.app, "POST", "/subscribe", Some("application/x-www-form-urlencoded"), "email=ann%40example.com&name=Ann&timezone=Europe%2FParis").await;
+    let (status, page) = request(
+        &t.app,
+        "POST",
+        "/subscribe",
+        Some("application/x-www-form-urlencoded"),
+        "email=ann%40example.com&name=Ann&timezone=Europe%2FParis",
+    )
+    .await;
     assert_eq!(status, 200, "{page}");
     // The web request only queued the confirmation; the sender delivers it.
     assert!(smtp.messages().is_empty());
     let _ = tick(&t, Utc::now()).await;
     let confirm_mail = smtp.wait_for(1, Duration::from_secs(5)).await;
     assert_eq!(confirm_mail.len(), 1);
-    let confirm_url = find_url(&text_part(&confirm_mail[0].data), "http").expect("a confirmation link");
+    let confirm_url =
+        find_url(&text_part(&confirm_mail[0].data), "http").expect("a confirmation link");
     assert!(confirm_url.contains("/confirm/"), "{confirm_url}");
 
     // The subscriber clicks the link a little later.
@@ -75,27 +93,57 @@ async fn a_subscriber_gets_every_lesson_in_course_order_at_their_local_hour(back
     let confirmed_at = Utc::now();
     tick_through(&t, confirmed_at, confirmed_at + Days::days(40)).await;
     let messages = smtp.messages();
-    let lessons: Vec<_> = messages.iter().filter(|m| m.header("X-Drip-Lesson").is_some()).collect();
+    let lessons: Vec<_> = messages
+        .iter()
+        .filter(|m| m.header("X-Drip-Lesson").is_some())
+        .collect();
     let course = t.app.course().await.unwrap();
     let shipped = db::lessons::list(&t.app.db, course.id).await.unwrap();
     assert_eq!(lessons.len(), shipped.len(), "every lesson once");
 
-    let slugs: Vec<String> = lessons.iter().map(|m| m.header("X-Drip-Lesson").unwrap()).collect();
+    let slugs: Vec<String> = lessons
+        .iter()
+        .map(|m| m.header("X-Drip-Lesson").unwrap())
+        .collect();
     let expected: Vec<String> = shipped.iter().map(|l| l.slug.clone()).collect();
-    assert_eq!(slugs, expected, "in course order: honesty, then accountability, then the practices");
+    assert_eq!(
+        slugs, expected,
+        "in course order: honesty, then accountability, then the practices"
+    );
 
-    let ids: HashSet<String> = lessons.iter().map(|m| m.header("Message-ID").unwrap()).collect();
+    let ids: HashSet<String> = lessons
+        .iter()
+        .map(|m| m.header("Message-ID").unwrap())
+        .collect();
     assert_eq!(ids.len(), lessons.len(), "each mail has its own Message-ID");
     for m in &lessons {
-        assert!(m.header("List-Unsubscribe").unwrap().contains("/unsubscribe/"));
+        assert!(
+            m.header("List-Unsubscribe")
+                .unwrap()
+                .contains("/unsubscribe/")
+        );
         assert!(m.header("List-Unsubscribe").unwrap().contains("mailto:"));
-        assert_eq!(m.header("List-Unsubscribe-Post").unwrap(), "List-Unsubscribe=One-Click");
+        assert_eq!(
+            m.header("List-Unsubscribe-Post").unwrap(),
+            "List-Unsubscribe=One-Click"
+        );
         assert!(m.header("Reply-To").unwrap().starts_with("reply+"));
         assert_eq!(m.header("X-Drip-Course").unwrap(), "rebuilding-trust");
         assert_eq!(m.header("Auto-Submitted").unwrap(), "auto-generated");
-        assert!(m.data.contains("Content-Type: text/plain") && m.data.contains("Content-Type: text/html"));
-        assert!(!m.data.contains("Content-Transfer-Encoding: 8bit"), "bodies are never raw 8bit");
-        assert_eq!(m.data.matches("Content-Transfer-Encoding: quoted-printable").count(), 2);
+        assert!(
+            m.data.contains("Content-Type: text/plain")
+                && m.data.contains("Content-Type: text/html")
+        );
+        assert!(
+            !m.data.contains("Content-Transfer-Encoding: 8bit"),
+            "bodies are never raw 8bit"
+        );
+        assert_eq!(
+            m.data
+                .matches("Content-Transfer-Encoding: quoted-printable")
+                .count(),
+            2
+        );
     }
 
     // Each lesson left at its window in Paris time: 08:00, the practice lessons at 07:30,
@@ -105,19 +153,35 @@ async fn a_subscriber_gets_every_lesson_in_course_order_at_their_local_hour(back
     for (d, l) in sent.iter().zip(&shipped) {
         assert_eq!(d.status, "sent");
         assert_eq!(d.revision, Some(l.revision));
-        let local = DateTime::from_timestamp(d.sent_at.unwrap(), 0).unwrap().with_timezone(&tz);
+        let local = DateTime::from_timestamp(d.sent_at.unwrap(), 0)
+            .unwrap()
+            .with_timezone(&tz);
         if l.position == 1 {
             continue;
         }
-        let (h, m) = if l.content.phase == drip::domain::Phase::Practice { (7, 30) } else { (8, 0) };
-        assert_eq!((local.hour(), local.minute()), (h, m), "{} arrived at {local}", l.slug);
+        let (h, m) = if l.content.phase == drip::domain::Phase::Practice {
+            (7, 30)
+        } else {
+            (8, 0)
+        };
+        assert_eq!(
+            (local.hour(), local.minute()),
+            (h, m),
+            "{} arrived at {local}",
+            l.slug
+        );
     }
-    let enrollment = &db::enrollments::for_subscriber(&t.app.db, subscriber(&t, "ann@example.com").await.id).await.unwrap()[0];
+    let enrollment =
+        &db::enrollments::for_subscriber(&t.app.db, subscriber(&t, "ann@example.com").await.id)
+            .await
+            .unwrap()[0];
     assert_eq!(enrollment.status, "completed");
 }
 
 async fn confirmed_subscriber(t: &TestApp, email: &str, tz: &str, now: DateTime<Utc>) -> i64 {
-    subscriptions::add(&t.app, &person(email, tz), true, "test", now).await.unwrap()
+    subscriptions::add(&t.app, &person(email, tz), true, "test", now)
+        .await
+        .unwrap()
 }
 
 async fn one_click_unsubscribe_stops_everything_after_it(backend: Backend) {
@@ -126,14 +190,34 @@ async fn one_click_unsubscribe_stops_everything_after_it(backend: Backend) {
     let t0 = Utc::now();
     confirmed_subscriber(&t, "bo@example.com", "UTC", t0).await;
     let r = tick(&t, t0).await;
-    assert_eq!(r.sent, 1, "{r:?} {:?}", lesson_deliveries(&t, "bo@example.com").await);
+    assert_eq!(
+        r.sent,
+        1,
+        "{r:?} {:?}",
+        lesson_deliveries(&t, "bo@example.com").await
+    );
     let first = t.smtp().wait_for(1, Duration::from_secs(5)).await;
     let header = first[0].header("List-Unsubscribe").unwrap();
-    let https = header.trim_start_matches('<').split('>').next().unwrap().to_owned();
+    let https = header
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_owned();
     // RFC 8058: a POST with this body and no cookies unsubscribes at once.
-    let (status, _) = request(&t.app, "POST", &path_of(&https), Some("application/x-www-form-urlencoded"), "List-Unsubscribe=One-Click").await;
+    let (status, _) = request(
+        &t.app,
+        "POST",
+        &path_of(&https),
+        Some("application/x-www-form-urlencoded"),
+        "List-Unsubscribe=One-Click",
+    )
+    .await;
     assert_eq!(status, 200);
-    assert_eq!(subscriber(&t, "bo@example.com").await.status, "unsubscribed");
+    assert_eq!(
+        subscriber(&t, "bo@example.com").await.status,
+        "unsubscribed"
+    );
     tick_through(&t, t0 + Days::hours(1), t0 + Days::days(10)).await;
     let after: Vec<_> = t.smtp().messages().into_iter().skip(1).collect();
     assert_eq!(after.len(), 1, "only the goodbye");
@@ -147,12 +231,28 @@ async fn pause_then_resume_continues_without_a_burst(backend: Backend) {
     let t0 = at("2026-05-04T06:00:00Z");
     let id = confirmed_subscriber(&t, "cy@example.com", "UTC", t0).await;
     tick_through(&t, t0, t0 + Days::days(1) + Days::hours(3)).await;
-    assert_eq!(lesson_deliveries(&t, "cy@example.com").await.len(), 2, "lessons 1 and 2");
-    assert!(subscriptions::pause(&t.app, id, "test", t0 + Days::days(1) + Days::hours(4)).await.unwrap());
+    assert_eq!(
+        lesson_deliveries(&t, "cy@example.com").await.len(),
+        2,
+        "lessons 1 and 2"
+    );
+    assert!(
+        subscriptions::pause(&t.app, id, "test", t0 + Days::days(1) + Days::hours(4))
+            .await
+            .unwrap()
+    );
     tick_through(&t, t0 + Days::days(1) + Days::hours(5), t0 + Days::days(20)).await;
-    assert_eq!(lesson_deliveries(&t, "cy@example.com").await.len(), 2, "nothing while paused");
+    assert_eq!(
+        lesson_deliveries(&t, "cy@example.com").await.len(),
+        2,
+        "nothing while paused"
+    );
     let resumed_at = t0 + Days::days(20) + Days::hours(1);
-    assert!(subscriptions::resume(&t.app, id, "test", resumed_at).await.unwrap());
+    assert!(
+        subscriptions::resume(&t.app, id, "test", resumed_at)
+            .await
+            .unwrap()
+    );
     // The next lesson comes at the next window, and then one a day at most: not the
     // eighteen days' worth of lessons that were missed.
     tick_through(&t, resumed_at, resumed_at + Days::hours(20)).await;
@@ -160,11 +260,26 @@ async fn pause_then_resume_continues_without_a_burst(backend: Backend) {
     assert_eq!(sent.len(), 3, "{sent:?}");
     assert_eq!(sent[2].lesson.as_deref(), Some("tell-the-whole-truth"));
     let third = DateTime::from_timestamp(sent[2].sent_at.unwrap(), 0).unwrap();
-    assert_eq!((third - resumed_at).num_minutes(), 60, "at the next 08:00 window");
+    assert_eq!(
+        (third - resumed_at).num_minutes(),
+        60,
+        "at the next 08:00 window"
+    );
     tick_through(&t, resumed_at + Days::hours(20), resumed_at + Days::days(4)).await;
     let sent = lesson_deliveries(&t, "cy@example.com").await;
-    let days: HashSet<_> = sent.iter().map(|d| DateTime::from_timestamp(d.sent_at.unwrap(), 0).unwrap().date_naive()).collect();
-    assert_eq!(days.len(), sent.len(), "never two lessons on one day: {sent:?}");
+    let days: HashSet<_> = sent
+        .iter()
+        .map(|d| {
+            DateTime::from_timestamp(d.sent_at.unwrap(), 0)
+                .unwrap()
+                .date_naive()
+        })
+        .collect();
+    assert_eq!(
+        days.len(),
+        sent.len(),
+        "never two lessons on one day: {sent:?}"
+    );
 }
 
 async fn a_451_then_250_delivers_once(backend: Backend) {
@@ -252,7 +367,10 @@ async fn a_lesson_that_waits_for_a_reply_holds_the_next_until_max_wait_days(back
     let t = TestApp::with_file_outbox(backend).await;
     let course = t.app.course().await.unwrap();
     let lessons = db::lessons::list(&t.app.db, course.id).await.unwrap();
-    let waiting = lessons.iter().find(|l| l.content.wait_for_reply).expect("the course has a lesson that waits");
+    let waiting = lessons
+        .iter()
+        .find(|l| l.content.wait_for_reply)
+        .expect("the course has a lesson that waits");
     let max_wait = i64::from(waiting.content.max_wait_days.unwrap());
     let t0 = at("2026-05-04T06:00:00Z");
     confirmed_subscriber(&t, "hu@example.com", "UTC", t0).await;
@@ -261,20 +379,48 @@ async fn a_lesson_that_waits_for_a_reply_holds_the_next_until_max_wait_days(back
     let sent_at = loop {
         tick(&t, now).await;
         let d = lesson_deliveries(&t, "hu@example.com").await;
-        if let Some(d) = d.iter().find(|d| d.lesson.as_deref() == Some(waiting.slug.as_str())) {
+        if let Some(d) = d
+            .iter()
+            .find(|d| d.lesson.as_deref() == Some(waiting.slug.as_str()))
+        {
             break DateTime::from_timestamp(d.sent_at.unwrap(), 0).unwrap();
         }
-        let next = db::deliveries::next_wakeup(&t.app.db).await.unwrap().expect("something is planned");
+        let next = db::deliveries::next_wakeup(&t.app.db)
+            .await
+            .unwrap()
+            .expect("something is planned");
         now = DateTime::from_timestamp(next.max(now.timestamp() + 1), 0).unwrap();
-        assert!(now < t0 + Days::days(30), "the waiting lesson never went out");
+        assert!(
+            now < t0 + Days::days(30),
+            "the waiting lesson never went out"
+        );
     };
-    let enrollment = &db::enrollments::for_subscriber(&t.app.db, subscriber(&t, "hu@example.com").await.id).await.unwrap()[0];
+    let enrollment =
+        &db::enrollments::for_subscriber(&t.app.db, subscriber(&t, "hu@example.com").await.id)
+            .await
+            .unwrap()[0];
     assert_eq!(enrollment.waiting_reply, 1);
     // No reply: nothing more until max_wait_days have passed, then the next lesson.
-    tick_through(&t, sent_at + Days::hours(1), sent_at + Days::days(max_wait) - Days::hours(1)).await;
-    assert_eq!(lesson_deliveries(&t, "hu@example.com").await.len() as i64, waiting.position);
-    tick_through(&t, sent_at + Days::days(max_wait), sent_at + Days::days(max_wait) + Days::hours(12)).await;
-    assert_eq!(lesson_deliveries(&t, "hu@example.com").await.len() as i64, waiting.position + 1);
+    tick_through(
+        &t,
+        sent_at + Days::hours(1),
+        sent_at + Days::days(max_wait) - Days::hours(1),
+    )
+    .await;
+    assert_eq!(
+        lesson_deliveries(&t, "hu@example.com").await.len() as i64,
+        waiting.position
+    );
+    tick_through(
+        &t,
+        sent_at + Days::days(max_wait),
+        sent_at + Days::days(max_wait) + Days::hours(12),
+    )
+    .await;
+    assert_eq!(
+        lesson_deliveries(&t, "hu@example.com").await.len() as i64,
+        waiting.position + 1
+    );
 }
 
 async fn lessons_keep_their_local_hour_across_daylight_saving_changes(backend: Backend) {
@@ -285,27 +431,70 @@ async fn lessons_keep_their_local_hour_across_daylight_saving_changes(backend: B
     // on 29 March 2026 and falls back on 25 October; New York on 8 March and 1 November;
     // Auckland falls back on 5 April and springs forward on 27 September.
     let people = [
-        ("paris-spring@example.com", "Europe/Paris", "2026-03-20T17:00:00Z"),
-        ("paris-autumn@example.com", "Europe/Paris", "2026-10-15T17:00:00Z"),
-        ("ny-spring@example.com", "America/New_York", "2026-02-27T22:00:00Z"),
-        ("ny-autumn@example.com", "America/New_York", "2026-10-22T22:00:00Z"),
-        ("akl-autumn@example.com", "Pacific/Auckland", "2026-03-25T05:00:00Z"),
-        ("akl-spring@example.com", "Pacific/Auckland", "2026-09-17T05:00:00Z"),
+        (
+            "paris-spring@example.com",
+            "Europe/Paris",
+            "2026-03-20T17:00:00Z",
+        ),
+        (
+            "paris-autumn@example.com",
+            "Europe/Paris",
+            "2026-10-15T17:00:00Z",
+        ),
+        (
+            "ny-spring@example.com",
+            "America/New_York",
+            "2026-02-27T22:00:00Z",
+        ),
+        (
+            "ny-autumn@example.com",
+            "America/New_York",
+            "2026-10-22T22:00:00Z",
+        ),
+        (
+            "akl-autumn@example.com",
+            "Pacific/Auckland",
+            "2026-03-25T05:00:00Z",
+        ),
+        (
+            "akl-spring@example.com",
+            "Pacific/Auckland",
+            "2026-09-17T05:00:00Z",
+        ),
     ];
     for (email, tz, start) in people {
         let t0 = at(start);
         confirmed_subscriber(&t, email, tz, t0).await;
         tick_through(&t, t0, t0 + Days::days(40)).await;
         let sent = lesson_deliveries(&t, email).await;
-        assert_eq!(sent.len(), shipped.len(), "{email}: every lesson, none doubled");
+        assert_eq!(
+            sent.len(),
+            shipped.len(),
+            "{email}: every lesson, none doubled"
+        );
         let zone: chrono_tz::Tz = tz.parse().unwrap();
         let mut days = HashSet::new();
         for (d, l) in sent.iter().zip(&shipped) {
-            let local = DateTime::from_timestamp(d.sent_at.unwrap(), 0).unwrap().with_timezone(&zone);
-            assert!(days.insert(local.date_naive()), "{email}: two lessons on {}", local.date_naive());
+            let local = DateTime::from_timestamp(d.sent_at.unwrap(), 0)
+                .unwrap()
+                .with_timezone(&zone);
+            assert!(
+                days.insert(local.date_naive()),
+                "{email}: two lessons on {}",
+                local.date_naive()
+            );
             if l.position > 1 {
-                let (h, m) = if l.content.phase == drip::domain::Phase::Practice { (7, 30) } else { (8, 0) };
-                assert_eq!((local.hour(), local.minute()), (h, m), "{email}: {} arrived at {local}", l.slug);
+                let (h, m) = if l.content.phase == drip::domain::Phase::Practice {
+                    (7, 30)
+                } else {
+                    (8, 0)
+                };
+                assert_eq!(
+                    (local.hour(), local.minute()),
+                    (h, m),
+                    "{email}: {} arrived at {local}",
+                    l.slug
+                );
             }
         }
     }

@@ -7,6 +7,7 @@ mod support;
 mod cli;
 mod curriculum;
 mod delivery;
+mod inbound;
 mod render;
 mod storage;
 mod web_public;

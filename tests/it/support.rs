@@ -78,18 +78,33 @@ impl TestDb {
         match backend {
             Backend::Sqlite => {
                 let url = format!("sqlite://{}", dir.path().join("drip.db").display());
-                TestDb { url, backend, schema: None, _dir: dir }
+                TestDb {
+                    url,
+                    backend,
+                    schema: None,
+                    _dir: dir,
+                }
             }
             Backend::Postgres => {
                 let base = postgres_url().expect("DRIP_TEST_POSTGRES_URL");
                 let schema = format!("t_{:016x}", rand::random::<u64>());
                 sqlx::any::install_default_drivers();
-                let pool = sqlx::AnyPool::connect(&base).await.expect("connect to DRIP_TEST_POSTGRES_URL");
-                sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.unwrap();
+                let pool = sqlx::AnyPool::connect(&base)
+                    .await
+                    .expect("connect to DRIP_TEST_POSTGRES_URL");
+                sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
                 pool.close().await;
                 let sep = if base.contains('?') { '&' } else { '?' };
                 let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-                TestDb { url, backend, schema: Some((base, schema)), _dir: dir }
+                TestDb {
+                    url,
+                    backend,
+                    schema: Some((base, schema)),
+                    _dir: dir,
+                }
             }
         }
     }
@@ -106,10 +121,15 @@ impl Drop for TestDb {
         if let Some((base, schema)) = self.schema.take() {
             // Drop runs inside the test's runtime; do the async cleanup on a thread of its own.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async {
                     if let Ok(pool) = sqlx::AnyPool::connect(&base).await {
-                        let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&pool).await;
+                        let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                            .execute(&pool)
+                            .await;
                         pool.close().await;
                     }
                 });
@@ -151,7 +171,11 @@ impl TestApp {
         Self::build(backend, Some(smtp), |_| {}).await
     }
 
-    pub async fn build(backend: Backend, smtp: Option<SmtpServer>, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    pub async fn build(
+        backend: Backend,
+        smtp: Option<SmtpServer>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let db = TestDb::new(backend).await;
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(&db.url, &dir.path().join("outbox"));
@@ -168,17 +192,32 @@ impl TestApp {
     }
 
     pub fn smtp(&self) -> &SmtpServer {
-        self.smtp.as_ref().expect("this test app has no SMTP server")
+        self.smtp
+            .as_ref()
+            .expect("this test app has no SMTP server")
     }
 
     /// The .eml files written so far, sorted by name.
     pub fn outbox(&self) -> Vec<(String, String)> {
         let dir = self.dir.path().join("outbox");
         let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "eml")).collect())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .collect()
+            })
             .unwrap_or_default();
         files.sort();
-        files.into_iter().map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap())).collect()
+        files
+            .into_iter()
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read_to_string(&p).unwrap(),
+                )
+            })
+            .collect()
     }
 
     /// Serves the web app on a free port; returns its base URL. The app's base_url must
@@ -192,7 +231,12 @@ impl TestApp {
         self.app = App::with_db(config, self.app.db.clone()).unwrap();
         let router = drip::web::router(self.app.clone());
         tokio::spawn(async move {
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
         });
         base
     }
@@ -287,7 +331,11 @@ impl Handler for Recorder {
             }
             _ => {
                 let data = String::from_utf8_lossy(&self.data).into_owned();
-                state.messages.push(Received { from: self.from.clone(), to: self.to.clone(), data });
+                state.messages.push(Received {
+                    from: self.from.clone(),
+                    to: self.to.clone(),
+                    data,
+                });
                 mailin_embedded::response::OK
             }
         }
@@ -301,15 +349,27 @@ impl SmtpServer {
 
     /// A port that nothing listens on yet (for "the server is down, then comes back").
     pub fn reserve_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
     }
 
     pub fn start_on(listener: TcpListener) -> SmtpServer {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(SmtpState::default()));
-        let recorder = Recorder { state: state.clone(), from: String::new(), to: Vec::new(), data: Vec::new() };
+        let recorder = Recorder {
+            state: state.clone(),
+            from: String::new(),
+            to: Vec::new(),
+            data: Vec::new(),
+        };
         let mut server = Server::new(recorder);
-        server.with_name("test.smtp.local").with_num_threads(8).with_tcp_listener(listener);
+        server
+            .with_name("test.smtp.local")
+            .with_num_threads(8)
+            .with_tcp_listener(listener);
         std::thread::spawn(move || {
             let _ = server.serve();
         });
@@ -319,7 +379,8 @@ impl SmtpServer {
     /// The next DATA commands are answered with these codes (then 250).
     pub fn answer_next(&self, replies: &[(u16, &str)]) {
         let mut s = self.state.lock().unwrap();
-        s.script.extend(replies.iter().map(|(c, t)| (*c, t.to_string())));
+        s.script
+            .extend(replies.iter().map(|(c, t)| (*c, t.to_string())));
     }
 
     pub fn slow_down(&self, per_message: Duration) {
@@ -349,7 +410,9 @@ impl SmtpServer {
 
 /// The decoded text/plain part of a message (quoted-printable, as drip sends it).
 pub fn text_part(data: &str) -> String {
-    let start = data.find("Content-Type: text/plain").expect("a text/plain part");
+    let start = data
+        .find("Content-Type: text/plain")
+        .expect("a text/plain part");
     let rest = &data[start..];
     let body_start = rest.find("\r\n\r\n").map(|i| i + 4).unwrap_or(0);
     let body = &rest[body_start..];
@@ -364,7 +427,10 @@ fn qp_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'=' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..(i + 3).min(bytes.len())]).unwrap_or("zz"), 16) {
+            if let Ok(b) = u8::from_str_radix(
+                std::str::from_utf8(&bytes[i + 1..(i + 3).min(bytes.len())]).unwrap_or("zz"),
+                16,
+            ) {
                 out.push(b);
                 i += 3;
                 continue;
@@ -379,28 +445,49 @@ fn qp_decode(s: &str) -> String {
 /// The first URL in `text` that starts with `prefix`.
 pub fn find_url(text: &str, prefix: &str) -> Option<String> {
     let at = text.find(prefix)?;
-    Some(text[at..].split(|c: char| c.is_whitespace() || c == '>' || c == '"').next()?.to_owned())
+    Some(
+        text[at..]
+            .split(|c: char| c.is_whitespace() || c == '>' || c == '"')
+            .next()?
+            .to_owned(),
+    )
 }
 
 /// Sends one request to the web app without a network hop.
-pub async fn request(app: &App, method: &str, uri: &str, content_type: Option<&str>, body: &str) -> (u16, String) {
+pub async fn request(
+    app: &App,
+    method: &str,
+    uri: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> (u16, String) {
     use tower::ServiceExt;
     let mut req = axum::http::Request::builder().method(method).uri(uri);
     if let Some(ct) = content_type {
         req = req.header("content-type", ct);
     }
-    let response = drip::web::router(app.clone()).oneshot(req.body(axum::body::Body::from(body.to_owned())).unwrap()).await.unwrap();
+    let response = drip::web::router(app.clone())
+        .oneshot(req.body(axum::body::Body::from(body.to_owned())).unwrap())
+        .await
+        .unwrap();
     let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), 10 * 1024 * 1024).await.unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), 10 * 1024 * 1024)
+        .await
+        .unwrap();
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// The path of an absolute URL of the app (`http://host/confirm/x` → `/confirm/x`).
 pub fn path_of(url: &str) -> String {
     let after = url.split("://").nth(1).unwrap_or(url);
-    after.find('/').map(|i| after[i..].to_owned()).unwrap_or_else(|| "/".into())
+    after
+        .find('/')
+        .map(|i| after[i..].to_owned())
+        .unwrap_or_else(|| "/".into())
 }
 
 pub fn at(rfc3339: &str) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::parse_from_rfc3339(rfc3339).unwrap().with_timezone(&chrono::Utc)
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
 }
