@@ -13,9 +13,11 @@
 //! - [`mailer`]: lettre messages and transports (outbox files or SMTP).
 //! - [`inbound`]: replies: parse, match, strip, classify, store.
 //! - [`web`]: the public pages, the admin UI and the JSON API.
+//! - [`auth`]: admin passwords, sessions, CSRF tokens, API tokens, the sign-in limiter.
 //! - [`cli`]: the `drip` command.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod crypto;

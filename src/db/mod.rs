@@ -6,12 +6,15 @@
 //! 0/1 integers. Where the engines differ (row locks, advisory locks) the function asks
 //! [`Db::backend`] and says why.
 
+pub mod admin_lists;
+pub mod admins;
 pub mod courses;
 pub mod deliveries;
 pub mod enrollments;
 pub mod events;
 pub mod lessons;
 pub mod replies;
+pub mod stats;
 pub mod subscribers;
 
 use std::str::FromStr;
@@ -159,7 +162,7 @@ impl Db {
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%' ORDER BY name"
             }
             Backend::Postgres => {
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name NOT LIKE '_sqlx%' ORDER BY table_name"
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() AND table_name NOT LIKE '_sqlx%' ORDER BY table_name"
             }
         };
         let rows: Vec<(String,)> = sqlx::query_as(sql).fetch_all(&self.pool).await?;

@@ -151,7 +151,9 @@ impl Renderer {
     /// Loads and compiles every template under `dir`; an error names the file and line.
     pub fn load(dir: &Path) -> anyhow::Result<Renderer> {
         let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Printing a missing variable is an error; testing one with `if` is allowed, so a
+        // page can say `{% if errors.email %}` without every key present.
+        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
         env.set_auto_escape_callback(|name| {
             if name.ends_with(".html") {
                 AutoEscape::Html

@@ -1,0 +1,284 @@
+//! The admin UI under `/admin`: sign-in, lessons (editor, preview, revisions, test send),
+//! subscribers, replies and statistics. Every page but the sign-in form sits behind two
+//! layers: a signed-in session (else 302 to the sign-in page), then, for POSTs, the
+//! session's CSRF token (else 403).
+//!
+//! Pages come from `templates/web/admin/*.html` with HTML autoescaping: subscriber text is
+//! never marked safe. Responses carry a Content-Security-Policy that allows no script at all.
+
+mod editor;
+mod impact;
+mod lessons;
+mod login;
+mod replies;
+mod revisions;
+mod stats;
+mod subscribers;
+mod transfer;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use minijinja::{AutoEscape, Environment};
+use serde::Serialize;
+use serde_json::json;
+
+use super::WebError;
+use crate::app::App;
+use crate::auth::{self, Admin};
+
+/// The one route that takes multipart bodies; it checks the CSRF field itself.
+const IMPORT_PATH: &str = "/admin/subscribers/import";
+/// Admin forms carry whole lessons; CSV uploads are larger still.
+const FORM_LIMIT: usize = 1024 * 1024;
+const UPLOAD_LIMIT: usize = 32 * 1024 * 1024;
+
+pub fn router(app: &App) -> Router<App> {
+    let protected = Router::new()
+        .merge(lessons::router())
+        .merge(editor::router())
+        .merge(revisions::router())
+        .merge(subscribers::router())
+        .merge(replies::router())
+        .merge(stats::router())
+        .merge(login::protected_router())
+        .layer(DefaultBodyLimit::max(FORM_LIMIT))
+        .merge(transfer::router().layer(DefaultBodyLimit::max(UPLOAD_LIMIT)))
+        .route_layer(middleware::from_fn(check_csrf))
+        .route_layer(middleware::from_fn_with_state(app.clone(), require_admin));
+    Router::new()
+        .merge(login::router().layer(DefaultBodyLimit::max(FORM_LIMIT)))
+        .merge(protected)
+}
+
+/// The value of cookie `name` in the request.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+fn found(location: &str) -> Response {
+    (StatusCode::FOUND, [(header::LOCATION, location.to_owned())]).into_response()
+}
+
+/// Signed-in admins only: the session's admin goes into the request's extensions.
+async fn require_admin(State(app): State<App>, mut req: Request, next: Next) -> Response {
+    let now = Utc::now().timestamp();
+    let admin = match cookie(req.headers(), auth::COOKIE) {
+        Some(id) => match auth::session_admin(&app.db, &id, now).await {
+            Ok(a) => a,
+            Err(e) => return WebError::Internal(e).into_response(),
+        },
+        None => None,
+    };
+    match admin {
+        Some(admin) => {
+            req.extensions_mut().insert(admin);
+            next.run(req).await
+        }
+        None => {
+            let back = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .filter(|_| req.method() == Method::GET)
+                .unwrap_or_default();
+            if back.is_empty() {
+                found("/admin/login")
+            } else {
+                found(&format!("/admin/login?next={}", encode(&back)))
+            }
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct CsrfField {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Every state-changing request carries the session's token in a `csrf` field. Form bodies
+/// are read here (and handed on intact); multipart is accepted only by the upload route,
+/// which checks its own `csrf` part before reading the file.
+async fn check_csrf(req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD) {
+        return next.run(req).await;
+    }
+    let Some(admin) = req.extensions().get::<Admin>().cloned() else {
+        return forbidden();
+    };
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.starts_with("multipart/form-data") && req.uri().path() == IMPORT_PATH {
+        return next.run(req).await;
+    }
+    if !content_type.starts_with("application/x-www-form-urlencoded") {
+        return forbidden();
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, UPLOAD_LIMIT).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "the form is too large").into_response();
+    };
+    let probe = Request::builder()
+        .method(Method::POST)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(bytes.clone()))
+        .expect("a valid request");
+    let given = axum::Form::<CsrfField>::from_request(probe, &())
+        .await
+        .map(|f| f.0.csrf)
+        .unwrap_or_default();
+    if given.is_empty() || !auth::same_secret(&given, &admin.csrf) {
+        return forbidden();
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+pub(crate) fn forbidden() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        axum::response::Html(
+            "<!DOCTYPE html><title>Refused</title><p>This form has expired or did not come from drip's admin pages (missing or wrong CSRF token). Go back, reload the page and try again.</p>",
+        ),
+    )
+        .into_response()
+}
+
+/// Percent-encodes a query value.
+pub(crate) fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The admin templates, compiled once per templates folder and time zone.
+fn environment(app: &App) -> Arc<Environment<'static>> {
+    type Cache = Mutex<HashMap<(PathBuf, String), Arc<Environment<'static>>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let dir = app.config.course.templates_dir.join("web").join("admin");
+    let tz_name = app.config.schedule.default_timezone.clone();
+    let key = (dir.clone(), tz_name.clone());
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    cache
+        .entry(key)
+        .or_insert_with(|| {
+            let mut env = Environment::new();
+            env.set_loader(minijinja::path_loader(dir));
+            env.set_auto_escape_callback(|name| {
+                if name.ends_with(".html") {
+                    AutoEscape::Html
+                } else {
+                    AutoEscape::None
+                }
+            });
+            let tz: chrono_tz::Tz = tz_name.parse().unwrap_or(chrono_tz::UTC);
+            env.add_filter("time", move |t: Option<i64>| -> String {
+                t.map(|t| format_time(t, tz)).unwrap_or_else(|| "—".into())
+            });
+            Arc::new(env)
+        })
+        .clone()
+}
+
+pub(crate) fn format_time(t: i64, tz: chrono_tz::Tz) -> String {
+    DateTime::from_timestamp(t, 0)
+        .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string())
+        .unwrap_or_default()
+}
+
+/// Headers every admin response carries: no script may run, the pages are not framed or
+/// cached, and no admin URL leaks in a Referer.
+fn harden(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; form-action 'self'; frame-src 'self'; frame-ancestors 'self'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// Renders `templates/web/admin/{name}.html` with the admin, the course title and `ctx`.
+pub(crate) fn page<S: Serialize>(
+    app: &App,
+    admin: Option<&Admin>,
+    status: StatusCode,
+    name: &str,
+    ctx: S,
+) -> Result<Response, WebError> {
+    let env = environment(app);
+    let template = env
+        .get_template(&format!("{name}.html"))
+        .map_err(|e| WebError::Internal(anyhow::anyhow!("admin template {name}.html: {e:#}")))?;
+    let html = template
+        .render(minijinja::context! {
+            admin => admin.map(|a| json!({"username": a.username, "email": a.email, "csrf": a.csrf})),
+            site => json!({"title": app.config.course.slug}),
+            ..minijinja::Value::from_serialize(&ctx)
+        })
+        .map_err(|e| WebError::Internal(anyhow::anyhow!("rendering admin/{name}.html: {e:#}")))?;
+    Ok(harden((status, axum::response::Html(html)).into_response()))
+}
+
+/// A page with a title and a message, for refusals and results that need no layout.
+pub(crate) fn message(
+    app: &App,
+    admin: &Admin,
+    status: StatusCode,
+    title: &str,
+    text: &str,
+    back: &str,
+) -> Result<Response, WebError> {
+    page(
+        app,
+        Some(admin),
+        status,
+        "message",
+        json!({"title": title, "text": text, "back": back}),
+    )
+}
+
+/// 303 to a page after a successful POST (so a reload does not post again).
+pub(crate) fn see_other(location: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, location.to_owned())]).into_response()
+}
+
+pub(crate) fn not_found(what: &'static str) -> WebError {
+    WebError::NotFound(what)
+}
