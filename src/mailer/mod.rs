@@ -111,8 +111,11 @@ impl Mailer {
 
     /// The message exactly as it is sent.
     pub fn build(&self, out: &Outgoing) -> anyhow::Result<Message> {
+        // Names are checked at sign-up; this is the last line of defence for a header, and
+        // lettre's encoder panics on a line break in a display name.
+        let name: String = out.to_name.chars().filter(|c| !c.is_control()).collect();
         let to = Mailbox::new(
-            Some(out.to_name.clone()).filter(|n| !n.trim().is_empty()),
+            Some(name).filter(|n| !n.trim().is_empty()),
             out.to
                 .parse()
                 .with_context(|| format!("recipient {:?}", out.to))?,
@@ -292,4 +295,113 @@ fn dkim_config(mail: &config::Mail, domain: &str) -> anyhow::Result<DkimConfig> 
             body: DkimCanonicalizationType::Relaxed,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outgoing() -> Outgoing {
+        Outgoing {
+            file_label: "x".into(),
+            to_name: "Ann\r\nBcc: victim@example.net".into(),
+            to: "ann@example.com".into(),
+            subject: "Lesson 2 · Start from a clean slate".into(),
+            html: "<p>Hé</p>".into(),
+            text: "Hé, a long line that goes on and on and on and on and on and on and on and on and on and on".into(),
+            message_id: "drip.1-abc@example.org".into(),
+            reply_to: Some("reply+1-abc@example.org".into()),
+            unsubscribe: Some(("https://course.example.org/unsubscribe/1-abc".into(), "mailto:reply+1-abc@example.org?subject=unsubscribe".into())),
+            course: Some("rebuilding-trust".into()),
+            lesson: Some("a-clean-slate".into()),
+        }
+    }
+
+    fn config(dkim: bool) -> Config {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml")).unwrap();
+        let mut c = Config::from_toml_str(&text).unwrap();
+        c.mail.outbox_dir = std::env::temp_dir().join("drip-mailer-test");
+        if dkim {
+            c.mail.dkim_key = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/dkim-test-key.pem"
+            )
+            .into();
+            c.mail.dkim_selector = "drip".into();
+        }
+        c
+    }
+
+    #[test]
+    fn a_lesson_mail_has_every_header_and_no_raw_8bit_body() {
+        let m = Mailer::from_config(&config(false)).unwrap();
+        let text = String::from_utf8(m.build(&outgoing()).unwrap().formatted()).unwrap();
+        for header in [
+            "Message-ID: <drip.1-abc@example.org>",
+            "Reply-To: reply+1-abc@example.org",
+            "List-Unsubscribe: <https://course.example.org/unsubscribe/1-abc>,<mailto:reply+1-abc@example.org?subject=unsubscribe>\r\n",
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+            "X-Drip-Course: rebuilding-trust",
+            "X-Drip-Lesson: a-clean-slate",
+            "Auto-Submitted: auto-generated",
+        ] {
+            assert!(text.contains(header), "{header} missing from\n{text}");
+        }
+        assert_eq!(
+            text.matches("Content-Transfer-Encoding: quoted-printable")
+                .count(),
+            2
+        );
+        assert!(text.is_ascii(), "bodies are encoded, never raw 8bit");
+        // A display name cannot smuggle a header in.
+        assert!(!text.contains("\r\nBcc:"), "{text}");
+    }
+
+    #[test]
+    fn dkim_signs_from_subject_and_the_unsubscribe_headers() {
+        let m = Mailer::from_config(&config(true)).unwrap();
+        let text = String::from_utf8(m.build(&outgoing()).unwrap().formatted()).unwrap();
+        let sig = text
+            .split("DKIM-Signature:")
+            .nth(1)
+            .expect("a DKIM-Signature header");
+        let sig: String = sig
+            .split("\r\n")
+            .take_while(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("");
+        let sig = sig.split("\r\n").next().unwrap().to_owned();
+        assert!(
+            sig.contains("d=example.org") && sig.contains("s=drip"),
+            "{sig}"
+        );
+        let h = sig
+            .split("h=")
+            .nth(1)
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_ascii_lowercase();
+        for name in [
+            "from",
+            "subject",
+            "list-unsubscribe",
+            "list-unsubscribe-post",
+        ] {
+            assert!(
+                h.split(':').any(|x| x.trim() == name),
+                "{name} not signed: {h}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_dkim_key_is_a_clear_error() {
+        let mut c = config(true);
+        c.mail.dkim_key = "/nonexistent/key.pem".into();
+        let err = Mailer::from_config(&c).unwrap_err().to_string();
+        assert!(err.contains("mail.dkim_key"), "{err}");
+    }
 }

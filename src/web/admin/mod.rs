@@ -6,8 +6,8 @@
 //! Pages come from `templates/web/admin/*.html` with HTML autoescaping: subscriber text is
 //! never marked safe. Responses carry a Content-Security-Policy that allows no script at all.
 
-mod editor;
-mod impact;
+pub(crate) mod editor;
+pub(crate) mod impact;
 mod lessons;
 mod login;
 mod replies;

@@ -1,0 +1,162 @@
+//! The replies inbox: flagged first, then newest first; filters by lesson, flag, read state
+//! and kind; each reply with its extracted text, the prompt it answers and a link to the raw
+//! message. Every reply shown to an admin is logged as viewed.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::lessons::course_and_lessons;
+use super::{page, see_other};
+use crate::app::App;
+use crate::auth::Admin;
+use crate::db::{self, admin_lists::{InboxKey, InboxQuery}};
+use crate::web::WebError;
+
+const PAGE: i64 = 30;
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/admin/replies", get(inbox))
+        .route("/admin/replies/{id}/raw", get(raw))
+        .route("/admin/replies/{id}/read", post(mark_read))
+        .route("/admin/replies/{id}/flag", post(flag))
+}
+
+#[derive(Deserialize, Default)]
+struct InboxParams {
+    #[serde(default)]
+    lesson: String,
+    #[serde(default)]
+    flagged: String,
+    #[serde(default)]
+    unread: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    after: String,
+}
+
+async fn inbox(
+    State(app): State<App>,
+    Extension(admin): Extension<Admin>,
+    Query(p): Query<InboxParams>,
+) -> Result<Response, WebError> {
+    let (_, lessons) = course_and_lessons(&app).await?;
+    let kind = match p.kind.as_str() {
+        "all" => None,
+        "auto_reply" | "bounce" => Some(p.kind.clone()),
+        _ => Some("reply".to_owned()),
+    };
+    let q = InboxQuery {
+        lesson_id: lessons.iter().find(|l| l.slug == p.lesson).map(|l| l.id),
+        subscriber_id: None,
+        kind,
+        flagged_only: p.flagged == "1",
+        unread_only: p.unread == "1",
+        after: InboxKey::parse(&p.after),
+        limit: PAGE + 1,
+    };
+    let mut rows = db::admin_lists::inbox(&app.db, &q).await?;
+    let more = rows.len() as i64 > PAGE;
+    rows.truncate(PAGE as usize);
+    let items: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            let lesson = lessons.iter().find(|l| Some(l.id) == r.lesson_id);
+            json!({
+                "id": r.id, "subscriber_id": r.subscriber_id, "email": r.email, "name": r.name, "from": r.from_addr,
+                "subject": r.subject, "kind": r.kind, "command": r.command, "has_raw": r.has_raw != 0,
+                "flagged": r.flagged != 0, "flag_reason": r.flag_reason, "read": r.read_at.is_some(), "received_at": r.received_at,
+                "text": String::from_utf8_lossy(&app.open_reply_text(&r.text)),
+                "lesson": lesson.map(|l| json!({"slug": l.slug, "title": l.content.title, "prompt": l.content.prompt})),
+            })
+        })
+        .collect();
+    let viewed: Vec<(i64, Option<i64>)> = rows.iter().map(|r| (r.id, r.subscriber_id)).collect();
+    db::admin_lists::log_views(&app.db, &admin.username, &viewed, "inbox", Utc::now().timestamp()).await?;
+    let filters = format!(
+        "lesson={}&flagged={}&unread={}&kind={}",
+        super::encode(&p.lesson),
+        super::encode(&p.flagged),
+        super::encode(&p.unread),
+        super::encode(&p.kind)
+    );
+    let next = more.then(|| {
+        let last = rows.last().expect("more than one page");
+        let key = InboxKey { flagged: last.flagged, received_at: last.received_at, id: last.id };
+        format!("/admin/replies?{filters}&after={key}")
+    });
+    page(&app, Some(&admin), StatusCode::OK, "replies", json!({
+        "nav": "replies", "items": items, "next": next, "here": format!("/admin/replies?{filters}&after={}", super::encode(&p.after)),
+        "lesson": p.lesson, "flagged": p.flagged == "1", "unread": p.unread == "1", "kind": p.kind,
+        "lessons": lessons.iter().map(|l| json!({"slug": l.slug, "title": l.content.title})).collect::<Vec<_>>(),
+    }))
+}
+
+/// The raw message as received, decrypted, as plain text (never rendered as HTML).
+async fn raw(
+    State(app): State<App>,
+    Extension(admin): Extension<Admin>,
+    Path(id): Path<i64>,
+) -> Result<Response, WebError> {
+    let Some((subscriber, Some(sealed))) = db::admin_lists::raw(&app.db, id).await? else {
+        return Err(WebError::NotFound("There is no raw message for this reply."));
+    };
+    db::admin_lists::log_views(&app.db, &admin.username, &[(id, subscriber)], "raw", Utc::now().timestamp()).await?;
+    let text = String::from_utf8_lossy(&app.open_reply_text(&sealed)).into_owned();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox"),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct ToggleForm {
+    #[serde(default)]
+    value: String,
+    #[serde(default)]
+    back: String,
+}
+
+fn back_to(form: &ToggleForm) -> String {
+    if form.back.starts_with("/admin/") && !form.back.contains("//") {
+        form.back.clone()
+    } else {
+        "/admin/replies".into()
+    }
+}
+
+async fn mark_read(
+    State(app): State<App>,
+    Path(id): Path<i64>,
+    Form(form): Form<ToggleForm>,
+) -> Result<Response, WebError> {
+    let read_at = (form.value != "0").then(|| Utc::now().timestamp());
+    if !db::admin_lists::set_read(&app.db, id, read_at).await? {
+        return Err(WebError::NotFound("There is no reply with this number."));
+    }
+    Ok(see_other(&back_to(&form)))
+}
+
+async fn flag(
+    State(app): State<App>,
+    Path(id): Path<i64>,
+    Form(form): Form<ToggleForm>,
+) -> Result<Response, WebError> {
+    if !db::admin_lists::set_flagged(&app.db, id, form.value != "0").await? {
+        return Err(WebError::NotFound("There is no reply with this number."));
+    }
+    Ok(see_other(&back_to(&form)))
+}
