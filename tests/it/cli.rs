@@ -222,3 +222,65 @@ fn simulate_prints_every_lesson_at_its_local_time() {
         );
     }
 }
+
+#[test]
+fn serve_answers_then_shuts_down_cleanly_on_sigterm() {
+    use std::io::{Read, Write};
+    let dir = workdir();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_drip"))
+        .current_dir(dir.path())
+        .arg("serve")
+        .env("DRIP_SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("DRIP_SERVER__BASE_URL", format!("http://127.0.0.1:{port}"))
+        .env("DRIP_SCHEDULE__TICK_SECONDS", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let body = loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            break out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "drip serve did not start listening"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("drip serve did not stop within 20 s of SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(status.success(), "exit {status:?}\n{log}");
+    assert!(log.contains("shutting down"), "{log}");
+}

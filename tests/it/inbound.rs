@@ -61,7 +61,66 @@ on_both_databases!(
     pause_and_stop_in_a_reply_act_on_the_subscription,
     an_answer_releases_a_lesson_that_waits_for_it,
     reply_text_is_not_stored_in_the_clear,
+    a_reply_with_distress_words_is_flagged_and_the_acknowledgement_points_to_help,
 );
+
+async fn a_reply_with_distress_words_is_flagged_and_the_acknowledgement_points_to_help(
+    backend: Backend,
+) {
+    let t = TestApp::with_file_outbox(backend).await;
+    let (reply_to, msg_id) = lesson_sent(&t, "kim@example.com").await;
+    let raw = reply_mail(
+        "kim@example.com",
+        &reply_to,
+        &msg_id,
+        "d@x.example",
+        "Some days I want to die. He hits me when he drinks.\r\n",
+    );
+    let o = inbound::ingest(&t.app, raw.as_bytes(), false, Utc::now())
+        .await
+        .unwrap();
+    assert!(o.flagged);
+    let replies = replies_of(&t, "kim@example.com").await;
+    assert_eq!(
+        (replies[0].flagged, replies[0].flag_reason.as_str()),
+        (1, "distress words")
+    );
+    let s = db::subscribers::by_email(&t.app.db, "kim@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let notices: Vec<_> = db::deliveries::for_subscriber(&t.app.db, s.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.kind == "notice")
+        .collect();
+    assert_eq!(notices.len(), 1, "one acknowledgement");
+    drip::outbox::tick(&t.app, Utc::now()).await.unwrap();
+    let (_, mail) = t
+        .outbox()
+        .into_iter()
+        .find(|(name, _)| name.ends_with("-notice.eml"))
+        .expect("the acknowledgement was sent");
+    let text = crate::support::text_part(&mail);
+    assert!(text.contains("emergency number or a crisis line"), "{text}");
+    // drip never answers the content itself: the acknowledgement does not quote the reply.
+    assert!(!text.contains("drinks"));
+    // An ordinary answer is not flagged.
+    let raw = reply_mail(
+        "kim@example.com",
+        &reply_to,
+        &msg_id,
+        "d2@x.example",
+        "I told her about the money today.\r\n",
+    );
+    assert!(
+        !inbound::ingest(&t.app, raw.as_bytes(), false, Utc::now())
+            .await
+            .unwrap()
+            .flagged
+    );
+}
 
 async fn the_smtp_listener_stores_a_reply_sent_by_a_real_smtp_client(backend: Backend) {
     let t = TestApp::with_file_outbox(backend).await;
