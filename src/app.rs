@@ -26,6 +26,8 @@ pub struct App {
     pub worker_id: String,
     /// Set on shutdown: the sender finishes its batch and takes no more.
     pub stopping: Arc<AtomicBool>,
+    /// The sender's rate limits (`[smtp] max_per_second`, `max_connections_per_domain`).
+    pub limiter: Arc<crate::outbox::ratelimit::Limiter>,
 }
 
 impl App {
@@ -49,7 +51,12 @@ impl App {
         );
         let vault =
             crate::crypto::Vault::new(&config.security.data_key, &config.security.secret_key);
+        let limiter = crate::outbox::ratelimit::Limiter::new(
+            config.smtp.max_per_second,
+            config.smtp.max_connections_per_domain,
+        );
         Ok(App {
+            limiter: Arc::new(limiter),
             config: Arc::new(config),
             db,
             renderer,

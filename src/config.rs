@@ -90,6 +90,10 @@ pub struct Smtp {
     pub password: String,
     pub pool_size: u32,
     pub timeout_seconds: u64,
+    /// Messages per second this process sends at most; 0: unlimited.
+    pub max_per_second: u32,
+    /// Mails in flight at once to one recipient domain; 0: unlimited.
+    pub max_connections_per_domain: u32,
 }
 
 impl Default for Smtp {
@@ -102,6 +106,8 @@ impl Default for Smtp {
             password: String::new(),
             pool_size: 4,
             timeout_seconds: 30,
+            max_per_second: 0,
+            max_connections_per_domain: 0,
         }
     }
 }

@@ -310,9 +310,30 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             now,
         } => return simulate::run(&app, days, timezone, now, json).await,
         Command::Ingest { file, dry_run } => return ingest(&app, file, dry_run, json).await,
-        Command::Admin(_) => {
-            eprintln!("drip admin: the admin UI is not built yet (issue: admin web UI).");
-            return Ok(ExitCode::from(2));
+        Command::Admin(AdminCommand::Add { user, email }) => {
+            use std::io::{BufRead, IsTerminal};
+            if std::io::stdin().is_terminal() {
+                eprintln!(
+                    "Password for {user} (at least {} characters), then Enter:",
+                    crate::auth::MIN_PASSWORD_CHARS
+                );
+            }
+            let mut password = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            crate::auth::add_admin(&app.db, &user, &email, password, Utc::now().timestamp())
+                .await?;
+            println!(
+                "admin {user} created; sign in at {}/admin/login",
+                app.config.server.base_url
+            );
+        }
+        Command::Admin(AdminCommand::Token { user }) => {
+            let token = crate::auth::new_api_token(&app.db, &user, Utc::now().timestamp()).await?;
+            println!("{token}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -136,8 +136,25 @@ pub async fn run(app: &App, cmd: SubscribersCommand, json_out: bool) -> anyhow::
             }
         }
         SubscribersCommand::Import { file, confirmed } => {
-            let report =
-                crate::subscriptions::import::import_csv(app, &file, confirmed, now).await?;
+            let bar = import_progress_bar(&file);
+            let report = crate::subscriptions::import::import_csv_with_progress(
+                app,
+                &file,
+                confirmed,
+                now,
+                |p| {
+                    bar.set_position(p.bytes);
+                    bar.set_message(format!(
+                        "{} imported, {} already present, {} rejected",
+                        p.report.imported,
+                        p.report.existing,
+                        p.report.rejected.len()
+                    ));
+                },
+            )
+            .await;
+            bar.finish_and_clear();
+            let report = report?;
             println!(
                 "{} imported, {} already present, {} rejected",
                 report.imported,
@@ -216,4 +233,21 @@ pub async fn run(app: &App, cmd: SubscribersCommand, json_out: bool) -> anyhow::
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A progress bar over the file's bytes, drawn on stderr only when stderr is a terminal (a
+/// pipe, a log or CI sees nothing but the final counts).
+fn import_progress_bar(file: &std::path::Path) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let bar = indicatif::ProgressBar::new(size);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:30}] {percent:>3}% {msg} (eta {eta})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
 }

@@ -154,8 +154,15 @@ pub async fn sync_course(
                 SyncOutcome::Updated { revision }
             }
         };
-        if !matches!(outcome, SyncOutcome::Conflict { .. })
-            && (current.position != position || current.file_name != file.file_name)
+        // The file's number decides the position when the file's text changed (or with
+        // --force): a reorder made in the admin UI survives syncs of untouched files until it
+        // is exported. Renumbering files without editing them needs --force.
+        let file_changed = force || current.synced_hash.as_deref() != Some(file_hash.as_str());
+        if matches!(
+            outcome,
+            SyncOutcome::Updated { .. } | SyncOutcome::Forced { .. } | SyncOutcome::Unchanged
+        ) && file_changed
+            && current.position != position
         {
             db::lessons::set_position(&mut tx, current.id, position, &file.file_name).await?;
         }

@@ -78,6 +78,26 @@ pub struct Claimed {
     pub created_at: i64,
 }
 
+/// The claim statement (also shown by the throughput benchmark's EXPLAIN): binds the lease
+/// end, the owner, `now` and the limit.
+pub fn claim_sql(db: &Db) -> String {
+    // On PostgreSQL `id = ANY(ARRAY(subquery))` runs the subquery once and then looks the
+    // rows up by primary key; with `id IN (subquery)` the planner may hash-join the whole
+    // table against the batch, which costs a scan of every delivery ever sent per claim.
+    let (open, close) = match db.backend() {
+        super::Backend::Sqlite => ("id IN (", ")"),
+        super::Backend::Postgres => ("id = ANY(ARRAY(", "))"),
+    };
+    format!(
+        "UPDATE deliveries SET due_at = $1, lease_owner = $2, attempts = attempts + 1 WHERE {open}\
+           SELECT d.id FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
+           WHERE d.status = 'queued' AND d.due_at <= $3 AND (d.kind <> 'lesson' OR s.status = 'active') \
+           ORDER BY d.due_at LIMIT $4{}{close} \
+         RETURNING id, subscriber_id, enrollment_id, lesson_id, kind, attempts, payload, created_at",
+        db.skip_locked("d")
+    )
+}
+
 /// Claims up to `limit` due deliveries for `owner`: their due time moves to the end of the
 /// lease, so if this sender dies they become due again by themselves. Lesson mails of
 /// subscribers who are no longer active are not claimed.
@@ -89,14 +109,7 @@ pub async fn claim(
     limit: i64,
 ) -> anyhow::Result<Vec<Claimed>> {
     let mut tx = db.begin_write().await?;
-    let sql = format!(
-        "UPDATE deliveries SET due_at = $1, lease_owner = $2, attempts = attempts + 1 WHERE id IN (\
-           SELECT d.id FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
-           WHERE d.status = 'queued' AND d.due_at <= $3 AND (d.kind <> 'lesson' OR s.status = 'active') \
-           ORDER BY d.due_at LIMIT $4{}) \
-         RETURNING id, subscriber_id, enrollment_id, lesson_id, kind, attempts, payload, created_at",
-        db.skip_locked("d")
-    );
+    let sql = claim_sql(db);
     let rows: Vec<Claimed> = sqlx::query_as(&sql)
         .bind(now + lease_seconds)
         .bind(owner)
@@ -126,6 +139,50 @@ pub async fn mark_sent(
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Records many sends of one revision (None for non-lesson mails) at once; returns the ids
+/// that were still this sender's to record (a lost lease leaves a row to its new owner).
+pub async fn mark_sent_many(
+    tx: &mut Tx,
+    ids: &[i64],
+    owner: &str,
+    revision: Option<i64>,
+    now: i64,
+) -> anyhow::Result<Vec<i64>> {
+    let mut recorded = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "UPDATE deliveries SET status = 'sent', sent_at = $1, revision = $2, last_error = NULL WHERE status = 'queued' AND lease_owner = $3 AND id IN ({}) RETURNING id",
+            super::placeholders(4, chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (i64,)>(&sql)
+            .bind(now)
+            .bind(revision)
+            .bind(owner);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        recorded.extend(q.fetch_all(&mut **tx).await?.into_iter().map(|r| r.0));
+    }
+    Ok(recorded)
+}
+
+/// Hands claimed deliveries back unsent (their lease was running out before their turn):
+/// due again at `due_at`, and the claim does not count as an attempt.
+pub async fn release(db: &Db, ids: &[i64], owner: &str, due_at: i64) -> anyhow::Result<()> {
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "UPDATE deliveries SET due_at = $1, lease_owner = NULL, attempts = attempts - 1 WHERE status = 'queued' AND lease_owner = $2 AND id IN ({})",
+            super::placeholders(3, chunk.len())
+        );
+        let mut q = sqlx::query(&sql).bind(due_at).bind(owner);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(db.pool()).await?;
+    }
+    Ok(())
 }
 
 /// A transient failure: try again at `retry_at`.

@@ -77,13 +77,19 @@ pub struct Due {
     pub position: i64,
 }
 
+/// The scheduler's due-enrollments statement (also shown by the throughput benchmark's
+/// EXPLAIN): binds `now` and the limit.
+pub fn lock_due_sql(db: &Db) -> String {
+    format!(
+        "SELECT id, subscriber_id, course_id, position FROM enrollments WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= $1 ORDER BY next_due_at LIMIT $2{}",
+        db.skip_locked("enrollments")
+    )
+}
+
 /// Up to `limit` active enrollments due at `now`, oldest first, locked for this transaction
 /// (rows another scheduler holds are skipped on PostgreSQL).
 pub async fn lock_due(db: &Db, tx: &mut Tx, now: i64, limit: i64) -> anyhow::Result<Vec<Due>> {
-    let sql = format!(
-        "SELECT id, subscriber_id, course_id, position FROM enrollments WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= $1 ORDER BY next_due_at LIMIT $2{}",
-        db.skip_locked("enrollments")
-    );
+    let sql = lock_due_sql(db);
     Ok(sqlx::query_as(&sql)
         .bind(now)
         .bind(limit)
@@ -146,6 +152,37 @@ pub async fn plan_next(
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// [`plan_next`] for many enrollments that sent the lesson at `position` and get the same
+/// next due time: one statement for a whole batch of sends in one time zone.
+#[allow(clippy::too_many_arguments)]
+pub async fn plan_next_many(
+    tx: &mut Tx,
+    ids: &[i64],
+    position: i64,
+    next_due_at: Option<i64>,
+    waiting_reply: bool,
+    sent_at: i64,
+    now: i64,
+) -> anyhow::Result<()> {
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "UPDATE enrollments SET next_due_at = $1, waiting_reply = $2, last_sent_at = $3, updated_at = $4 WHERE position = $5 AND status = 'active' AND next_due_at IS NULL AND id IN ({})",
+            placeholders(6, chunk.len())
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(next_due_at)
+            .bind(i64::from(waiting_reply))
+            .bind(sent_at)
+            .bind(now)
+            .bind(position);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// Sets when the next lesson is due (a reply released a wait, an admin moved them).

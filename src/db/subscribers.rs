@@ -52,6 +52,24 @@ pub async fn by_id_in(tx: &mut Tx, id: i64) -> anyhow::Result<Option<SubscriberR
         .await?)
 }
 
+/// The subscribers with these ids (any order; missing ids are left out): the sender reads
+/// a whole batch's recipients in one query.
+pub async fn by_ids(db: &Db, ids: &[i64]) -> anyhow::Result<Vec<SubscriberRow>> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM subscribers WHERE id IN ({})",
+            super::placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query_as(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        rows.extend(q.fetch_all(db.pool()).await?);
+    }
+    Ok(rows)
+}
+
 pub async fn insert(
     tx: &mut Tx,
     email: &str,

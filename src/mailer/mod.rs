@@ -1,22 +1,23 @@
 //! Building and sending mail with lettre: every header DESIGN.md lists, bodies always
 //! quoted-printable, an optional DKIM signature, and two transports (.eml files in the
-//! outbox folder, or pooled SMTP to a relay).
+//! outbox folder, or pooled SMTP to a relay; the pool is in [`pool`]).
+
+pub mod pool;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use lettre::Message;
 use lettre::message::dkim::{
     DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
     DkimSigningKey,
 };
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::client::TlsParameters;
 
 use crate::config::{self, Config};
 
@@ -61,7 +62,7 @@ impl SendError {
 #[derive(Clone)]
 enum Transport {
     File(PathBuf),
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(Arc<pool::SmtpPool>),
 }
 
 /// Sends mail through the configured transport. Cheap to clone.
@@ -94,7 +95,7 @@ impl Mailer {
                 })?;
                 Transport::File(config.mail.outbox_dir.clone())
             }
-            config::Transport::Smtp => Transport::Smtp(smtp_transport(&config.smtp)?),
+            config::Transport::Smtp => Transport::Smtp(Arc::new(smtp_transport(&config.smtp)?)),
         };
         let dkim = if config.mail.dkim_key.is_empty() {
             None
@@ -206,9 +207,14 @@ impl Mailer {
                 })
             }
             Transport::Smtp(smtp) => {
-                match tokio::time::timeout(self.send_timeout, smtp.send(message)).await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(e)) => Err(classify(&e)),
+                let envelope = message.envelope();
+                let bytes = message.formatted();
+                match tokio::time::timeout(self.send_timeout, smtp.send(envelope, &bytes)).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(pool::Error::Smtp(e))) => Err(classify(&e)),
+                    Ok(Err(pool::Error::Connect(e))) => Err(SendError::Transient(format!(
+                        "cannot connect to the SMTP server: {e}"
+                    ))),
                     Err(_) => Err(SendError::Transient(format!(
                         "no answer from the SMTP server within {}s",
                         self.send_timeout.as_secs()
@@ -240,29 +246,16 @@ fn classify(e: &lettre::transport::smtp::Error) -> SendError {
     }
 }
 
-fn smtp_transport(smtp: &config::Smtp) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
-    let tls_params = || TlsParameters::new(smtp.host.clone()).context("smtp.host: TLS parameters");
-    let tls = match smtp.tls {
-        config::Tls::None => Tls::None,
-        config::Tls::Starttls => Tls::Required(tls_params()?),
-        config::Tls::Tls => Tls::Wrapper(tls_params()?),
+fn smtp_transport(smtp: &config::Smtp) -> anyhow::Result<pool::SmtpPool> {
+    let tls_parameters = match smtp.tls {
+        config::Tls::None => None,
+        config::Tls::Starttls | config::Tls::Tls => {
+            Some(TlsParameters::new(smtp.host.clone()).context("smtp.host: TLS parameters")?)
+        }
     };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.clone())
-        .port(smtp.port)
-        .tls(tls)
-        .timeout(Some(Duration::from_secs(smtp.timeout_seconds)))
-        .pool_config(
-            PoolConfig::new()
-                .max_size(smtp.pool_size)
-                .idle_timeout(Duration::from_secs(60)),
-        );
-    if !smtp.username.is_empty() {
-        builder = builder.credentials(Credentials::new(
-            smtp.username.clone(),
-            smtp.password.clone(),
-        ));
-    }
-    Ok(builder.build())
+    let credentials = (!smtp.username.is_empty())
+        .then(|| Credentials::new(smtp.username.clone(), smtp.password.clone()));
+    Ok(pool::SmtpPool::new(smtp, tls_parameters, credentials))
 }
 
 fn dkim_config(mail: &config::Mail, domain: &str) -> anyhow::Result<DkimConfig> {

@@ -1,6 +1,7 @@
 //! The outbox: planning due lessons into deliveries, and sending them.
 
 pub mod plan;
+pub mod ratelimit;
 pub mod send;
 
 use chrono::{DateTime, Utc};

@@ -1,6 +1,7 @@
 //! Rendering mails and pages: minijinja templates from `templates/`, loaded once, and lesson
 //! Markdown placed in the email layout, then CSS inlined for mail clients.
 
+mod fast;
 pub mod markdown;
 
 use std::path::Path;
@@ -117,6 +118,10 @@ impl MailKind {
 pub struct Renderer {
     env: Arc<Environment<'static>>,
     inliner: Arc<css_inline::CSSInliner<'static>>,
+    /// Lessons compiled for substitution (see [`fast`]), by content.
+    lessons: Arc<fast::Cache>,
+    /// Whether the email templates allow substitution at all.
+    substitution: bool,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -161,6 +166,7 @@ impl Renderer {
                 AutoEscape::None
             }
         });
+        let mut email_sources = Vec::new();
         for sub in ["email", "web"] {
             let folder = dir.join(sub);
             let entries = std::fs::read_dir(&folder)
@@ -176,6 +182,9 @@ impl Renderer {
                 }
                 let source = std::fs::read_to_string(&path)
                     .with_context(|| format!("cannot read {}", path.display()))?;
+                if sub == "email" {
+                    email_sources.push(source.clone());
+                }
                 env.add_template_owned(format!("{sub}/{file}"), source)
                     .map_err(|e| {
                         anyhow::anyhow!("{}:{}: {}", path.display(), e.line().unwrap_or(1), e)
@@ -195,34 +204,66 @@ impl Renderer {
             .keep_style_tags(false)
             .load_remote_stylesheets(false)
             .build();
+        let sources: Vec<&str> = email_sources.iter().map(String::as_str).collect();
         Ok(Renderer {
             env: Arc::new(env),
             inliner: Arc::new(inliner),
+            lessons: Arc::new(fast::Cache::default()),
+            substitution: fast::layout_allows(&sources),
         })
     }
 
-    /// Renders a lesson exactly as the sender sends it.
+    /// Renders a lesson exactly as the sender sends it. A lesson is compiled once per
+    /// revision (and lesson number, course title…); a mail is then the compiled pieces with
+    /// the subscriber's values put in, or the full pipeline for values that need it.
     pub fn lesson(
         &self,
         lesson: &LessonContent,
         vars: &LessonVars,
         ctx: &MailContext,
     ) -> anyhow::Result<RenderedMail> {
+        let entry = self
+            .lessons
+            .entry(lesson, vars, &ctx.course, self.substitution, |c| {
+                self.lesson_full(lesson, vars, c, None)
+            });
+        if let Some(mail) = entry.render(ctx) {
+            return Ok(mail);
+        }
+        Ok(self.lesson_full(lesson, vars, ctx, entry.body())?.0)
+    }
+
+    /// The whole pipeline for one lesson mail; also returns the Markdown the body rendered
+    /// to. `body` is the lesson's template, parsed once; without it (or if it fails) the body
+    /// is parsed here, which also gives the error its exact message.
+    fn lesson_full(
+        &self,
+        lesson: &LessonContent,
+        vars: &LessonVars,
+        ctx: &MailContext,
+        body: Option<&Environment<'static>>,
+    ) -> anyhow::Result<(RenderedMail, String)> {
         let body_ctx = minijinja::context! {
             subscriber => &ctx.subscriber, course => &ctx.course, links => &ctx.links, lesson => vars,
         };
-        let markdown = body_environment()
-            .render_str(&lesson.body, &body_ctx)
-            .map_err(|e| {
-                // minijinja's "undefined value" does not say which; name the unknown ones.
-                let unknown = unknown_variables(&lesson.body);
-                let which = if unknown.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (unknown variable {})", unknown.join(", "))
-                };
-                anyhow::anyhow!("lesson body, line {}: {e}{which}", e.line().unwrap_or(1))
-            })?;
+        let cached = body
+            .and_then(|env| env.get_template("body").ok())
+            .and_then(|t| t.render(&body_ctx).ok());
+        let markdown = match cached {
+            Some(markdown) => markdown,
+            None => body_environment()
+                .render_str(&lesson.body, &body_ctx)
+                .map_err(|e| {
+                    // minijinja's "undefined value" does not say which; name the unknown ones.
+                    let unknown = unknown_variables(&lesson.body);
+                    let which = if unknown.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (unknown variable {})", unknown.join(", "))
+                    };
+                    anyhow::anyhow!("lesson body, line {}: {e}{which}", e.line().unwrap_or(1))
+                })?,
+        };
         let page_ctx = minijinja::context! {
             subscriber => &ctx.subscriber, course => &ctx.course, links => &ctx.links, lesson => vars,
             subject => &lesson.subject,
@@ -230,7 +271,8 @@ impl Renderer {
             content_html => Value::from_safe_string(markdown::to_html(&markdown)),
             content_text => markdown::to_text(&markdown),
         };
-        self.finish("lesson", lesson.subject.clone(), page_ctx)
+        let mail = self.finish("lesson", lesson.subject.clone(), page_ctx)?;
+        Ok((mail, markdown))
     }
 
     /// Renders a confirmation, welcome, goodbye or notice mail. `extra` adds variables

@@ -1,7 +1,10 @@
 //! The HTTP side: public pages (sign-up, confirm, unsubscribe, preferences, journal),
-//! health and metrics. Each part exposes `router()`; they are merged here. Handlers stay
-//! thin: they parse input into domain types and call `subscriptions` or `db`.
+//! health and metrics, the admin UI (`admin`) and the JSON API (`api`). Each part exposes
+//! `router()`; they are merged here. Handlers stay thin: they parse input into domain types
+//! and call `subscriptions` or `db`.
 
+pub(crate) mod admin;
+mod api;
 mod error;
 mod inbound;
 mod ops;
@@ -25,5 +28,8 @@ pub fn router(app: App) -> Router {
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
         // Raw messages are larger than forms: their own limit, from the configuration.
         .merge(inbound::router().layer(DefaultBodyLimit::max(inbound_limit)))
+        // The admin UI and the JSON API set their own limits and sign-in checks.
+        .merge(admin::router(&app))
+        .merge(api::router(&app))
         .with_state(app)
 }

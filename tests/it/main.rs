@@ -4,10 +4,13 @@
 
 mod support;
 
+mod admin;
+mod browser;
 mod cli;
 mod curriculum;
 mod delivery;
 mod inbound;
 mod render;
+mod scale;
 mod storage;
 mod web_public;

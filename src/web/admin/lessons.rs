@@ -9,11 +9,10 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use chrono::Utc;
-use serde::Deserialize;
 use serde_json::json;
 
-use super::editor::{EditForm, phase_problem};
-use super::{impact, message, page, see_other};
+use super::form::{EditForm, phase_problem};
+use super::{message, page, see_other};
 use crate::app::App;
 use crate::auth::Admin;
 use crate::db::{self, courses::CourseRow, lessons::Lesson};
@@ -26,8 +25,6 @@ pub fn router() -> Router<App> {
     Router::new()
         .route("/admin/lessons", get(list))
         .route("/admin/lessons/new", get(new_form).post(create))
-        .route("/admin/lessons/{slug}/move", post(move_lesson))
-        .route("/admin/lessons/{slug}/status", post(set_status))
         .route("/admin/lessons/{slug}/test", post(send_test))
 }
 
@@ -106,7 +103,13 @@ async fn list(
         .into_iter()
         .map(|(p, rows)| json!({"label": p.label(), "line": course.phase_lines().get(p.as_str()).cloned().unwrap_or_default(), "lessons": rows}))
         .collect();
-    page(&app, Some(&admin), StatusCode::OK, "lessons", json!({"nav": "lessons", "course": course.title, "groups": groups}))
+    page(
+        &app,
+        Some(&admin),
+        StatusCode::OK,
+        "lessons",
+        json!({"nav": "lessons", "course": course.title, "groups": groups}),
+    )
 }
 
 async fn new_form(
@@ -114,9 +117,18 @@ async fn new_form(
     Extension(admin): Extension<Admin>,
 ) -> Result<Response, WebError> {
     let (_, lessons) = course_and_lessons(&app).await?;
-    let phase = lessons.last().map(|l| l.content.phase).unwrap_or(Phase::Honesty);
+    let phase = lessons
+        .last()
+        .map(|l| l.content.phase)
+        .unwrap_or(Phase::Honesty);
     let form = EditForm::blank(phase);
-    page(&app, Some(&admin), StatusCode::OK, "lesson_new", json!({"nav": "lessons", "form": form, "errors": {}, "phases": Phase::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>()}))
+    page(
+        &app,
+        Some(&admin),
+        StatusCode::OK,
+        "lesson_new",
+        json!({"nav": "lessons", "form": form, "errors": {}, "phases": Phase::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>()}),
+    )
 }
 
 /// A new lesson goes at the end, as a draft: nobody receives it until it is published.
@@ -128,12 +140,18 @@ async fn create(
     let (course, lessons) = course_and_lessons(&app).await?;
     let mut errors = BTreeMap::<String, Vec<String>>::new();
     let slug = Slug::parse(form.slug.trim()).map_err(|e| {
-        errors.entry("slug".into()).or_default().push(e.message.clone());
+        errors
+            .entry("slug".into())
+            .or_default()
+            .push(e.message.clone());
     });
     if let Ok(s) = &slug
         && lessons.iter().any(|l| l.slug == s.as_str())
     {
-        errors.entry("slug".into()).or_default().push("a lesson with this name exists".into());
+        errors
+            .entry("slug".into())
+            .or_default()
+            .push("a lesson with this name exists".into());
     }
     let content = form.content(&mut errors);
     let position = lessons.iter().map(|l| l.position).max().unwrap_or(0) + 1;
@@ -143,103 +161,45 @@ async fn create(
         errors.entry("phase".into()).or_default().push(p);
     }
     let (Ok(slug), Some(content), true) = (slug, content, errors.is_empty()) else {
-        return page(&app, Some(&admin), StatusCode::UNPROCESSABLE_ENTITY, "lesson_new", json!({"nav": "lessons", "form": form, "errors": errors, "phases": Phase::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>()}));
+        return page(
+            &app,
+            Some(&admin),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "lesson_new",
+            json!({"nav": "lessons", "form": form, "errors": errors, "phases": Phase::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>()}),
+        );
     };
     let now = Utc::now().timestamp();
     let mut tx = app.db.begin_write().await?;
     let position = db::stats::max_position(&mut tx, course.id).await? + 1;
     let file_name = format!("{position:02}-{}.md", slug.as_str());
-    let id = db::lessons::insert(&mut tx, course.id, slug.as_str(), position, &file_name, &content, &content.to_source(), &admin.username, now).await?;
+    let id = db::lessons::insert(
+        &mut tx,
+        course.id,
+        slug.as_str(),
+        position,
+        &file_name,
+        &content,
+        &content.to_source(),
+        &admin.username,
+        now,
+    )
+    .await?;
     db::stats::set_lesson_status(&mut tx, id, "draft").await?;
-    db::events::log(&mut tx, None, &admin.username, "lesson_created", &json!({"lesson": slug.as_str()}), now).await?;
-    tx.commit().await?;
-    Ok(see_other(&format!("/admin/lessons/{}?done=created", slug.as_str())))
-}
-
-#[derive(Deserialize)]
-struct MoveForm {
-    direction: String,
-    #[serde(default)]
-    confirmed: Option<String>,
-    #[serde(default)]
-    csrf: String,
-}
-
-/// Swaps a lesson with its neighbour. Progress is stored as "position of the last lesson
-/// queued", so enrollments between the two positions are remapped: whoever already had the
-/// earlier lesson keeps having had it (and skips the one moved before it: a lesson is never
-/// sent twice); whoever had neither gets both in the new order.
-async fn move_lesson(
-    State(app): State<App>,
-    Extension(admin): Extension<Admin>,
-    Path(slug): Path<String>,
-    Form(form): Form<MoveForm>,
-) -> Result<Response, WebError> {
-    let (course, lessons) = course_and_lessons(&app).await?;
-    let lesson = find(&lessons, &slug)?;
-    let i = lessons.iter().position(|l| l.id == lesson.id).unwrap_or(0);
-    let j = match form.direction.as_str() {
-        "up" if i > 0 => i - 1,
-        "down" if i + 1 < lessons.len() => i + 1,
-        _ => return message(&app, &admin, StatusCode::UNPROCESSABLE_ENTITY, "Cannot move", "This lesson is already at that end of the course.", "/admin/lessons"),
-    };
-    let (earlier, later) = (&lessons[i.min(j)], &lessons[i.max(j)]);
-    if earlier.content.phase != later.content.phase {
-        let text = format!("“{}” and “{}” are in different phases; phases go honesty, accountability, practice. Change the lesson's phase in the editor first.", lesson.content.title, lessons[j].content.title);
-        return message(&app, &admin, StatusCode::UNPROCESSABLE_ENTITY, "Cannot move", &text, "/admin/lessons");
-    }
-    let (a, b) = (earlier.position, later.position);
-    let mut reordered = lessons.clone();
-    for l in reordered.iter_mut() {
-        if l.id == earlier.id {
-            l.position = b;
-        } else if l.id == later.id {
-            l.position = a;
-        }
-    }
-    reordered.sort_by_key(|l| l.position);
-    let from = lessons.iter().filter(|l| l.is_published() && l.position < a).map(|l| l.position).max().unwrap_or(0);
-    let impact = impact::between(&app, &course, &reordered, from, a).await?;
-    let skipping = db::stats::waiting_between(&app.db, course.id, a, a + 1).await?.len();
-    if form.confirmed.is_none() {
-        return page(&app, Some(&admin), StatusCode::OK, "confirm_move", json!({
-            "nav": "lessons", "lesson": lesson.content.title, "slug": slug, "direction": form.direction,
-            "earlier": earlier.content.title, "later": later.content.title, "impact": impact, "skipping": skipping, "csrf": form.csrf,
-        }));
-    }
-    let now = Utc::now().timestamp();
-    let mut tx = app.db.begin_write().await?;
-    db::lessons::set_position(&mut tx, earlier.id, b, &format!("{b:02}-{}.md", earlier.slug)).await?;
-    db::lessons::set_position(&mut tx, later.id, a, &format!("{a:02}-{}.md", later.slug)).await?;
-    db::stats::remap_positions(&mut tx, course.id, a, b).await?;
-    impact::apply(&mut tx, &impact, now).await?;
-    db::events::log(&mut tx, None, &admin.username, "lesson_moved", &json!({"lesson": slug, "direction": form.direction}), now).await?;
-    tx.commit().await?;
-    Ok(see_other("/admin/lessons"))
-}
-
-#[derive(Deserialize)]
-struct StatusForm {
-    status: String,
-}
-
-async fn set_status(
-    State(app): State<App>,
-    Extension(admin): Extension<Admin>,
-    Path(slug): Path<String>,
-    Form(form): Form<StatusForm>,
-) -> Result<Response, WebError> {
-    let (_, lessons) = course_and_lessons(&app).await?;
-    let lesson = find(&lessons, &slug)?;
-    if !matches!(form.status.as_str(), "draft" | "published") {
-        return message(&app, &admin, StatusCode::UNPROCESSABLE_ENTITY, "Unknown status", "status: must be draft or published", "/admin/lessons");
-    }
-    let now = Utc::now().timestamp();
-    let mut tx = app.db.begin_write().await?;
-    db::stats::set_lesson_status(&mut tx, lesson.id, &form.status).await?;
-    db::events::log(&mut tx, None, &admin.username, "lesson_status", &json!({"lesson": slug, "status": form.status}), now).await?;
-    tx.commit().await?;
-    Ok(see_other("/admin/lessons"))
+    db::events::log(
+        &mut tx,
+        None,
+        &admin.username,
+        "lesson_created",
+        &json!({"lesson": slug.as_str()}),
+        now,
+    )
+    .await?;
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    Ok(see_other(&format!(
+        "/admin/lessons/{}?done=created",
+        slug.as_str()
+    )))
 }
 
 /// Sends the saved lesson to the admin now, through the configured transport. It is not a
@@ -254,7 +214,14 @@ async fn send_test(
     let lesson = find(&lessons, &slug)?;
     let back = format!("/admin/lessons/{slug}");
     let Ok(to) = crate::domain::EmailAddress::parse(&admin.email) else {
-        return message(&app, &admin, StatusCode::UNPROCESSABLE_ENTITY, "No address to send to", "Your admin account has no email address. Create it with `drip admin add USER --email ADDRESS`.", &back);
+        return message(
+            &app,
+            &admin,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "No address to send to",
+            "Your admin account has no email address. Create it with `drip admin add USER --email ADDRESS`.",
+            &back,
+        );
     };
     let mail = render_for_admin(&app, &course, &lessons, lesson.id, &lesson.content, &admin)?;
     let now = Utc::now();
@@ -265,7 +232,11 @@ async fn send_test(
         subject: format!("[Test] {}", mail.subject),
         html: mail.html,
         text: mail.text,
-        message_id: format!("test.{slug}.{}@{}", now.timestamp_micros(), app.config.mail.reply_domain),
+        message_id: format!(
+            "test.{slug}.{}@{}",
+            now.timestamp_micros(),
+            app.config.mail.reply_domain
+        ),
         reply_to: None,
         unsubscribe: None,
         course: Some(course.slug.clone()),
@@ -273,6 +244,13 @@ async fn send_test(
     };
     match app.mailer.send(&out).await {
         Ok(()) => Ok(see_other(&format!("{back}?done=test_sent"))),
-        Err(e) => message(&app, &admin, StatusCode::BAD_GATEWAY, "The test mail was not sent", &e.to_string(), &back),
+        Err(e) => message(
+            &app,
+            &admin,
+            StatusCode::BAD_GATEWAY,
+            "The test mail was not sent",
+            &e.to_string(),
+            &back,
+        ),
     }
 }

@@ -95,7 +95,11 @@ async fn form(
 ) -> Result<Response, WebError> {
     // Keep a token the browser already has, so two open sign-in tabs both work.
     let token = cookie(&headers, LOGIN_COOKIE)
-        .filter(|t| t.len() >= 32 && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .filter(|t| {
+            t.len() >= 32
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
         .unwrap_or_else(auth::random_token);
     login_page(&app, StatusCode::OK, &token, safe_next(&q.next), "", "")
 }
@@ -128,7 +132,14 @@ async fn sign_in(
         let text = format!(
             "Too many failed sign-ins from your address. Wait {minutes} minute(s) and try again."
         );
-        let mut r = login_page(&app, StatusCode::TOO_MANY_REQUESTS, &token, &next, &f.username, &text)?;
+        let mut r = login_page(
+            &app,
+            StatusCode::TOO_MANY_REQUESTS,
+            &token,
+            &next,
+            &f.username,
+            &text,
+        )?;
         if let Ok(v) = wait.to_string().parse() {
             r.headers_mut().insert(header::RETRY_AFTER, v);
         }

@@ -6,14 +6,17 @@
 //! Pages come from `templates/web/admin/*.html` with HTML autoescaping: subscriber text is
 //! never marked safe. Responses carry a Content-Security-Policy that allows no script at all.
 
-pub(crate) mod editor;
+mod editor;
+pub(crate) mod form;
 pub(crate) mod impact;
 mod lessons;
 mod login;
+mod order;
 mod replies;
 mod revisions;
 mod stats;
 mod subscribers;
+mod timeline;
 mod transfer;
 
 use std::collections::HashMap;
@@ -45,8 +48,10 @@ pub fn router(app: &App) -> Router<App> {
     let protected = Router::new()
         .merge(lessons::router())
         .merge(editor::router())
+        .merge(order::router())
         .merge(revisions::router())
         .merge(subscribers::router())
+        .merge(timeline::router())
         .merge(replies::router())
         .merge(stats::router())
         .merge(login::protected_router())
@@ -135,7 +140,7 @@ async fn check_csrf(req: Request, next: Next) -> Response {
         return forbidden();
     }
     let (parts, body) = req.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, UPLOAD_LIMIT).await else {
+    let Ok(bytes) = axum::body::to_bytes(body, FORM_LIMIT).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "the form is too large").into_response();
     };
     let probe = Request::builder()
@@ -150,7 +155,8 @@ async fn check_csrf(req: Request, next: Next) -> Response {
     if given.is_empty() || !auth::same_secret(&given, &admin.csrf) {
         return forbidden();
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 pub(crate) fn forbidden() -> Response {
@@ -224,9 +230,15 @@ fn harden(mut response: Response) -> Response {
             "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; form-action 'self'; frame-src 'self'; frame-ancestors 'self'; base-uri 'none'",
         ),
     );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("SAMEORIGIN"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -276,9 +288,9 @@ pub(crate) fn message(
 
 /// 303 to a page after a successful POST (so a reload does not post again).
 pub(crate) fn see_other(location: &str) -> Response {
-    (StatusCode::SEE_OTHER, [(header::LOCATION, location.to_owned())]).into_response()
-}
-
-pub(crate) fn not_found(what: &'static str) -> WebError {
-    WebError::NotFound(what)
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, location.to_owned())],
+    )
+        .into_response()
 }

@@ -15,7 +15,10 @@ use super::lessons::course_and_lessons;
 use super::{page, see_other};
 use crate::app::App;
 use crate::auth::Admin;
-use crate::db::{self, admin_lists::{InboxKey, InboxQuery}};
+use crate::db::{
+    self,
+    admin_lists::{InboxKey, InboxQuery},
+};
 use crate::web::WebError;
 
 const PAGE: i64 = 30;
@@ -79,7 +82,14 @@ async fn inbox(
         })
         .collect();
     let viewed: Vec<(i64, Option<i64>)> = rows.iter().map(|r| (r.id, r.subscriber_id)).collect();
-    db::admin_lists::log_views(&app.db, &admin.username, &viewed, "inbox", Utc::now().timestamp()).await?;
+    db::admin_lists::log_views(
+        &app.db,
+        &admin.username,
+        &viewed,
+        "inbox",
+        Utc::now().timestamp(),
+    )
+    .await?;
     let filters = format!(
         "lesson={}&flagged={}&unread={}&kind={}",
         super::encode(&p.lesson),
@@ -89,14 +99,24 @@ async fn inbox(
     );
     let next = more.then(|| {
         let last = rows.last().expect("more than one page");
-        let key = InboxKey { flagged: last.flagged, received_at: last.received_at, id: last.id };
+        let key = InboxKey {
+            flagged: last.flagged,
+            received_at: last.received_at,
+            id: last.id,
+        };
         format!("/admin/replies?{filters}&after={key}")
     });
-    page(&app, Some(&admin), StatusCode::OK, "replies", json!({
-        "nav": "replies", "items": items, "next": next, "here": format!("/admin/replies?{filters}&after={}", super::encode(&p.after)),
-        "lesson": p.lesson, "flagged": p.flagged == "1", "unread": p.unread == "1", "kind": p.kind,
-        "lessons": lessons.iter().map(|l| json!({"slug": l.slug, "title": l.content.title})).collect::<Vec<_>>(),
-    }))
+    page(
+        &app,
+        Some(&admin),
+        StatusCode::OK,
+        "replies",
+        json!({
+            "nav": "replies", "items": items, "next": next, "here": format!("/admin/replies?{filters}&after={}", super::encode(&p.after)),
+            "lesson": p.lesson, "flagged": p.flagged == "1", "unread": p.unread == "1", "kind": p.kind,
+            "lessons": lessons.iter().map(|l| json!({"slug": l.slug, "title": l.content.title})).collect::<Vec<_>>(),
+        }),
+    )
 }
 
 /// The raw message as received, decrypted, as plain text (never rendered as HTML).
@@ -106,16 +126,28 @@ async fn raw(
     Path(id): Path<i64>,
 ) -> Result<Response, WebError> {
     let Some((subscriber, Some(sealed))) = db::admin_lists::raw(&app.db, id).await? else {
-        return Err(WebError::NotFound("There is no raw message for this reply."));
+        return Err(WebError::NotFound(
+            "There is no raw message for this reply.",
+        ));
     };
-    db::admin_lists::log_views(&app.db, &admin.username, &[(id, subscriber)], "raw", Utc::now().timestamp()).await?;
+    db::admin_lists::log_views(
+        &app.db,
+        &admin.username,
+        &[(id, subscriber)],
+        "raw",
+        Utc::now().timestamp(),
+    )
+    .await?;
     let text = String::from_utf8_lossy(&app.open_reply_text(&sealed)).into_owned();
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (header::CACHE_CONTROL, "no-store"),
-            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; sandbox",
+            ),
         ],
         text,
     )

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use similar::{ChangeTag, TextDiff};
 
-use super::editor::{Stored, store_revision, with_content};
+use super::form::{Stored, store_revision, with_content};
 use super::lessons::{course_and_lessons, find};
 use super::{impact, message, page, see_other};
 use crate::app::App;
@@ -77,17 +77,25 @@ async fn history(
     let a = q.a.unwrap_or((b - 1).max(1));
     let pick = |n: i64| revisions.iter().find(|r| r.revision == n);
     let comparison = match (pick(a), pick(b)) {
-        (Some(ra), Some(rb)) => Some(json!({"a": a, "b": b, "hunks": diff(&ra.source, &rb.source), "same": ra.source == rb.source})),
+        (Some(ra), Some(rb)) => Some(
+            json!({"a": a, "b": b, "hunks": diff(&ra.source, &rb.source), "same": ra.source == rb.source}),
+        ),
         _ => None,
     };
     let rows: Vec<_> = revisions
         .iter()
         .map(|r| json!({"revision": r.revision, "author": r.author, "note": r.note, "created_at": r.created_at, "subject": r.subject, "current": r.revision == lesson.revision}))
         .collect();
-    page(&app, Some(&admin), StatusCode::OK, "revisions", json!({
-        "nav": "lessons", "lesson": {"slug": lesson.slug, "title": lesson.content.title, "revision": lesson.revision},
-        "revisions": rows, "comparison": comparison, "a": a, "b": b,
-    }))
+    page(
+        &app,
+        Some(&admin),
+        StatusCode::OK,
+        "revisions",
+        json!({
+            "nav": "lessons", "lesson": {"slug": lesson.slug, "title": lesson.content.title, "revision": lesson.revision},
+            "revisions": rows, "comparison": comparison, "a": a, "b": b,
+        }),
+    )
 }
 
 #[derive(Deserialize)]
@@ -109,21 +117,54 @@ async fn revert(
         .into_iter()
         .find(|r| r.revision == form.revision)
     else {
-        return message(&app, &admin, StatusCode::NOT_FOUND, "No such revision", "This lesson has no revision with that number.", &back);
+        return message(
+            &app,
+            &admin,
+            StatusCode::NOT_FOUND,
+            "No such revision",
+            "This lesson has no revision with that number.",
+            &back,
+        );
     };
     let content = old.content();
     // Reverting a schedule moves the planned times back too, as saving it would.
-    let schedule_changed = content.after_days != lesson.content.after_days || content.send_window != lesson.content.send_window;
+    let schedule_changed = content.after_days != lesson.content.after_days
+        || content.send_window != lesson.content.send_window;
     let impact = if schedule_changed {
-        Some(impact::for_lesson(&app, &course, &with_content(&lessons, lesson.id, &content), lesson.id).await?)
+        Some(
+            impact::for_lesson(
+                &app,
+                &course,
+                &with_content(&lessons, lesson.id, &content),
+                lesson.id,
+            )
+            .await?,
+        )
     } else {
         None
     };
     let note = format!("revert to revision {}", form.revision);
-    match store_revision(&app, lesson, lesson.revision, &content, &admin.username, Some(note), impact.as_ref()).await? {
-        Stored::Saved(_) => Ok(see_other(&format!("/admin/lessons/{slug}?done=reverted"))),
+    match store_revision(
+        &app,
+        lesson,
+        lesson.revision,
+        &content,
+        &admin.username,
+        Some(note),
+        impact.as_ref(),
+    )
+    .await?
+    {
+        Stored::Saved => Ok(see_other(&format!("/admin/lessons/{slug}?done=reverted"))),
         Stored::Unchanged => Ok(see_other(&format!("/admin/lessons/{slug}?done=unchanged"))),
-        Stored::Stale { .. } => message(&app, &admin, StatusCode::CONFLICT, "Not reverted", "The lesson was saved meanwhile; look at the history again.", &back),
+        Stored::Stale { .. } => message(
+            &app,
+            &admin,
+            StatusCode::CONFLICT,
+            "Not reverted",
+            "The lesson was saved meanwhile; look at the history again.",
+            &back,
+        ),
     }
 }
 
@@ -134,7 +175,11 @@ mod tests {
     #[test]
     fn a_diff_shows_changed_lines_with_their_numbers() {
         let hunks = diff("a\nb\nc\n", "a\nB\nc\nd\n");
-        let lines: Vec<_> = hunks.concat().into_iter().map(|l| (l.tag, l.old, l.new, l.text)).collect();
+        let lines: Vec<_> = hunks
+            .concat()
+            .into_iter()
+            .map(|l| (l.tag, l.old, l.new, l.text))
+            .collect();
         assert_eq!(
             lines,
             vec![

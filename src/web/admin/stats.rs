@@ -39,10 +39,18 @@ pub fn bars(rows: &[(String, f64, String)]) -> Vec<Bar> {
     rows.iter()
         .enumerate()
         .map(|(i, (label, v, shown))| Bar {
-            label: label.clone(),
+            label: if label.chars().count() > 38 {
+                label.chars().take(37).collect::<String>() + "…"
+            } else {
+                label.clone()
+            },
             value: shown.clone(),
             y: i * ROW,
-            width: if max > 0.0 { ((v / max) * BAR_AREA as f64).round() as usize } else { 0 },
+            width: if max > 0.0 {
+                ((v / max) * BAR_AREA as f64).round() as usize
+            } else {
+                0
+            },
         })
         .collect()
 }
@@ -62,7 +70,10 @@ async fn stats(
     let (course, lessons) = course_and_lessons(&app).await?;
     let f = db::stats::funnel(&app.db, course.id).await?;
     let counts = db::stats::lesson_counts(&app.db).await?;
-    let mut funnel: Vec<(String, i64)> = vec![("Signed up".into(), f.signed_up), ("Confirmed".into(), f.confirmed)];
+    let mut funnel: Vec<(String, i64)> = vec![
+        ("Signed up".into(), f.signed_up),
+        ("Confirmed".into(), f.confirmed),
+    ];
     let mut per_lesson = Vec::new();
     for l in &lessons {
         let (sent, answered) = counts.get(&l.id).copied().unwrap_or((0, 0));
@@ -75,14 +86,27 @@ async fn stats(
     funnel.push(("Finished".into(), f.finished));
     funnel.push(("Unsubscribed".into(), f.unsubscribed));
     funnel.push(("Bounced".into(), f.bounced));
-    let funnel_bars = bars(&funnel.iter().map(|(l, n)| (l.clone(), *n as f64, n.to_string())).collect::<Vec<_>>());
+    let funnel_bars = bars(
+        &funnel
+            .iter()
+            .map(|(l, n)| (l.clone(), *n as f64, n.to_string()))
+            .collect::<Vec<_>>(),
+    );
     let answer_bars = bars(
         &lessons
             .iter()
             .map(|l| {
                 let (sent, answered) = counts.get(&l.id).copied().unwrap_or((0, 0));
-                let rate = if sent > 0 { answered as f64 / sent as f64 } else { 0.0 };
-                (format!("{}. {}", l.position, l.content.title), rate, pct(answered, sent))
+                let rate = if sent > 0 {
+                    answered as f64 / sent as f64
+                } else {
+                    0.0
+                };
+                (
+                    format!("{}. {}", l.position, l.content.title),
+                    rate,
+                    pct(answered, sent),
+                )
             })
             .collect::<Vec<_>>(),
     );
@@ -92,13 +116,23 @@ async fn stats(
         .zip(lessons.iter())
         .map(|(mut b, l)| {
             let (sent, answered) = counts.get(&l.id).copied().unwrap_or((0, 0));
-            b.width = if sent > 0 { (BAR_AREA as f64 * answered as f64 / sent as f64).round() as usize } else { 0 };
+            b.width = if sent > 0 {
+                (BAR_AREA as f64 * answered as f64 / sent as f64).round() as usize
+            } else {
+                0
+            };
             b
         })
         .collect();
-    page(&app, Some(&admin), StatusCode::OK, "stats", json!({
-        "nav": "stats", "funnel": f, "funnel_rows": funnel.iter().map(|(l, n)| json!({"label": l, "n": n, "pct": pct(*n, f.signed_up)})).collect::<Vec<_>>(),
-        "per_lesson": per_lesson, "funnel_bars": funnel_bars, "answer_bars": answer_bars,
-        "funnel_height": funnel.len() * ROW, "answer_height": lessons.len() * ROW, "bar_area": BAR_AREA,
-    }))
+    page(
+        &app,
+        Some(&admin),
+        StatusCode::OK,
+        "stats",
+        json!({
+            "nav": "stats", "funnel": f, "funnel_rows": funnel.iter().map(|(l, n)| json!({"label": l, "n": n, "pct": pct(*n, f.signed_up)})).collect::<Vec<_>>(),
+            "per_lesson": per_lesson, "funnel_bars": funnel_bars, "answer_bars": answer_bars,
+            "funnel_height": funnel.len() * ROW, "answer_height": lessons.len() * ROW, "bar_area": BAR_AREA,
+        }),
+    )
 }

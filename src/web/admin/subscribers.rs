@@ -20,12 +20,18 @@ use crate::subscriptions;
 use crate::web::WebError;
 
 const PAGE: i64 = 50;
-const STATUSES: &[&str] = &["pending", "active", "paused", "unsubscribed", "bounced", "erased"];
+const STATUSES: &[&str] = &[
+    "pending",
+    "active",
+    "paused",
+    "unsubscribed",
+    "bounced",
+    "erased",
+];
 
 pub fn router() -> Router<App> {
     Router::new()
         .route("/admin/subscribers", get(list))
-        .route("/admin/subscribers/{id}", get(show))
         .route("/admin/subscribers/{id}/{action}", post(act))
 }
 
@@ -52,7 +58,9 @@ async fn list(
         slug => lessons.iter().find(|l| l.slug == slug).map(|l| l.position),
     };
     let query = SubscriberQuery {
-        status: STATUSES.contains(&q.status.as_str()).then(|| q.status.clone()),
+        status: STATUSES
+            .contains(&q.status.as_str())
+            .then(|| q.status.clone()),
         search: Some(q.q.trim().to_owned()).filter(|s| !s.is_empty()),
         reached,
         before_id: q.before,
@@ -69,69 +77,29 @@ async fn list(
         .iter()
         .map(|s| json!({"row": s, "lesson": lesson_at(s.position)}))
         .collect();
+    let filters = format!(
+        "/admin/subscribers?q={}&status={}&reached={}",
+        super::encode(&q.q),
+        super::encode(&q.status),
+        super::encode(&q.reached)
+    );
     let next = more.then(|| {
-        let last = rows.last().map(|s| s.id).unwrap_or(0);
         format!(
-            "/admin/subscribers?q={}&status={}&reached={}&before={last}",
-            super::encode(&q.q),
-            super::encode(&q.status),
-            super::encode(&q.reached)
+            "{filters}&before={}",
+            rows.last().map(|s| s.id).unwrap_or(0)
         )
     });
-    page(&app, Some(&admin), StatusCode::OK, "subscribers", json!({
-        "nav": "subscribers", "items": items, "next": next, "q": q.q, "status": q.status, "reached": q.reached,
-        "statuses": STATUSES, "lessons": lessons.iter().map(|l| json!({"slug": l.slug, "title": l.content.title, "position": l.position})).collect::<Vec<_>>(),
-        "first_page": q.before.is_none(),
-    }))
-}
-
-async fn show(
-    State(app): State<App>,
-    Extension(admin): Extension<Admin>,
-    Path(id): Path<i64>,
-) -> Result<Response, WebError> {
-    let (_, lessons) = course_and_lessons(&app).await?;
-    let s = db::subscribers::by_id(&app.db, id)
-        .await?
-        .ok_or(WebError::NotFound("There is no subscriber with this number."))?;
-    let enrollment = db::enrollments::for_subscriber(&app.db, id).await?.into_iter().next();
-    let mut timeline: Vec<(i64, i64, serde_json::Value)> = Vec::new();
-    for e in db::events::for_subscriber(&app.db, id).await? {
-        if e.kind == "reply_viewed" {
-            continue;
-        }
-        let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
-        let detail = match detail.as_object() {
-            Some(m) if !m.is_empty() => m.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", "),
-            _ => String::new(),
-        };
-        timeline.push((e.created_at, 0, json!({"kind": "event", "what": e.kind.replace('_', " "), "actor": e.actor, "detail": detail})));
-    }
-    for d in db::deliveries::for_subscriber(&app.db, id).await? {
-        let at = d.sent_at.or(d.failed_at).unwrap_or(d.due_at);
-        let title = d.lesson.as_ref().and_then(|slug| lessons.iter().find(|l| &l.slug == slug)).map(|l| l.content.title.clone());
-        timeline.push((at, 1, json!({"kind": "mail", "mail": d.kind, "lesson": d.lesson, "title": title, "status": d.status, "revision": d.revision, "error": d.last_error, "attempts": d.attempts})));
-    }
-    let replies = db::replies::for_subscriber(&app.db, id).await?;
-    for r in &replies {
-        let prompt = lessons.iter().find(|l| Some(l.id) == r.lesson_id).map(|l| l.content.prompt.clone());
-        timeline.push((r.received_at, 2, json!({
-            "kind": "reply", "id": r.id, "reply_kind": r.kind, "lesson": r.lesson, "prompt": prompt, "command": r.command,
-            "text": String::from_utf8_lossy(&app.open_reply_text(&r.text)), "flagged": r.flagged != 0, "flag_reason": r.flag_reason,
-        })));
-    }
-    timeline.sort_by_key(|(at, order, _)| (*at, *order));
-    let viewed: Vec<(i64, Option<i64>)> = replies.iter().map(|r| (r.id, Some(id))).collect();
-    db::admin_lists::log_views(&app.db, &admin.username, &viewed, "subscriber", Utc::now().timestamp()).await?;
-    let events: Vec<_> = timeline.into_iter().map(|(at, _, mut v)| {
-        v["at"] = json!(at);
-        v
-    }).collect();
-    let at_lesson = enrollment.as_ref().and_then(|e| lessons.iter().find(|l| l.position == e.position)).map(|l| l.content.title.clone());
-    page(&app, Some(&admin), StatusCode::OK, "subscriber", json!({
-        "nav": "subscribers", "s": s, "enrollment": enrollment, "at_lesson": at_lesson, "timeline": events,
-        "lessons": lessons.iter().filter(|l| l.is_published()).map(|l| json!({"slug": l.slug, "title": l.content.title, "position": l.position})).collect::<Vec<_>>(),
-    }))
+    page(
+        &app,
+        Some(&admin),
+        StatusCode::OK,
+        "subscribers",
+        json!({
+            "nav": "subscribers", "items": items, "next": next, "q": q.q, "status": q.status, "reached": q.reached,
+            "statuses": STATUSES, "lessons": lessons.iter().map(|l| json!({"slug": l.slug, "title": l.content.title, "position": l.position})).collect::<Vec<_>>(),
+            "first_page": q.before.is_none(), "first": filters,
+        }),
+    )
 }
 
 #[derive(Deserialize)]
@@ -151,19 +119,42 @@ async fn act(
     let back = format!("/admin/subscribers/{id}");
     let s = db::subscribers::by_id(&app.db, id)
         .await?
-        .ok_or(WebError::NotFound("There is no subscriber with this number."))?;
+        .ok_or(WebError::NotFound(
+            "There is no subscriber with this number.",
+        ))?;
     let now = Utc::now();
     let who = admin.username.as_str();
-    let refused = |title: &str, text: &str| message(&app, &admin, StatusCode::UNPROCESSABLE_ENTITY, title, text, &back);
+    let refused = |title: &str, text: &str| {
+        message(
+            &app,
+            &admin,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            title,
+            text,
+            &back,
+        )
+    };
     match action.as_str() {
         "pause" => {
             if !subscriptions::pause(&app, id, who, now).await? {
-                return refused("Not paused", &format!("Only an active subscriber can be paused; this one is {}.", s.status));
+                return refused(
+                    "Not paused",
+                    &format!(
+                        "Only an active subscriber can be paused; this one is {}.",
+                        s.status
+                    ),
+                );
             }
         }
         "resume" => {
             if !subscriptions::resume(&app, id, who, now).await? {
-                return refused("Not resumed", &format!("Only a paused subscriber can be resumed; this one is {}.", s.status));
+                return refused(
+                    "Not resumed",
+                    &format!(
+                        "Only a paused subscriber can be resumed; this one is {}.",
+                        s.status
+                    ),
+                );
             }
         }
         "unsubscribe" => {
@@ -171,7 +162,10 @@ async fn act(
         }
         "erase" => {
             if form.confirm != "erase" {
-                return refused("Not erased", "Type “erase” in the box to confirm: erasing removes the address, name and every reply for good.");
+                return refused(
+                    "Not erased",
+                    "Type “erase” in the box to confirm: erasing removes the address, name and every reply for good.",
+                );
             }
             subscriptions::erase(&app, id, who, now).await?;
         }
@@ -204,19 +198,40 @@ pub async fn move_to_lesson(
         return Ok(Err("Choose a lesson to move to.".into()));
     };
     if !target.is_published() {
-        return Ok(Err(format!("“{}” is a draft; publish it first.", target.content.title)));
+        return Ok(Err(format!(
+            "“{}” is a draft; publish it first.",
+            target.content.title
+        )));
     }
     if !matches!(s.status.as_str(), "active" | "paused") {
-        return Ok(Err(format!("This subscriber is {}; only active or paused subscribers can be moved.", s.status)));
+        return Ok(Err(format!(
+            "This subscriber is {}; only active or paused subscribers can be moved.",
+            s.status
+        )));
     }
     let mut tx = app.db.begin_write().await?;
-    let Some(e) = db::enrollments::for_subscriber_in(&mut tx, s.id).await?.into_iter().find(|e| e.course_id == course.id) else {
-        return Ok(Err("This subscriber is not enrolled yet (they have not confirmed).".into()));
+    let Some(e) = db::enrollments::for_subscriber_in(&mut tx, s.id)
+        .await?
+        .into_iter()
+        .find(|e| e.course_id == course.id)
+    else {
+        return Ok(Err(
+            "This subscriber is not enrolled yet (they have not confirmed).".into(),
+        ));
     };
     let deliveries = db::stats::enrollment_deliveries(&mut tx, e.id).await?;
-    if let Some(d) = deliveries.iter().find(|d| d.position >= target.position && matches!(d.status.as_str(), "sent" | "bounced")) {
-        let title = lessons.iter().find(|l| l.id == d.lesson_id).map(|l| l.content.title.clone()).unwrap_or_else(|| d.slug.clone());
-        return Ok(Err(format!("They already received “{title}”. A lesson is never sent to anyone twice, so they cannot be moved back before it; move them to a later lesson.")));
+    if let Some(d) = deliveries
+        .iter()
+        .find(|d| d.position >= target.position && matches!(d.status.as_str(), "sent" | "bounced"))
+    {
+        let title = lessons
+            .iter()
+            .find(|l| l.id == d.lesson_id)
+            .map(|l| l.content.title.clone())
+            .unwrap_or_else(|| d.slug.clone());
+        return Ok(Err(format!(
+            "They already received “{title}”. A lesson is never sent to anyone twice, so they cannot be moved back before it; move them to a later lesson."
+        )));
     }
     let mut withdrawn = Vec::new();
     for d in &deliveries {
@@ -225,10 +240,22 @@ pub async fn move_to_lesson(
             withdrawn.push(d.slug.clone());
         }
     }
-    let (status, due) = if s.status == "active" { ("active", Some(now)) } else { ("paused", None) };
+    let (status, due) = if s.status == "active" {
+        ("active", Some(now))
+    } else {
+        ("paused", None)
+    };
     let position = target.position - 1;
     db::enrollments::set_status(&mut tx, e.id, status, position, due, now).await?;
-    db::events::log(&mut tx, Some(s.id), actor, "moved", &json!({"from": e.position, "to": target.slug, "withdrawn": withdrawn}), now).await?;
+    db::events::log(
+        &mut tx,
+        Some(s.id),
+        actor,
+        "moved",
+        &json!({"from": e.position, "to": target.slug, "withdrawn": withdrawn}),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Ok(()))
 }

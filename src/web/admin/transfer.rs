@@ -26,7 +26,13 @@ async fn form(
     State(app): State<App>,
     Extension(admin): Extension<Admin>,
 ) -> Result<Response, WebError> {
-    page(&app, Some(&admin), StatusCode::OK, "import", json!({"nav": "subscribers"}))
+    page(
+        &app,
+        Some(&admin),
+        StatusCode::OK,
+        "import",
+        json!({"nav": "subscribers"}),
+    )
 }
 
 /// Reads the upload's parts; the CSRF part is checked before the file is imported.
@@ -44,7 +50,13 @@ async fn import(
             Ok(None) => break,
             Err(e) => {
                 let text = format!("The upload could not be read: {e}");
-                return page(&app, Some(&admin), StatusCode::BAD_REQUEST, "import", json!({"nav": "subscribers", "error": text}));
+                return page(
+                    &app,
+                    Some(&admin),
+                    StatusCode::BAD_REQUEST,
+                    "import",
+                    json!({"nav": "subscribers", "error": text}),
+                );
             }
         };
         match field.name().unwrap_or("") {
@@ -56,7 +68,13 @@ async fn import(
                     Ok(b) => file = Some((name, b.to_vec())),
                     Err(e) => {
                         let text = format!("The file could not be read: {e}");
-                        return page(&app, Some(&admin), StatusCode::BAD_REQUEST, "import", json!({"nav": "subscribers", "error": text}));
+                        return page(
+                            &app,
+                            Some(&admin),
+                            StatusCode::BAD_REQUEST,
+                            "import",
+                            json!({"nav": "subscribers", "error": text}),
+                        );
                     }
                 }
             }
@@ -67,32 +85,84 @@ async fn import(
         return Ok(forbidden());
     }
     let Some((name, bytes)) = file.filter(|(_, b)| !b.is_empty()) else {
-        return page(&app, Some(&admin), StatusCode::UNPROCESSABLE_ENTITY, "import", json!({"nav": "subscribers", "error": "file: choose a CSV file to import"}));
+        return page(
+            &app,
+            Some(&admin),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "import",
+            json!({"nav": "subscribers", "error": "file: choose a CSV file to import"}),
+        );
     };
-    let report = crate::subscriptions::import::import_reader(&app, std::io::Cursor::new(bytes), confirmed, Utc::now()).await?;
+    let report = crate::subscriptions::import::import_reader(
+        &app,
+        std::io::Cursor::new(bytes),
+        confirmed,
+        Utc::now(),
+    )
+    .await?;
     tracing::info!(admin = %admin.username, file = %name, imported = report.imported, rejected = report.rejected.len(), "subscribers imported");
-    let rejected: Vec<_> = report.rejected.iter().map(|(line, why)| json!({"line": line, "why": why})).collect();
-    page(&app, Some(&admin), StatusCode::OK, "import", json!({
-        "nav": "subscribers", "report": {"file": name, "imported": report.imported, "existing": report.existing, "rejected": rejected, "confirmed": confirmed},
-    }))
+    let rejected: Vec<_> = report
+        .rejected
+        .iter()
+        .map(|(line, why)| json!({"line": line, "why": why}))
+        .collect();
+    page(
+        &app,
+        Some(&admin),
+        StatusCode::OK,
+        "import",
+        json!({
+            "nav": "subscribers", "report": {"file": name, "imported": report.imported, "existing": report.existing, "rejected": rejected, "confirmed": confirmed},
+        }),
+    )
 }
 
 async fn export(State(app): State<App>) -> Result<Response, WebError> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let write = |w: &mut csv::Writer<Vec<u8>>, row: &[&str]| {
-        w.write_record(row).map_err(|e| WebError::Internal(e.into()))
+        w.write_record(row)
+            .map_err(|e| WebError::Internal(e.into()))
     };
-    write(&mut w, &["email", "name", "timezone", "status", "created_at", "confirmed_at"])?;
+    write(
+        &mut w,
+        &[
+            "email",
+            "name",
+            "timezone",
+            "status",
+            "created_at",
+            "confirmed_at",
+        ],
+    )?;
     let mut rows = db::subscribers::stream_all(&app.db);
-    while let Some(s) = rows.try_next().await.map_err(|e| WebError::Internal(e.into()))? {
+    while let Some(s) = rows
+        .try_next()
+        .await
+        .map_err(|e| WebError::Internal(e.into()))?
+    {
         if s.status == "erased" {
             continue;
         }
         let confirmed = s.confirmed_at.map(|t| t.to_string()).unwrap_or_default();
-        write(&mut w, &[&s.email, &s.name, &s.timezone, &s.status, &s.created_at.to_string(), &confirmed])?;
+        write(
+            &mut w,
+            &[
+                &s.email,
+                &s.name,
+                &s.timezone,
+                &s.status,
+                &s.created_at.to_string(),
+                &confirmed,
+            ],
+        )?;
     }
-    let body = w.into_inner().map_err(|e| WebError::Internal(anyhow::anyhow!("{e}")))?;
-    let file = format!("attachment; filename=\"subscribers-{}.csv\"", Utc::now().format("%Y%m%d"));
+    let body = w
+        .into_inner()
+        .map_err(|e| WebError::Internal(anyhow::anyhow!("{e}")))?;
+    let file = format!(
+        "attachment; filename=\"subscribers-{}.csv\"",
+        Utc::now().format("%Y%m%d")
+    );
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),

@@ -1,0 +1,210 @@
+//! `/api/v1/subscribers`: create, get (by id or address), list (status, search, keyset
+//! pages), pause, resume and delete (which erases, as `drip subscribers delete` does).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, ApiResult, Body, time};
+use crate::app::App;
+use crate::auth::Admin;
+use crate::db::{self, admin_lists::SubscriberQuery};
+use crate::subscriptions::{self, NewSubscriber};
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route(
+            "/subscribers",
+            get(list_subscribers).post(create_subscriber),
+        )
+        .route(
+            "/subscribers/{key}",
+            get(get_subscriber).delete(delete_subscriber),
+        )
+        .route("/subscribers/{key}/pause", post(pause))
+        .route("/subscribers/{key}/resume", post(resume))
+}
+
+async fn subscriber_json(app: &App, s: &db::subscribers::SubscriberRow) -> anyhow::Result<Value> {
+    let e = db::enrollments::for_subscriber(&app.db, s.id)
+        .await?
+        .into_iter()
+        .next();
+    Ok(json!({
+        "id": s.id, "email": s.email, "name": s.name, "timezone": s.timezone, "status": s.status,
+        "created_at": time(Some(s.created_at)), "confirmed_at": time(s.confirmed_at),
+        "position": e.as_ref().map(|e| e.position), "next_due_at": time(e.as_ref().and_then(|e| e.next_due_at)),
+    }))
+}
+
+/// A subscriber by id (digits) or address.
+pub(super) async fn find(app: &App, key: &str) -> Result<db::subscribers::SubscriberRow, ApiError> {
+    let found = match key.parse::<i64>() {
+        Ok(id) => db::subscribers::by_id(&app.db, id).await?,
+        Err(_) => db::subscribers::by_email(&app.db, key.trim()).await?,
+    };
+    found.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no subscriber {key:?}"),
+            Some("subscriber"),
+        )
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSubscriberBody {
+    email: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    timezone: String,
+    #[serde(default)]
+    confirmed: bool,
+}
+
+async fn create_subscriber(
+    State(app): State<App>,
+    Extension(admin): Extension<Admin>,
+    Body(b): Body<NewSubscriberBody>,
+) -> ApiResult {
+    let new = NewSubscriber::parse(
+        &b.email,
+        &b.name,
+        &b.timezone,
+        app.config.default_timezone(),
+    )
+    .map_err(|errors| {
+        let first = &errors[0];
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            first.to_string(),
+            Some(first.field),
+        )
+    })?;
+    if db::subscribers::by_email(&app.db, new.email.as_str())
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("{} is already a subscriber", new.email),
+            Some("email"),
+        ));
+    }
+    let id = subscriptions::add(&app, &new, b.confirmed, &admin.username, Utc::now()).await?;
+    let s = find(&app, &id.to_string()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"subscriber": subscriber_json(&app, &s).await?})),
+    )
+        .into_response())
+}
+
+async fn get_subscriber(State(app): State<App>, Path(key): Path<String>) -> ApiResult {
+    let s = find(&app, &key).await?;
+    Ok(Json(json!({"subscriber": subscriber_json(&app, &s).await?})).into_response())
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    status: Option<String>,
+    search: Option<String>,
+    limit: Option<i64>,
+    before: Option<i64>,
+}
+
+async fn list_subscribers(State(app): State<App>, Query(p): Query<ListParams>) -> ApiResult {
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "limit must be from 1 to 1000",
+            Some("limit"),
+        ));
+    }
+    let q = SubscriberQuery {
+        status: p.status.filter(|s| !s.is_empty()),
+        search: p.search.filter(|s| !s.trim().is_empty()),
+        reached: None,
+        before_id: p.before,
+        limit,
+    };
+    let rows = db::admin_lists::subscribers(&app.db, &q).await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|s| s.id))
+        .flatten();
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|s| json!({"id": s.id, "email": s.email, "name": s.name, "timezone": s.timezone, "status": s.status, "created_at": time(Some(s.created_at)), "confirmed_at": time(s.confirmed_at), "position": s.position, "next_due_at": time(s.next_due_at)}))
+        .collect();
+    Ok(Json(json!({"subscribers": items, "next_before": next})).into_response())
+}
+
+async fn change(app: &App, admin: &Admin, key: &str, pause_it: bool) -> ApiResult {
+    let s = find(app, key).await?;
+    let now = Utc::now();
+    let (done, want, from) = if pause_it {
+        (
+            subscriptions::pause(app, s.id, &admin.username, now).await?,
+            "paused",
+            "active",
+        )
+    } else {
+        (
+            subscriptions::resume(app, s.id, &admin.username, now).await?,
+            "active",
+            "paused",
+        )
+    };
+    if !done && s.status != want {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "the subscriber is {}; only a {from} subscriber can be {}",
+                s.status,
+                if pause_it { "paused" } else { "resumed" }
+            ),
+            Some("status"),
+        ));
+    }
+    let s = find(app, key).await?;
+    Ok(
+        Json(json!({"subscriber": subscriber_json(app, &s).await?, "changed": done}))
+            .into_response(),
+    )
+}
+
+async fn pause(
+    State(app): State<App>,
+    Extension(admin): Extension<Admin>,
+    Path(key): Path<String>,
+) -> ApiResult {
+    change(&app, &admin, &key, true).await
+}
+
+async fn resume(
+    State(app): State<App>,
+    Extension(admin): Extension<Admin>,
+    Path(key): Path<String>,
+) -> ApiResult {
+    change(&app, &admin, &key, false).await
+}
+
+/// Erases the subscriber (address, name and replies; anonymous counts stay), as `drip
+/// subscribers delete` does.
+async fn delete_subscriber(
+    State(app): State<App>,
+    Extension(admin): Extension<Admin>,
+    Path(key): Path<String>,
+) -> ApiResult {
+    let s = find(&app, &key).await?;
+    subscriptions::erase(&app, s.id, &admin.username, Utc::now()).await?;
+    Ok(Json(json!({"erased": true, "id": s.id})).into_response())
+}

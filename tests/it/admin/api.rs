@@ -1,0 +1,233 @@
+//! The JSON API under /api/v1 with a bearer token.
+
+use chrono::Utc;
+use drip::db;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::on_both_databases;
+use crate::support::Backend;
+
+on_both_databases!(the_json_api_manages_subscribers_lessons_and_replies,);
+
+async fn the_json_api_manages_subscribers_lessons_and_replies(backend: Backend) {
+    let t = admin_app(backend).await;
+    let token = drip::auth::new_api_token(&t.app.db, USER, Utc::now().timestamp())
+        .await
+        .unwrap();
+    let api = |method: &'static str, uri: String, body: Value| {
+        let app = t.app.clone();
+        let token = token.clone();
+        async move {
+            send(
+                &app,
+                "127.0.0.1",
+                method,
+                &uri,
+                None,
+                Some("application/json"),
+                Some(&token),
+                body.to_string().into_bytes(),
+            )
+            .await
+        }
+    };
+    let r = api("POST", "/api/v1/subscribers".into(), json!({"email": "Fay@Example.com", "name": "Fay", "timezone": "Asia/Tokyo", "confirmed": true})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["subscriber"]["id"].as_i64().unwrap();
+    assert_eq!(r.json()["subscriber"]["status"], "active");
+    let r = api(
+        "POST",
+        "/api/v1/subscribers".into(),
+        json!({"email": "fay@example.com"}),
+    )
+    .await;
+    assert_eq!((r.status, r.json()["field"].clone()), (409, json!("email")));
+    let r = api(
+        "POST",
+        "/api/v1/subscribers".into(),
+        json!({"email": "nope"}),
+    )
+    .await;
+    assert_eq!((r.status, r.json()["field"].clone()), (422, json!("email")));
+    let r = api(
+        "POST",
+        "/api/v1/subscribers".into(),
+        json!({"email": "a@example.com", "timezone": "Nowhere/Land"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["field"].clone()),
+        (422, json!("timezone"))
+    );
+    for key in [id.to_string(), "fay@example.com".into()] {
+        let r = api("GET", format!("/api/v1/subscribers/{key}"), Value::Null).await;
+        assert_eq!(
+            (r.status, r.json()["subscriber"]["email"].clone()),
+            (200, json!("fay@example.com"))
+        );
+    }
+    assert_eq!(
+        api(
+            "GET",
+            "/api/v1/subscribers/nobody@example.com".into(),
+            Value::Null
+        )
+        .await
+        .status,
+        404
+    );
+    let r = api(
+        "GET",
+        "/api/v1/subscribers?status=active&search=fa&limit=10".into(),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        r.json()["subscribers"].as_array().unwrap().len(),
+        1,
+        "{}",
+        r.body
+    );
+    let r = api(
+        "POST",
+        format!("/api/v1/subscribers/{id}/pause"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["subscriber"]["status"].clone()),
+        (200, json!("paused"))
+    );
+    let r = api(
+        "POST",
+        format!("/api/v1/subscribers/{id}/resume"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["subscriber"]["status"].clone()),
+        (200, json!("active"))
+    );
+    // Lessons: list, get, update with lint errors as 422 naming the field.
+    let r = api("GET", "/api/v1/lessons".into(), Value::Null).await;
+    assert_eq!(r.json()["lessons"][0]["slug"], "before-we-begin");
+    let r = api(
+        "PATCH",
+        "/api/v1/lessons/before-we-begin".into(),
+        json!({"send_window": "0 99 8 * * *"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["field"].clone()),
+        (422, json!("send_window")),
+        "{}",
+        r.body
+    );
+    let r = api(
+        "PATCH",
+        "/api/v1/lessons/before-we-begin".into(),
+        json!({"prompt": ""}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["field"].clone()),
+        (422, json!("prompt"))
+    );
+    let r = api(
+        "PATCH",
+        "/api/v1/lessons/before-we-begin".into(),
+        json!({"colour": "red"}),
+    )
+    .await;
+    assert_eq!(r.status, 422, "unknown fields are refused");
+    let r = api(
+        "PUT",
+        "/api/v1/lessons/before-we-begin".into(),
+        json!({"subject": "Lesson 1 · From the API", "revision": 1}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (
+            r.json()["lesson"]["revision"].clone(),
+            r.json()["lesson"]["author"].clone()
+        ),
+        (json!(2), json!(USER))
+    );
+    let r = api(
+        "PATCH",
+        "/api/v1/lessons/before-we-begin".into(),
+        json!({"subject": "stale", "revision": 1}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["field"].clone()),
+        (409, json!("revision"))
+    );
+    let r = api("GET", "/api/v1/lessons/before-we-begin".into(), Value::Null).await;
+    assert_eq!(r.json()["lesson"]["subject"], "Lesson 1 · From the API");
+    // Replies by subscriber and by lesson.
+    let first = lesson(&t, "before-we-begin").await;
+    let mut tx = t.app.db.begin_write().await.unwrap();
+    let sealed = t.app.vault.seal(b"My answer.");
+    db::replies::insert(
+        &mut tx,
+        &db::replies::NewReply {
+            message_id: Some("<api@example.com>"),
+            subscriber_id: Some(id),
+            delivery_id: None,
+            lesson_id: Some(first.id),
+            kind: "reply",
+            matched_by: Some("sender"),
+            command: None,
+            from_addr: "fay@example.com",
+            subject: "Re",
+            text: &sealed,
+            raw: None,
+            flagged: false,
+            flag_reason: "",
+            received_at: Utc::now().timestamp(),
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    for q in [
+        format!("subscriber={id}"),
+        "lesson=before-we-begin".into(),
+        "subscriber=fay%40example.com".into(),
+    ] {
+        let r = api("GET", format!("/api/v1/replies?{q}"), Value::Null).await;
+        assert_eq!(
+            r.json()["replies"][0]["text"],
+            "My answer.",
+            "{q}: {}",
+            r.body
+        );
+    }
+    let r = api(
+        "GET",
+        "/api/v1/replies?lesson=a-clean-slate".into(),
+        Value::Null,
+    )
+    .await;
+    assert!(r.json()["replies"].as_array().unwrap().is_empty());
+    // Delete erases.
+    let r = api("DELETE", format!("/api/v1/subscribers/{id}"), Value::Null).await;
+    assert_eq!((r.status, r.json()["erased"].clone()), (200, json!(true)));
+    assert_eq!(
+        db::subscribers::by_id(&t.app.db, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "erased"
+    );
+    assert!(
+        db::replies::for_subscriber(&t.app.db, id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
