@@ -61,9 +61,10 @@ pub async fn plan_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<PlanRepor
         let mut groups: HashMap<(i64, i64), Vec<NewLesson>> = HashMap::new();
         let mut completed = Vec::new();
         for row in &due {
-            if !lessons_by_course.contains_key(&row.course_id) {
-                let lessons = db::lessons::list_in(&mut tx, row.course_id).await?;
-                lessons_by_course.insert(row.course_id, lessons);
+            if let std::collections::hash_map::Entry::Vacant(e) =
+                lessons_by_course.entry(row.course_id)
+            {
+                e.insert(db::lessons::list_in(&mut tx, row.course_id).await?);
             }
             match next_lesson(&lessons_by_course[&row.course_id], row.position) {
                 Some(lesson) => groups
