@@ -24,8 +24,12 @@ pub struct PlanReport {
     pub skipped: bool,
 }
 
-/// An arbitrary constant naming drip's planning lock among PostgreSQL advisory locks.
-const PLAN_LOCK: i64 = 0x0d21_9001;
+/// An arbitrary constant naming drip's planning lock among PostgreSQL advisory locks. The
+/// lock is taken per schema (its second key is a hash of `current_schema()`): advisory locks
+/// are database-wide, and two drip instances in two schemas of one database (the test suite
+/// runs each test in its own) are separate installations whose passes must not exclude
+/// each other.
+const PLAN_LOCK: i32 = 0x0d21_9001;
 
 /// The next published lesson after `position` (drafts are stepped over).
 pub fn next_lesson(lessons: &[Lesson], position: i64) -> Option<&Lesson> {
@@ -44,10 +48,10 @@ pub async fn plan_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<PlanRepor
     loop {
         let mut tx = app.db.begin_write().await?;
         if app.db.backend() == Backend::Postgres {
-            let (got,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_xact_lock($1)")
-                .bind(PLAN_LOCK)
-                .fetch_one(&mut *tx)
-                .await?;
+            let sql = format!(
+                "SELECT pg_try_advisory_xact_lock({PLAN_LOCK}, hashtext(current_schema()))"
+            );
+            let (got,): (bool,) = sqlx::query_as(&sql).fetch_one(&mut *tx).await?;
             if !got {
                 report.skipped = true;
                 return Ok(report);
