@@ -272,3 +272,12 @@ pub async fn set_status(db: &Db, lesson_id: i64, status: &str) -> anyhow::Result
         .await?;
     Ok(())
 }
+
+/// A lesson's slug by id.
+pub async fn slug_of(db: &Db, lesson_id: i64) -> anyhow::Result<Option<String>> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT slug FROM lessons WHERE id = $1")
+        .bind(lesson_id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row.map(|r| r.0))
+}

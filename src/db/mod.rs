@@ -149,6 +149,21 @@ impl Db {
         }
     }
 
+    /// Takes a transaction-level advisory lock named by `key` in the current schema (advisory
+    /// locks are database-wide; two installations in two schemas must not exclude each
+    /// other). True on SQLite, whose write transaction is already exclusive.
+    pub(crate) async fn try_xact_lock(&self, tx: &mut Tx, key: i32) -> anyhow::Result<bool> {
+        if self.backend == Backend::Sqlite {
+            return Ok(true);
+        }
+        let (got,): (bool,) = sqlx::query_as(&format!(
+            "SELECT pg_try_advisory_xact_lock({key}, hashtext(current_schema()))"
+        ))
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(got)
+    }
+
     /// Checks that the database answers, for /healthz.
     pub async fn ping(&self) -> anyhow::Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

@@ -128,7 +128,7 @@ async fn delivery_match(
         return Ok(None);
     };
     let lesson = match delivery.lesson_id {
-        Some(id) => lesson_slug(app, id).await?,
+        Some(id) => db::lessons::slug_of(&app.db, id).await?,
         None => None,
     };
     Ok(Some(Match {
@@ -137,14 +137,6 @@ async fn delivery_match(
         by,
         delivery,
     }))
-}
-
-async fn lesson_slug(app: &App, lesson_id: i64) -> anyhow::Result<Option<String>> {
-    let row: Option<(String,)> = sqlx::query_as("SELECT slug FROM lessons WHERE id = $1")
-        .bind(lesson_id)
-        .fetch_optional(app.db.pool())
-        .await?;
-    Ok(row.map(|r| r.0))
 }
 
 /// `reply+TOKEN@reply_domain` among the recipients, with a token that verifies.
@@ -174,12 +166,8 @@ async fn match_token(app: &App, msg: &parse::InboundMessage) -> anyhow::Result<O
 
 /// In-Reply-To, then References (newest first), then the sender's latest lesson.
 async fn match_thread(app: &App, msg: &parse::InboundMessage) -> anyhow::Result<Option<Match>> {
-    for id in msg.in_reply_to.iter().chain(msg.references.iter().rev()) {
-        if let Some(delivery) = app.delivery_of_message_id(id)
-            && let Some(m) = delivery_match(app, delivery, MatchedBy::InReplyTo).await?
-        {
-            return Ok(Some(m));
-        }
+    if let Some(m) = match_thread_ids(app, msg).await? {
+        return Ok(Some(m));
     }
     if let Some(from) = &msg.from
         && let Some(s) = db::subscribers::by_email(&app.db, from).await?
@@ -217,8 +205,9 @@ async fn match_bounce(
     Ok(None)
 }
 
+/// In-Reply-To, then References newest first, against our derived Message-IDs.
 async fn match_thread_ids(app: &App, msg: &parse::InboundMessage) -> anyhow::Result<Option<Match>> {
-    for id in msg.in_reply_to.iter().chain(msg.references.iter()) {
+    for id in msg.in_reply_to.iter().chain(msg.references.iter().rev()) {
         if let Some(delivery) = app.delivery_of_message_id(id)
             && let Some(m) = delivery_match(app, delivery, MatchedBy::InReplyTo).await?
         {

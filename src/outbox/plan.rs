@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::app::App;
-use crate::db::{self, Backend, deliveries::NewLesson, lessons::Lesson};
+use crate::db::{self, deliveries::NewLesson, lessons::Lesson};
 use crate::domain::Timezone;
 use crate::schedule;
 
@@ -47,15 +47,9 @@ pub async fn plan_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<PlanRepor
     let mut lessons_by_course: HashMap<i64, Vec<Lesson>> = HashMap::new();
     loop {
         let mut tx = app.db.begin_write().await?;
-        if app.db.backend() == Backend::Postgres {
-            let sql = format!(
-                "SELECT pg_try_advisory_xact_lock({PLAN_LOCK}, hashtext(current_schema()))"
-            );
-            let (got,): (bool,) = sqlx::query_as(&sql).fetch_one(&mut *tx).await?;
-            if !got {
-                report.skipped = true;
-                return Ok(report);
-            }
+        if !app.db.try_xact_lock(&mut tx, PLAN_LOCK).await? {
+            report.skipped = true;
+            return Ok(report);
         }
         let due = db::enrollments::lock_due(&app.db, &mut tx, now_s, batch).await?;
         if due.is_empty() {

@@ -3,7 +3,7 @@
 //! app served on a free port.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
@@ -67,7 +67,6 @@ pub fn repo(path: &str) -> PathBuf {
 /// (dropped when the test ends).
 pub struct TestDb {
     pub url: String,
-    pub backend: Backend,
     schema: Option<(String, String)>,
     _dir: tempfile::TempDir,
 }
@@ -80,7 +79,6 @@ impl TestDb {
                 let url = format!("sqlite://{}", dir.path().join("drip.db").display());
                 TestDb {
                     url,
-                    backend,
                     schema: None,
                     _dir: dir,
                 }
@@ -101,7 +99,6 @@ impl TestDb {
                 let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
                 TestDb {
                     url,
-                    backend,
                     schema: Some((base, schema)),
                     _dir: dir,
                 }
@@ -245,7 +242,6 @@ impl TestApp {
 /// One message the SMTP server accepted.
 #[derive(Debug, Clone)]
 pub struct Received {
-    pub from: String,
     pub to: Vec<String>,
     pub data: String,
 }
@@ -279,8 +275,6 @@ struct SmtpState {
     messages: Vec<Received>,
     /// Replies to give at the end of DATA, in order; 250 once empty.
     script: VecDeque<(u16, String)>,
-    connections: usize,
-    delay: Duration,
 }
 
 /// A real SMTP server (mailin) on 127.0.0.1, in a thread of this process.
@@ -293,19 +287,12 @@ pub struct SmtpServer {
 #[derive(Clone)]
 struct Recorder {
     state: Arc<Mutex<SmtpState>>,
-    from: String,
     to: Vec<String>,
     data: Vec<u8>,
 }
 
 impl Handler for Recorder {
-    fn helo(&mut self, _ip: IpAddr, _domain: &str) -> Response {
-        self.state.lock().unwrap().connections += 1;
-        mailin_embedded::response::OK
-    }
-
-    fn data_start(&mut self, _domain: &str, from: &str, _is8bit: bool, to: &[String]) -> Response {
-        self.from = from.to_owned();
+    fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, to: &[String]) -> Response {
         self.to = to.to_vec();
         self.data.clear();
         mailin_embedded::response::OK
@@ -317,8 +304,6 @@ impl Handler for Recorder {
     }
 
     fn data_end(&mut self) -> Response {
-        let delay = self.state.lock().unwrap().delay;
-        std::thread::sleep(delay);
         let mut state = self.state.lock().unwrap();
         match state.script.pop_front() {
             Some((code, text)) if code != 250 => {
@@ -332,7 +317,6 @@ impl Handler for Recorder {
             _ => {
                 let data = String::from_utf8_lossy(&self.data).into_owned();
                 state.messages.push(Received {
-                    from: self.from.clone(),
                     to: self.to.clone(),
                     data,
                 });
@@ -361,7 +345,6 @@ impl SmtpServer {
         let state = Arc::new(Mutex::new(SmtpState::default()));
         let recorder = Recorder {
             state: state.clone(),
-            from: String::new(),
             to: Vec::new(),
             data: Vec::new(),
         };
@@ -383,16 +366,8 @@ impl SmtpServer {
             .extend(replies.iter().map(|(c, t)| (*c, t.to_string())));
     }
 
-    pub fn slow_down(&self, per_message: Duration) {
-        self.state.lock().unwrap().delay = per_message;
-    }
-
     pub fn messages(&self) -> Vec<Received> {
         self.state.lock().unwrap().messages.clone()
-    }
-
-    pub fn connections(&self) -> usize {
-        self.state.lock().unwrap().connections
     }
 
     /// Waits (bounded) until at least `n` messages arrived.
