@@ -2,7 +2,7 @@
 //! once and shared by the web app, the scheduler, the sender and the CLI.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -28,6 +28,11 @@ pub struct App {
     pub stopping: Arc<AtomicBool>,
     /// The sender's rate limits (`[smtp] max_per_second`, `max_connections_per_domain`).
     pub limiter: Arc<crate::outbox::ratelimit::Limiter>,
+    /// Whether the SMTP server could be reached last time; holds the queue while it cannot.
+    pub relay: Arc<crate::outbox::relay::RelayGate>,
+    /// When this process last ran the retention sweep (Unix seconds on the tick's clock), or
+    /// `privacy::NEVER`: the tick loop sweeps at most hourly.
+    pub retention_swept_at: Arc<AtomicI64>,
 }
 
 impl App {
@@ -57,6 +62,7 @@ impl App {
         );
         Ok(App {
             limiter: Arc::new(limiter),
+            relay: Arc::default(),
             config: Arc::new(config),
             db,
             renderer,
@@ -65,6 +71,7 @@ impl App {
             vault,
             worker_id,
             stopping: Arc::new(AtomicBool::new(false)),
+            retention_swept_at: Arc::new(AtomicI64::new(crate::privacy::NEVER)),
         })
     }
 
@@ -137,6 +144,15 @@ impl App {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.config.server.base_url)
+    }
+
+    /// A link that opens the subscriber's journal until `expires` (Unix seconds).
+    pub fn journal_access_url(&self, subscriber_id: i64, expires: i64) -> String {
+        self.url(&format!(
+            "/journal/open/{}",
+            self.signer
+                .sign_until(Purpose::JournalAccess, subscriber_id, expires)
+        ))
     }
 
     pub fn links(&self, subscriber_id: i64) -> Links {

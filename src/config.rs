@@ -31,6 +31,8 @@ pub struct Config {
     #[serde(default)]
     pub course: Course,
     #[serde(default)]
+    pub privacy: Privacy,
+    #[serde(default)]
     pub log: Log,
 }
 
@@ -168,6 +170,29 @@ pub struct Security {
     pub secret_key: String,
     pub data_key: String,
 }
+
+/// How long replies are kept (see `crate::privacy`). Signed so that a negative value is
+/// named by validation rather than failing as a type error.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Privacy {
+    /// Days after which a reply's raw message is deleted (its extracted text stays); 0: kept.
+    pub raw_retention_days: i64,
+    /// Days after which a whole reply is deleted; 0: kept.
+    pub reply_retention_days: i64,
+}
+
+impl Default for Privacy {
+    fn default() -> Self {
+        Privacy {
+            raw_retention_days: 30,
+            reply_retention_days: 0,
+        }
+    }
+}
+
+/// A hundred years: anything longer is a typo (days given as seconds, say), not a policy.
+pub const MAX_RETENTION_DAYS: i64 = 36_500;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -359,6 +384,25 @@ impl Config {
         if self.schedule.lease_seconds < 10 {
             return Err(key("schedule.lease_seconds", "must be at least 10".into()));
         }
+        for (name, days) in [
+            (
+                "privacy.raw_retention_days",
+                self.privacy.raw_retention_days,
+            ),
+            (
+                "privacy.reply_retention_days",
+                self.privacy.reply_retention_days,
+            ),
+        ] {
+            if !(0..=MAX_RETENTION_DAYS).contains(&days) {
+                return Err(key(
+                    name,
+                    format!(
+                        "{days} is not a number of days from 0 (keep forever) to {MAX_RETENTION_DAYS}"
+                    ),
+                ));
+            }
+        }
         if !self.inbound.smtp_bind.is_empty() {
             self.inbound.smtp_bind.parse::<SocketAddr>().map_err(|e| {
                 key(
@@ -424,6 +468,8 @@ fn describe_figment_error(err: &figment::Error, path: &Path) -> String {
 }
 
 #[cfg(test)]
+// figment::Jail's closures must return figment's own error type, which is large.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
@@ -526,6 +572,73 @@ mod tests {
                 .to_string();
             assert!(err.contains(key), "expected {key} in: {err}");
         }
+    }
+
+    #[test]
+    fn retention_defaults_to_thirty_days_of_raw_messages_and_replies_kept() {
+        let c = Config::from_toml_str(&shipped()).unwrap();
+        assert_eq!(
+            (c.privacy.raw_retention_days, c.privacy.reply_retention_days),
+            (30, 0)
+        );
+        // A file without the section gets the same defaults.
+        let start = shipped().find("[privacy]").unwrap();
+        let end = shipped()[start..].find("\n[").unwrap() + start + 1;
+        let mut text = shipped();
+        text.replace_range(start..end, "");
+        let c = Config::from_toml_str(&text).unwrap();
+        assert_eq!(
+            (c.privacy.raw_retention_days, c.privacy.reply_retention_days),
+            (30, 0)
+        );
+    }
+
+    #[test]
+    fn retention_days_come_from_the_environment_too() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("DRIP_PRIVACY__RAW_RETENTION_DAYS", "7");
+            jail.set_env("DRIP_PRIVACY__REPLY_RETENTION_DAYS", "365");
+            let f = write(&shipped());
+            let c = Config::load(f.path()).unwrap();
+            assert_eq!(
+                (c.privacy.raw_retention_days, c.privacy.reply_retention_days),
+                (7, 365)
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn negative_or_absurd_retention_days_name_their_key() {
+        for (from, to, key) in [
+            (
+                "raw_retention_days = 30",
+                "raw_retention_days = -1",
+                "privacy.raw_retention_days",
+            ),
+            (
+                "reply_retention_days = 0",
+                "reply_retention_days = 1000000",
+                "privacy.reply_retention_days",
+            ),
+            (
+                "raw_retention_days = 30",
+                "raw_retention_days = \"a month\"",
+                "privacy.raw_retention_days",
+            ),
+        ] {
+            let text = shipped().replacen(from, to, 1);
+            assert_ne!(text, shipped(), "{from} not in config.toml");
+            let err = Config::from_toml_str(&text).unwrap_err().to_string();
+            assert!(err.contains(key), "expected {key} in: {err}");
+        }
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("DRIP_PRIVACY__REPLY_RETENTION_DAYS", "-30");
+            let f = write(&shipped());
+            let err = Config::load(f.path()).unwrap_err().to_string();
+            assert!(err.contains("privacy.reply_retention_days"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - [`outbox`]: the scheduler's planning pass and the sender (claim, send, record, retry).
 //! - [`mailer`]: lettre messages and transports (outbox files or SMTP).
 //! - [`inbound`]: replies: parse, match, strip, classify, store.
+//! - [`privacy`]: retention: raw messages and replies deleted after `[privacy]`'s days.
 //! - [`web`]: the public pages, the admin UI and the JSON API.
 //! - [`auth`]: admin passwords, sessions, CSRF tokens, API tokens, the sign-in limiter.
 //! - [`cli`]: the `drip` command.
@@ -28,6 +29,7 @@ pub mod inbound;
 pub mod mailer;
 pub mod metrics;
 pub mod outbox;
+pub mod privacy;
 pub mod render;
 pub mod schedule;
 pub mod server;

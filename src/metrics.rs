@@ -27,6 +27,13 @@ pub static SEND: SendMetrics = SendMetrics {
     errors_connection: AtomicU64::new(0),
 };
 
+/// 1 while this process cannot open a connection to the SMTP server (see `outbox::relay`).
+static RELAY_DOWN: AtomicU64 = AtomicU64::new(0);
+
+pub fn set_relay_down(down: bool) {
+    RELAY_DOWN.store(u64::from(down), Ordering::Relaxed);
+}
+
 pub fn observe_send(elapsed: Duration, error: Option<&SendError>) {
     let secs = elapsed.as_secs_f64();
     for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
@@ -73,6 +80,16 @@ pub fn render_send_metrics(out: &mut String) {
         SEND.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
     );
     let _ = writeln!(out, "drip_send_duration_seconds_count {count}");
+    let _ = writeln!(
+        out,
+        "# HELP drip_smtp_unreachable 1 while no connection to the SMTP server can be opened."
+    );
+    let _ = writeln!(out, "# TYPE drip_smtp_unreachable gauge");
+    let _ = writeln!(
+        out,
+        "drip_smtp_unreachable {}",
+        RELAY_DOWN.load(Ordering::Relaxed)
+    );
     let _ = writeln!(out, "# HELP drip_smtp_errors_total Failed sends by class.");
     let _ = writeln!(out, "# TYPE drip_smtp_errors_total counter");
     for (class, c) in [

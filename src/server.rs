@@ -84,6 +84,8 @@ pub async fn run_serve(app: App) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&bind)
         .await
         .with_context(|| format!("server.bind: cannot listen on {bind}"))?;
+    // The address bound, which tells the port when `bind` asked for any (port 0).
+    let bound = listener.local_addr().context("server.bind")?;
     let (tx, rx) = watch::channel(false);
     let worker = tokio::spawn(worker_loop(app.clone(), rx.clone()));
     let mut web_stop = rx.clone();
@@ -101,7 +103,7 @@ pub async fn run_serve(app: App) -> anyhow::Result<()> {
         })
         .await
     });
-    tracing::info!(url = %app.config.server.base_url, %bind, "drip is serving");
+    tracing::info!(url = %app.config.server.base_url, bind = %bound, "drip is serving");
     shutdown_signal().await;
     tracing::info!("shutting down: finishing requests and the sends in hand");
     app.stopping

@@ -146,8 +146,13 @@ pub enum SubscribersCommand {
         #[arg(long)]
         confirmed: bool,
     },
-    /// Export every subscriber as CSV to standard output.
-    Export,
+    /// Export every subscriber as CSV to standard output; with --email, one subscriber's
+    /// data (profile, enrollment, mails, replies with their text, events) as JSON.
+    Export {
+        /// The subscriber whose data to print as one JSON document (the right of access).
+        #[arg(long, value_name = "EMAIL")]
+        email: Option<String>,
+    },
     /// Erase a subscriber: address, name and replies are removed; anonymous counts stay.
     Delete { email: String },
     /// Pause a subscriber.
@@ -232,8 +237,10 @@ fn init_tracing(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DRIP_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("{},sqlx=warn", config.log.level))
     });
+    // Colour only on a terminal: escape codes would garble a log file or the journal.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match config.log.format {
         LogFormat::Json => builder.json().try_init(),
@@ -300,6 +307,18 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                     report.failed,
                     report.completed
                 );
+                if report.raw_removed + report.replies_removed > 0 {
+                    println!(
+                        "retention: {} raw messages and {} replies deleted",
+                        report.raw_removed, report.replies_removed
+                    );
+                }
+                if report.held > 0 {
+                    println!(
+                        "the SMTP server could not be reached: {} held in the queue for the next pass",
+                        report.held
+                    );
+                }
             }
         }
         Command::Lessons(cmd) => return lessons::run(&app, cmd, json).await,

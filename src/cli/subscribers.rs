@@ -1,11 +1,10 @@
-//! `drip subscribers add|list|show|import|export|delete|pause|resume|unsubscribe`.
+//! `drip subscribers add|list|show|import|export [--email EMAIL]|delete|pause|resume|unsubscribe`.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use chrono::Utc;
-use serde_json::json;
 
 use super::SubscribersCommand;
 use crate::app::App;
@@ -29,12 +28,6 @@ fn parse(app: &App, email: &str, name: &str, timezone: &str) -> anyhow::Result<N
                 .join("; ")
         )
     })
-}
-
-fn time(t: Option<i64>) -> serde_json::Value {
-    t.and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-        .map(|t| json!(t.to_rfc3339()))
-        .unwrap_or(json!(null))
 }
 
 pub async fn run(app: &App, cmd: SubscribersCommand, json_out: bool) -> anyhow::Result<ExitCode> {
@@ -80,57 +73,36 @@ pub async fn run(app: &App, cmd: SubscribersCommand, json_out: bool) -> anyhow::
         }
         SubscribersCommand::Show { email } => {
             let s = find(app, &email).await?;
-            let enrollments = db::enrollments::for_subscriber(&app.db, s.id).await?;
-            let deliveries = db::deliveries::for_subscriber(&app.db, s.id).await?;
-            let replies = db::replies::for_subscriber(&app.db, s.id).await?;
-            let out = json!({
-                "subscriber": {
-                    "email": s.email, "name": s.name, "timezone": s.timezone, "status": s.status,
-                    "created_at": time(Some(s.created_at)), "confirmed_at": time(s.confirmed_at),
-                },
-                "enrollments": enrollments.iter().map(|e| json!({
-                    "position": e.position, "next_due_at": time(e.next_due_at), "status": e.status,
-                    "waiting_reply": e.waiting_reply != 0, "last_sent_at": time(e.last_sent_at),
-                })).collect::<Vec<_>>(),
-                "deliveries": deliveries.iter().map(|d| json!({
-                    "kind": d.kind, "lesson": d.lesson, "status": d.status, "attempts": d.attempts,
-                    "revision": d.revision, "created_at": time(Some(d.created_at)), "due_at": time(Some(d.due_at)),
-                    "sent_at": time(d.sent_at), "failed_at": time(d.failed_at), "error": d.last_error,
-                })).collect::<Vec<_>>(),
-                "replies": replies.iter().map(|r| json!({
-                    "lesson": r.lesson, "kind": r.kind, "command": r.command, "matched_by": r.matched_by,
-                    "text": String::from_utf8_lossy(&app.open_reply_text(&r.text)), "received_at": time(Some(r.received_at)),
-                    "flagged": r.flagged != 0,
-                })).collect::<Vec<_>>(),
-            });
+            let data = subscriptions::export::gather(app, &s).await?;
             if json_out {
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                println!("{}", serde_json::to_string_pretty(&data)?);
             } else {
+                let none = || "-".to_owned();
                 println!("{} <{}>  {}  ({})", s.name, s.email, s.status, s.timezone);
-                for e in &enrollments {
+                for e in &data.enrollments {
                     println!(
                         "  at lesson {} ({}), next due {}",
                         e.position,
                         e.status,
-                        time(e.next_due_at)
+                        e.next_due_at.clone().unwrap_or_else(none)
                     );
                 }
-                for d in &deliveries {
+                for d in &data.deliveries {
                     println!(
                         "  {:<8} {:<28} {:<8} rev {:<3} sent {}",
                         d.kind,
                         d.lesson.as_deref().unwrap_or("-"),
                         d.status,
-                        d.revision.map(|r| r.to_string()).unwrap_or("-".into()),
-                        time(d.sent_at)
+                        d.revision.map(|r| r.to_string()).unwrap_or_else(none),
+                        d.sent_at.clone().unwrap_or_else(none)
                     );
                 }
-                for r in &replies {
+                for r in &data.replies {
                     println!(
                         "  reply to {} ({}): {}",
                         r.lesson.as_deref().unwrap_or("-"),
                         r.kind,
-                        String::from_utf8_lossy(&app.open_reply_text(&r.text))
+                        r.text
                     );
                 }
             }
@@ -165,7 +137,14 @@ pub async fn run(app: &App, cmd: SubscribersCommand, json_out: bool) -> anyhow::
                 eprintln!("{}:{line}: {why}", file.display());
             }
         }
-        SubscribersCommand::Export => {
+        SubscribersCommand::Export { email: Some(email) } => {
+            let s = find(app, &email).await?;
+            let export = subscriptions::export::export(app, s.id, "cli", "cli", now)
+                .await?
+                .with_context(|| format!("email: no subscriber {:?}", email.trim()))?;
+            println!("{}", export.to_json()?);
+        }
+        SubscribersCommand::Export { email: None } => {
             use futures::TryStreamExt;
             let stdout = std::io::stdout();
             let mut w = csv::Writer::from_writer(stdout.lock());

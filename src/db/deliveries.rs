@@ -65,6 +65,27 @@ pub async fn enqueue_mail(
     Ok(id)
 }
 
+/// Whether a mail of `kind` with exactly this payload was queued for the subscriber at or
+/// after `since` (to space out mails a visitor can ask for).
+pub async fn mail_queued_since(
+    tx: &mut Tx,
+    subscriber_id: i64,
+    kind: &str,
+    payload: &serde_json::Value,
+    since: i64,
+) -> anyhow::Result<bool> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM deliveries WHERE subscriber_id = $1 AND kind = $2 AND payload = $3 AND created_at >= $4",
+    )
+    .bind(subscriber_id)
+    .bind(kind)
+    .bind(payload.to_string())
+    .bind(since)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(n > 0)
+}
+
 /// A delivery claimed by one sender.
 #[derive(Debug, Clone, FromRow)]
 pub struct Claimed {

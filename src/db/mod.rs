@@ -99,6 +99,10 @@ impl Db {
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    } else {
+                        // PostgreSQL would wait for a lock for ever; like SQLite's busy
+                        // timeout, give up after a while so the caller can report and retry.
+                        conn.execute("SET lock_timeout = '10s'").await?;
                     }
                     Ok(())
                 })
@@ -195,6 +199,26 @@ pub(crate) fn placeholders(start: usize, n: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Whether an error means the database is out of reach for now rather than the request
+/// being wrong: locked by another writer past the busy/lock timeout, the server restarting
+/// or unreachable, the pool exhausted. Worth a 503 and another try, never a lost write.
+pub fn is_unavailable(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| match e.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => true,
+        Some(sqlx::Error::Database(d)) => {
+            let code = d.code().unwrap_or_default();
+            // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
+            // PostgreSQL: connection exceptions (08…), shutdown and recovery (57P01–57P03),
+            // too many connections (53300), lock timeout (55P03).
+            matches!(code.parse::<i32>(), Ok(c) if c & 0xff == 5 || c & 0xff == 6)
+                || code.starts_with("08")
+                || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300" | "55P03")
+                || d.message().contains("database is locked")
+        }
+        _ => false,
+    })
 }
 
 /// Whether an error is a unique-constraint violation (on either engine).

@@ -60,13 +60,15 @@ pub struct ReplyRow {
     pub from_addr: String,
     pub subject: String,
     pub text: Vec<u8>,
+    /// 1 while the raw message is kept (the retention sweep deletes it after a while).
+    pub has_raw: i64,
     pub flagged: i64,
     pub flag_reason: String,
     pub read_at: Option<i64>,
     pub received_at: i64,
 }
 
-const SELECT: &str = "SELECT r.id, r.subscriber_id, r.lesson_id, l.slug AS lesson, r.kind, r.matched_by, r.command, r.from_addr, r.subject, r.text, r.flagged, r.flag_reason, r.read_at, r.received_at FROM replies r LEFT JOIN lessons l ON l.id = r.lesson_id";
+const SELECT: &str = "SELECT r.id, r.subscriber_id, r.lesson_id, l.slug AS lesson, r.kind, r.matched_by, r.command, r.from_addr, r.subject, r.text, CASE WHEN r.raw IS NULL THEN 0 ELSE 1 END AS has_raw, r.flagged, r.flag_reason, r.read_at, r.received_at FROM replies r LEFT JOIN lessons l ON l.id = r.lesson_id";
 
 pub async fn for_subscriber(db: &Db, subscriber_id: i64) -> anyhow::Result<Vec<ReplyRow>> {
     let sql = format!("{SELECT} WHERE r.subscriber_id = $1 ORDER BY r.received_at, r.id");
@@ -85,6 +87,23 @@ pub async fn count_answers(db: &Db, subscriber_id: i64) -> anyhow::Result<i64> {
     Ok(n)
 }
 
+/// Notes in `answered_lessons` which lessons this subscriber answered, before their replies
+/// are deleted: the answer rate counts people, not stored words.
+pub async fn keep_answer_marks_for_subscriber(
+    tx: &mut Tx,
+    subscriber_id: i64,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO answered_lessons (subscriber_id, lesson_id) \
+         SELECT DISTINCT subscriber_id, lesson_id FROM replies WHERE subscriber_id = $1 AND kind = 'reply' AND lesson_id IS NOT NULL \
+         ON CONFLICT (subscriber_id, lesson_id) DO NOTHING",
+    )
+    .bind(subscriber_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 pub async fn delete_for_subscriber(tx: &mut Tx, subscriber_id: i64) -> anyhow::Result<u64> {
     Ok(sqlx::query("DELETE FROM replies WHERE subscriber_id = $1")
         .bind(subscriber_id)
@@ -99,4 +118,66 @@ pub async fn count_by_kind(db: &Db) -> anyhow::Result<Vec<(String, i64)>> {
             .fetch_all(db.pool())
             .await?,
     )
+}
+
+/// Up to `limit` replies received before `cutoff`, locked for deletion (on PostgreSQL,
+/// rows another sweeping process holds are skipped, not waited for).
+pub async fn lock_received_before(
+    db: &Db,
+    tx: &mut Tx,
+    cutoff: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<i64>> {
+    let sql = format!(
+        "SELECT id FROM replies WHERE received_at < $1 ORDER BY id LIMIT $2{}",
+        db.skip_locked("replies")
+    );
+    let rows: Vec<(i64,)> = sqlx::query_as(&sql)
+        .bind(cutoff)
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// Deletes these replies, first noting in `answered_lessons` which lessons they answered
+/// (see [`keep_answer_marks_for_subscriber`]). Returns how many were deleted.
+pub async fn delete_keeping_answer_marks(tx: &mut Tx, ids: &[i64]) -> anyhow::Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let list = super::placeholders(1, ids.len());
+    let mark = format!(
+        "INSERT INTO answered_lessons (subscriber_id, lesson_id) \
+         SELECT DISTINCT subscriber_id, lesson_id FROM replies \
+         WHERE id IN ({list}) AND kind = 'reply' AND subscriber_id IS NOT NULL AND lesson_id IS NOT NULL \
+         ON CONFLICT (subscriber_id, lesson_id) DO NOTHING"
+    );
+    let mut q = sqlx::query(&mark);
+    for id in ids {
+        q = q.bind(*id);
+    }
+    q.execute(&mut **tx).await?;
+    let delete = format!("DELETE FROM replies WHERE id IN ({list})");
+    let mut q = sqlx::query(&delete);
+    for id in ids {
+        q = q.bind(*id);
+    }
+    Ok(q.execute(&mut **tx).await?.rows_affected())
+}
+
+/// Deletes the raw message of up to `limit` replies received before `cutoff`, keeping their
+/// text. Returns how many lost their raw message; fewer than `limit` means none is left.
+pub async fn drop_raw_received_before(tx: &mut Tx, cutoff: i64, limit: i64) -> anyhow::Result<u64> {
+    // `raw IS NOT NULL` outside the subquery too: on PostgreSQL a row another sweep nulled
+    // meanwhile is re-checked after its lock and not counted twice.
+    Ok(sqlx::query(
+        "UPDATE replies SET raw = NULL WHERE raw IS NOT NULL AND id IN \
+         (SELECT id FROM replies WHERE received_at < $1 AND raw IS NOT NULL ORDER BY id LIMIT $2)",
+    )
+    .bind(cutoff)
+    .bind(limit)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
 }

@@ -14,8 +14,12 @@ pub async fn lesson_counts(db: &Db) -> anyhow::Result<HashMap<i64, (i64, i64)>> 
     )
     .fetch_all(db.pool())
     .await?;
+    // Stored answers, and the marks left by answers since deleted (retention, erasure).
     let answered: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT lesson_id, COUNT(DISTINCT subscriber_id) FROM replies WHERE kind = 'reply' AND lesson_id IS NOT NULL GROUP BY lesson_id",
+        "SELECT lesson_id, COUNT(DISTINCT subscriber_id) FROM ( \
+           SELECT subscriber_id, lesson_id FROM replies WHERE kind = 'reply' AND lesson_id IS NOT NULL \
+           UNION ALL SELECT subscriber_id, lesson_id FROM answered_lessons \
+         ) answers GROUP BY lesson_id",
     )
     .fetch_all(db.pool())
     .await?;

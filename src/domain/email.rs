@@ -41,6 +41,14 @@ impl EmailAddress {
         if !local_ok || local.starts_with('.') || local.ends_with('.') || local.contains("..") {
             return err("the part before @ has characters a mail server will not accept");
         }
+        // Full-width forms are look-alikes of ASCII that IDNA folds into it: `ｅxample.com` is
+        // `example.com` to a mail server, and would be a second row for the same address here.
+        if domain
+            .chars()
+            .any(|c| ('\u{FF00}'..='\u{FFEF}').contains(&c))
+        {
+            return err("the domain has full-width characters; type it in plain letters");
+        }
         let domain = domain.to_lowercase();
         let labels: Vec<&str> = domain.split('.').collect();
         if labels.len() < 2 {
@@ -149,7 +157,9 @@ mod tests {
             "ann@example-.com",
             "ann@example..com",
             "ann@127.0.0.1",
-            "аnn@example.com", // Cyrillic а: a look-alike in the local part
+            "аnn@example.com",  // Cyrillic а: a look-alike in the local part
+            "ann@ｅxample.com", // full-width ｅ: folds into ASCII in IDNA
+            "ann＠example.com", // full-width @
             "ann@exam<ple.com",
             &long_local,
             &long_total,

@@ -24,6 +24,8 @@ pub enum Purpose {
     Reply,
     /// The Message-ID of one delivery, matched again in In-Reply-To.
     MessageId,
+    /// A short-lived link to a journal, mailed on request (see `sign_until`).
+    JournalAccess,
 }
 
 impl Purpose {
@@ -35,6 +37,7 @@ impl Purpose {
             Purpose::Journal => b"journal",
             Purpose::Reply => b"reply",
             Purpose::MessageId => b"message-id",
+            Purpose::JournalAccess => b"journal-access",
         }
     }
 }
@@ -60,17 +63,21 @@ impl Signer {
         }
     }
 
-    fn mac(&self, purpose: Purpose, id: i64) -> HmacSha256 {
+    /// The MAC of `purpose:id`, or `purpose:id:expires` for a token that runs out.
+    fn mac(&self, purpose: Purpose, id: i64, expires: Option<i64>) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
         mac.update(purpose.tag());
         mac.update(b":");
         mac.update(id.to_string().as_bytes());
+        if let Some(expires) = expires {
+            mac.update(b":");
+            mac.update(expires.to_string().as_bytes());
+        }
         mac
     }
 
-    pub fn sign(&self, purpose: Purpose, id: i64) -> String {
-        let tag = self.mac(purpose, id).finalize().into_bytes();
-        let mut out = to_base36(id);
+    fn tagged(&self, mut out: String, purpose: Purpose, id: i64, expires: Option<i64>) -> String {
+        let tag = self.mac(purpose, id, expires).finalize().into_bytes();
         out.push('-');
         for b in &tag[..TAG_BYTES] {
             out.push_str(&format!("{b:02x}"));
@@ -78,28 +85,86 @@ impl Signer {
         out
     }
 
+    pub fn sign(&self, purpose: Purpose, id: i64) -> String {
+        self.tagged(to_base36(id), purpose, id, None)
+    }
+
+    /// A token that is good until `expires` (Unix seconds): `<id>-<expires>-<tag>`.
+    pub fn sign_until(&self, purpose: Purpose, id: i64, expires: i64) -> String {
+        let head = format!("{}-{}", to_base36(id), to_base36(expires));
+        self.tagged(head, purpose, id, Some(expires))
+    }
+
     /// The id inside `token` if the tag is right for `purpose`; compared in constant time.
     pub fn verify(&self, purpose: Purpose, token: &str) -> Result<i64, InvalidInput> {
-        let bad = || InvalidInput::new("token", "is not valid (it may be truncated or altered)");
         let token = token.trim().to_ascii_lowercase();
-        let (id, tag) = token.split_once('-').ok_or_else(bad)?;
-        if id.is_empty() || id.len() > 13 || tag.len() != TAG_BYTES * 2 {
-            return Err(bad());
+        let (id, tag) = token.split_once('-').ok_or_else(bad_token)?;
+        let id = from_base36(id)?;
+        self.check(purpose, id, None, tag)?;
+        Ok(id)
+    }
+
+    /// The id inside a token made by [`Signer::sign_until`], if it is intact and `now` is
+    /// not past its expiry.
+    pub fn verify_until(
+        &self,
+        purpose: Purpose,
+        token: &str,
+        now: i64,
+    ) -> Result<i64, InvalidInput> {
+        let token = token.trim().to_ascii_lowercase();
+        let mut parts = token.splitn(3, '-');
+        let (Some(id), Some(expires), Some(tag)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad_token());
+        };
+        let id = from_base36(id)?;
+        let expires = from_base36(expires)?;
+        self.check(purpose, id, Some(expires), tag)?;
+        if now > expires {
+            return Err(InvalidInput::new(
+                "token",
+                "has expired: ask for a new link",
+            ));
         }
-        let id = i64::from_str_radix(id, 36).map_err(|_| bad())?;
-        if id <= 0 || to_base36(id) != token.split_once('-').map(|(i, _)| i).unwrap_or("") {
-            return Err(bad());
+        Ok(id)
+    }
+
+    fn check(
+        &self,
+        purpose: Purpose,
+        id: i64,
+        expires: Option<i64>,
+        tag: &str,
+    ) -> Result<(), InvalidInput> {
+        if tag.len() != TAG_BYTES * 2 {
+            return Err(bad_token());
         }
         let mut bytes = [0u8; TAG_BYTES];
         for (i, chunk) in tag.as_bytes().chunks(2).enumerate() {
-            let hex = std::str::from_utf8(chunk).map_err(|_| bad())?;
-            bytes[i] = u8::from_str_radix(hex, 16).map_err(|_| bad())?;
+            let hex = std::str::from_utf8(chunk).map_err(|_| bad_token())?;
+            bytes[i] = u8::from_str_radix(hex, 16).map_err(|_| bad_token())?;
         }
-        self.mac(purpose, id)
+        self.mac(purpose, id, expires)
             .verify_truncated_left(&bytes)
-            .map_err(|_| bad())?;
-        Ok(id)
+            .map_err(|_| bad_token())
     }
+}
+
+fn bad_token() -> InvalidInput {
+    InvalidInput::new("token", "is not valid (it may be truncated or altered)")
+}
+
+/// A positive number in its one base-36 spelling (no leading zeros, no sign).
+fn from_base36(s: &str) -> Result<i64, InvalidInput> {
+    if s.is_empty() || s.len() > 13 {
+        return Err(bad_token());
+    }
+    let n = i64::from_str_radix(s, 36).map_err(|_| bad_token())?;
+    if n <= 0 || to_base36(n) != s {
+        return Err(bad_token());
+    }
+    Ok(n)
 }
 
 fn to_base36(mut n: i64) -> String {
@@ -180,6 +245,33 @@ mod tests {
             let err = s.verify(Purpose::Confirm, bad).unwrap_err();
             assert_eq!(err.field, "token", "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_expiring_token_works_until_its_time_and_cannot_be_stretched() {
+        let s = signer();
+        let t = s.sign_until(Purpose::JournalAccess, 42, 1_000);
+        assert_eq!(s.verify_until(Purpose::JournalAccess, &t, 999).unwrap(), 42);
+        assert_eq!(
+            s.verify_until(Purpose::JournalAccess, &t, 1_000).unwrap(),
+            42
+        );
+        let late = s
+            .verify_until(Purpose::JournalAccess, &t, 1_001)
+            .unwrap_err();
+        assert!(late.message.contains("expired"), "{late:?}");
+        // A later expiry spliced in breaks the tag; nor is it a token of another kind.
+        let (id, rest) = t.split_once('-').unwrap();
+        let tag = rest.split_once('-').unwrap().1;
+        let stretched = format!("{id}-{}-{tag}", to_base36(9_999));
+        assert!(
+            s.verify_until(Purpose::JournalAccess, &stretched, 999)
+                .is_err()
+        );
+        assert!(s.verify_until(Purpose::Journal, &t, 999).is_err());
+        assert!(s.verify(Purpose::JournalAccess, &t).is_err());
+        let forever = s.sign(Purpose::JournalAccess, 42);
+        assert!(s.verify_until(Purpose::JournalAccess, &forever, 0).is_err());
     }
 
     #[test]

@@ -98,6 +98,18 @@ pub async fn ingest(
             _ => match_thread(app, &msg).await?,
         },
     };
+    // Acting on a subscription takes proof that the mail answers one of ours: the signed
+    // reply address or one of our signed Message-IDs. A From address, or the recipient a
+    // delivery report names, is anyone's to forge: such a mail is kept, and changes nothing.
+    let verified = matched.as_ref().is_some_and(|m| m.by != MatchedBy::Sender);
+    if !verified && (command.is_some() || bounce.is_some()) {
+        tracing::warn!(
+            kind = kind.as_str(),
+            "a command or delivery report without our token or Message-ID: stored, not acted on"
+        );
+        command = None;
+    }
+    let bounce = bounce.filter(|_| verified);
     let flagged =
         kind == Kind::Reply && classify::distress(&text, &app.config.inbound.distress_words);
     let mut outcome = Outcome {

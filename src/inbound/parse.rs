@@ -125,6 +125,9 @@ pub fn parse_message(raw: &[u8], max_bytes: usize) -> Result<InboundMessage, Par
 
 fn recipients(msg: &Message<'_>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    // A set beside the list: a message may carry tens of thousands of addresses, and a
+    // linear `contains` per address made that quadratic.
+    let mut seen = std::collections::HashSet::new();
     for name in ["To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To"] {
         for value in msg.header_as(name, HeaderForm::Addresses) {
             let Some(list) = value.as_address() else {
@@ -135,7 +138,7 @@ fn recipients(msg: &Message<'_>) -> Vec<String> {
                 .filter_map(|a| a.address.as_deref())
                 .filter_map(bare_address)
             {
-                if !out.contains(&addr) {
+                if seen.insert(addr.clone()) {
                     out.push(addr);
                 }
             }

@@ -166,7 +166,10 @@ mod tests {
     }
 
     #[test]
-    fn pathological_input_is_handled_well_under_a_second() {
+    /// Inputs built to make a careless scanner quadratic (about 10^12 steps at these sizes,
+    /// hours of work). Each must finish; the bound is a hang detector, generous enough for
+    /// a loaded machine, not a speed target (the fuzz target and benchmarks measure speed).
+    fn pathological_input_does_not_blow_up() {
         let inputs = [
             "a".repeat(1 << 20),
             ">\n".repeat(100_000),
@@ -186,15 +189,18 @@ mod tests {
             "> On 1 Jan 2024 a@b wrote:\nOn 1 Jan 2024 a@b wrote:\n".repeat(1 << 14),
             "-\n".repeat(1 << 19),
         ];
-        for input in &inputs {
-            let start = std::time::Instant::now();
-            let _ = extract_answer(input);
-            let took = start.elapsed();
-            eprintln!("{:?}… took {took:?}", &input[..20]);
+        for input in inputs {
+            let head: String = input.chars().take(20).collect();
+            let (done, finished) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = extract_answer(&input);
+                let _ = done.send(());
+            });
             assert!(
-                took < std::time::Duration::from_secs(1),
-                "{:?}… took {took:?}",
-                &input[..20]
+                finished
+                    .recv_timeout(std::time::Duration::from_secs(60))
+                    .is_ok(),
+                "{head:?}… did not finish in a minute"
             );
         }
     }

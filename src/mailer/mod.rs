@@ -40,8 +40,12 @@ pub struct Outgoing {
 }
 
 /// Why a send did not happen; the sender retries `Transient` and gives up on `Permanent`.
+/// `Unreachable` is no fault of the mail: no connection to the server could be opened, so
+/// the sender hands the mail back untouched and waits for the server (see `outbox::relay`).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SendError {
+    #[error("SMTP server unreachable: {0}")]
+    Unreachable(String),
     #[error("temporary failure: {0}")]
     Transient(String),
     #[error("permanent failure {code}: {message}")]
@@ -54,7 +58,7 @@ impl SendError {
         match self {
             SendError::Permanent { .. } => "5xx",
             SendError::Transient(m) if m.starts_with('4') => "4xx",
-            SendError::Transient(_) => "connection",
+            SendError::Transient(_) | SendError::Unreachable(_) => "connection",
         }
     }
 }
@@ -212,9 +216,7 @@ impl Mailer {
                 match tokio::time::timeout(self.send_timeout, smtp.send(envelope, &bytes)).await {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(pool::Error::Smtp(e))) => Err(classify(&e)),
-                    Ok(Err(pool::Error::Connect(e))) => Err(SendError::Transient(format!(
-                        "cannot connect to the SMTP server: {e}"
-                    ))),
+                    Ok(Err(pool::Error::Connect(e))) => Err(SendError::Unreachable(e)),
                     Err(_) => Err(SendError::Transient(format!(
                         "no answer from the SMTP server within {}s",
                         self.send_timeout.as_secs()

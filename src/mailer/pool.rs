@@ -22,18 +22,13 @@ use tokio::sync::Semaphore;
 
 use crate::config;
 
-/// Why a pooled send failed: lettre's error once a connection is open, or the socket's own
-/// when it could not be opened (lettre's errors cannot be built outside lettre).
+/// Why a pooled send failed: lettre's error on an open connection, or why no connection
+/// could be opened at all (refused, timed out, no greeting, TLS or sign-in refused). The
+/// sender treats the second as the server being unreachable, not as this mail's failure.
 #[derive(Debug)]
 pub enum Error {
     Smtp(lettre::transport::smtp::Error),
-    Connect(std::io::Error),
-}
-
-impl From<lettre::transport::smtp::Error> for Error {
-    fn from(e: lettre::transport::smtp::Error) -> Error {
-        Error::Smtp(e)
-    }
+    Connect(String),
 }
 
 /// A parked connection is checked with NOOP before reuse once idle this long.
@@ -75,13 +70,35 @@ impl SmtpPool {
 
     /// Sends one message on a pooled connection. A connection that saw any error is closed
     /// (lettre has already sent QUIT on it), never reused.
+    ///
+    /// A parked connection can have been closed by the server since its last use (restart,
+    /// idle timeout) without the NOOP check seeing it yet. When a reused connection fails
+    /// without any SMTP reply, the mail is tried once more on a new connection: otherwise a
+    /// server restart would cost every parked connection's next mail a retry delay.
     pub async fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<(), Error> {
         let _slot = self
             .slots
             .acquire()
             .await
             .expect("the pool is never closed");
-        let mut conn = self.checkout().await?;
+        let (conn, reused) = self.checkout().await?;
+        match self.send_on(conn, envelope, message).await {
+            Err(e) if reused && e.status().is_none() && !e.is_timeout() => {
+                tracing::debug!(error = %e, "a pooled SMTP connection had gone; sending on a new one");
+                let conn = self.connect().await?;
+                self.send_on(conn, envelope, message).await
+            }
+            result => result,
+        }
+        .map_err(Error::Smtp)
+    }
+
+    async fn send_on(
+        &self,
+        mut conn: AsyncSmtpConnection,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> Result<(), lettre::transport::smtp::Error> {
         let result = conn.send(envelope, message).await;
         if result.is_ok() && !conn.has_broken() {
             self.idle
@@ -91,24 +108,31 @@ impl SmtpPool {
         } else {
             conn.abort().await;
         }
-        result.map(|_| ()).map_err(Error::Smtp)
+        result.map(|_| ())
     }
 
-    async fn checkout(&self) -> Result<AsyncSmtpConnection, Error> {
+    /// A parked connection (true) or a new one (false).
+    async fn checkout(&self) -> Result<(AsyncSmtpConnection, bool), Error> {
         loop {
             let parked = self.idle.lock().expect("pool lock").pop();
             let Some((mut conn, since)) = parked else {
-                return self.connect().await;
+                return Ok((self.connect().await?, false));
             };
             let idle = since.elapsed();
             if idle < CHECK_AFTER_IDLE || (idle < IDLE_TIMEOUT && conn.test_connected().await) {
-                return Ok(conn);
+                return Ok((conn, true));
             }
             conn.abort().await;
         }
     }
 
     async fn connect(&self) -> Result<AsyncSmtpConnection, Error> {
+        self.open()
+            .await
+            .map_err(|e| Error::Connect(format!("{}:{}: {e}", self.host, self.port)))
+    }
+
+    async fn open(&self) -> Result<AsyncSmtpConnection, Box<dyn std::error::Error + Send + Sync>> {
         let mut conn = match self.tls {
             config::Tls::Tls => {
                 AsyncSmtpConnection::connect_tokio1(
@@ -126,14 +150,8 @@ impl SmtpPool {
                     tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
                 )
                 .await
-                .map_err(|_| {
-                    Error::Connect(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "connection timed out",
-                    ))
-                })?
-                .map_err(Error::Connect)?;
-                stream.set_nodelay(true).map_err(Error::Connect)?;
+                .map_err(|_| "connection timed out")??;
+                stream.set_nodelay(true)?;
                 let mut conn =
                     AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
                         .await?;

@@ -2,6 +2,7 @@
 
 pub mod plan;
 pub mod ratelimit;
+pub mod relay;
 pub mod send;
 
 use chrono::{DateTime, Utc};
@@ -20,6 +21,11 @@ pub struct TickReport {
     pub sent: u64,
     pub retried: u64,
     pub failed: u64,
+    /// Handed back unsent: the SMTP server could not be reached.
+    pub held: u64,
+    /// Retention (see `crate::privacy`): raw messages and whole replies deleted.
+    pub raw_removed: u64,
+    pub replies_removed: u64,
 }
 
 pub async fn tick(app: &App, now: DateTime<Utc>) -> anyhow::Result<TickReport> {
@@ -32,8 +38,21 @@ pub async fn tick(app: &App, now: DateTime<Utc>) -> anyhow::Result<TickReport> {
         total.sent += send.sent;
         total.retried += send.retried;
         total.failed += send.failed;
+        total.held += send.held;
         if plan.enqueued == 0 && plan.completed == 0 && send.sent == 0 {
             break;
+        }
+    }
+    // Housekeeping after the mail: a failing sweep is logged (and tried again within the
+    // hour) but never fails the tick that sent.
+    match crate::privacy::sweep_if_due(app, now).await {
+        Ok(Some(r)) => {
+            total.raw_removed = r.raw_removed;
+            total.replies_removed = r.replies_removed;
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "retention sweep failed; trying again within the hour")
         }
     }
     Ok(total)

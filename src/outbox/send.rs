@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 
 use super::plan::due_after_send;
+use super::relay::Gate;
 use crate::app::App;
 use crate::db::{self, deliveries::Claimed, lessons::Lesson, subscribers::SubscriberRow};
 use crate::domain::Timezone;
@@ -32,6 +33,8 @@ pub struct SendReport {
     pub sent: u64,
     pub retried: u64,
     pub failed: u64,
+    /// Handed back unsent because the SMTP server could not be reached.
+    pub held: u64,
 }
 
 enum Outcome {
@@ -46,6 +49,8 @@ enum Outcome {
     Failed,
     /// Not sent: the lease would have run out before its turn. Due again at once.
     Released(i64),
+    /// Not sent: the SMTP server cannot be reached (see `relay`). Handed back untouched.
+    Held(i64),
 }
 
 /// Delay before attempt `attempts + 1`: one minute doubling up to six hours, with jitter
@@ -62,8 +67,14 @@ pub fn backoff_seconds(attempts: i64) -> i64 {
 /// batch is claimed while the current one is being sent, so the SMTP connections do not wait
 /// for the database between batches; the current batch is recorded before the next is
 /// sent, so what a crash can leave sent but unrecorded is at most one batch.
+///
+/// While the SMTP server is unreachable nothing is claimed; a batch that finds it gone hands
+/// itself and the batch claimed ahead back, and the pass ends.
 pub async fn send_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<SendReport> {
     let mut report = SendReport::default();
+    if let Gate::Closed(_) = app.relay.check(now) {
+        return Ok(report);
+    }
     let started = Instant::now();
     let mut current = claim_batch(app, now, started).await?;
     while let Some((batch, deadline)) = current {
@@ -73,8 +84,19 @@ pub async fn send_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<SendRepor
         }
         let (outcomes, next) =
             tokio::join!(batch.send_all(deadline), claim_batch(app, now, started));
-        batch.record(outcomes, &mut report).await;
+        if let Err(e) = batch.record(outcomes, &mut report).await {
+            if let Ok(Some((ahead, _))) = &next {
+                ahead.release_all().await;
+            }
+            return Err(e);
+        }
         current = next?;
+        if let Gate::Closed(_) = app.relay.check(now) {
+            if let Some((ahead, _)) = &current {
+                ahead.release_all().await;
+            }
+            return Ok(report);
+        }
     }
     Ok(report)
 }
@@ -176,9 +198,19 @@ impl BatchContext {
     /// every socket then wakes the same task, where spawned tasks spread over the runtime's
     /// threads wake each other across them (measured: a quarter fewer mails a second, for
     /// more CPU). Rendering is a substitution, so one thread has the CPU for it.
+    ///
+    /// After an outage the first mail goes alone, as the probe; the others follow only if
+    /// the server took it. Once the server is found unreachable, the rest are handed back.
     async fn send_all(&self, deadline: Instant) -> Vec<anyhow::Result<Outcome>> {
+        let relay = &self.app.relay;
+        let mut first = Vec::new();
+        if relay.check(self.now) == Gate::Probe
+            && let Some(d) = self.claimed.first()
+        {
+            first.push(self.deliver(d).await);
+        }
+        let next = AtomicUsize::new(first.len());
         let connections = (self.app.config.smtp.pool_size.max(1) as usize).min(self.claimed.len());
-        let next = AtomicUsize::new(0);
         let senders = (0..connections).map(|_| async {
             let mut outcomes = Vec::new();
             loop {
@@ -186,17 +218,20 @@ impl BatchContext {
                 let Some(d) = self.claimed.get(i) else {
                     return outcomes;
                 };
-                if Instant::now() >= deadline {
+                let now = Instant::now();
+                if now >= deadline {
                     outcomes.push(Ok(Outcome::Released(d.id)));
-                    continue;
+                } else if relay.check(self.now) != Gate::Open {
+                    outcomes.push(Ok(Outcome::Held(d.id)));
+                } else {
+                    outcomes.push(self.deliver(d).await);
                 }
-                outcomes.push(self.deliver(d).await);
             }
         });
-        futures::future::join_all(senders)
-            .await
+        let rest = futures::future::join_all(senders).await;
+        first
             .into_iter()
-            .flatten()
+            .chain(rest.into_iter().flatten())
             .collect()
     }
 
@@ -212,9 +247,17 @@ impl BatchContext {
     }
 
     /// Records the batch's sends in one transaction, and hands back what it did not send.
-    async fn record(&self, outcomes: Vec<anyhow::Result<Outcome>>, report: &mut SendReport) {
+    /// An error means the sends could not be recorded (the database is gone): they will be
+    /// sent again when their lease runs out, so the pass must stop rather than send more
+    /// that it cannot record either.
+    async fn record(
+        &self,
+        outcomes: Vec<anyhow::Result<Outcome>>,
+        report: &mut SendReport,
+    ) -> anyhow::Result<()> {
         let mut sent = Vec::new();
         let mut released = Vec::new();
+        let mut held = Vec::new();
         for outcome in outcomes {
             match outcome {
                 Ok(Outcome::Sent {
@@ -226,6 +269,7 @@ impl BatchContext {
                 Ok(Outcome::Retried) => report.retried += 1,
                 Ok(Outcome::Failed) => report.failed += 1,
                 Ok(Outcome::Released(id)) => released.push(id),
+                Ok(Outcome::Held(id)) => held.push(id),
                 // A database error while recording: the lease will expire and the row comes
                 // back; log and go on with the rest of the batch.
                 Err(e) => {
@@ -234,15 +278,22 @@ impl BatchContext {
                 }
             }
         }
-        report.sent += sent.len() as u64;
-        if let Err(e) = self.record_sent(&sent).await {
-            tracing::error!(error = %format!("{e:#}"), count = sent.len(), "recording sent deliveries failed; their leases will expire and they will be sent again");
+        let recorded = self.record_sent(&sent).await;
+        match &recorded {
+            Ok(()) => report.sent += sent.len() as u64,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), count = sent.len(), "recording sent deliveries failed; their leases will expire and they will be sent again")
+            }
         }
         if !released.is_empty() {
             tracing::warn!(
                 count = released.len(),
                 "sending was slower than half the lease: handing the rest of the batch back"
             );
+        }
+        report.held += held.len() as u64;
+        released.extend(held);
+        if !released.is_empty() {
             let app = &self.app;
             if let Err(e) =
                 db::deliveries::release(&app.db, &released, &app.worker_id, self.now.timestamp())
@@ -251,6 +302,7 @@ impl BatchContext {
                 tracing::error!(error = %format!("{e:#}"), "handing back deliveries failed; their leases will expire");
             }
         }
+        recorded.context("recording a batch of sends")
     }
 
     /// Marks sends as sent, by revision, and plans each enrollment's next lesson, grouping
@@ -333,8 +385,14 @@ impl BatchContext {
         let result = app.mailer.send(&outgoing).await;
         drop(permit);
         crate::metrics::observe_send(started.elapsed(), result.as_ref().err());
+        match &result {
+            Err(SendError::Unreachable(reason)) => app.relay.failed(self.now, reason),
+            // Any answer, even a refusal, means the server is there.
+            _ => app.relay.succeeded(self.now),
+        }
         let lesson_row = lesson.map(|i| &self.lessons[i]);
         match result {
+            Err(SendError::Unreachable(_)) => Ok(Outcome::Held(d.id)),
             Ok(()) => Ok(Outcome::Sent {
                 id: d.id,
                 lesson,
@@ -376,6 +434,7 @@ impl BatchContext {
         let app = &self.app;
         let ctx = app.mail_context(&self.course, s);
         let mut lesson_ref = None;
+        let mut label_kind = d.kind.as_str();
         let rendered = match d.kind.as_str() {
             "lesson" => {
                 let index = self
@@ -424,30 +483,35 @@ impl BatchContext {
             "notice" => {
                 let payload: serde_json::Value =
                     serde_json::from_str(&d.payload).unwrap_or_default();
-                let title = payload["title"]
-                    .as_str()
-                    .unwrap_or("A note about your course")
-                    .to_owned();
-                let paragraphs: Vec<String> = payload["paragraphs"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|p| p.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                app.renderer.mail(
-                    MailKind::Notice,
-                    &ctx,
-                    minijinja::context! { title => title, paragraphs => paragraphs },
-                )?
+                if payload[crate::subscriptions::JOURNAL_LINK_PAYLOAD] == true {
+                    label_kind = "journal-link";
+                    self.render_journal_link(s)?
+                } else {
+                    let title = payload["title"]
+                        .as_str()
+                        .unwrap_or("A note about your course")
+                        .to_owned();
+                    let paragraphs: Vec<String> = payload["paragraphs"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|p| p.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    app.renderer.mail(
+                        MailKind::Notice,
+                        &ctx,
+                        minijinja::context! { title => title, paragraphs => paragraphs },
+                    )?
+                }
             }
             other => anyhow::bail!("unknown delivery kind {other:?}"),
         };
         let lesson = lesson_ref.map(|i| &self.lessons[i]);
         let label = match lesson {
             Some(l) => format!("{:06}-lesson-{}", d.id, l.slug),
-            None => format!("{:06}-{}", d.id, d.kind),
+            None => format!("{:06}-{label_kind}", d.id),
         };
         let unsubscribe = (d.kind != "confirm").then(|| {
             let mailto = format!("mailto:{}?subject=unsubscribe", app.reply_address(d.id));
@@ -469,6 +533,28 @@ impl BatchContext {
             },
             lesson_ref,
         ))
+    }
+
+    /// The mail with a fresh journal link, signed now so that no working link is stored.
+    fn render_journal_link(
+        &self,
+        s: &SubscriberRow,
+    ) -> anyhow::Result<crate::render::RenderedMail> {
+        let app = &self.app;
+        let hours = crate::web::JOURNAL_ACCESS_HOURS;
+        let url = app.journal_access_url(s.id, self.now.timestamp() + hours * 3600);
+        app.renderer.mail(
+            MailKind::Notice,
+            &app.mail_context(&self.course, s),
+            minijinja::context! {
+                title => "Your journal",
+                paragraphs => vec![
+                    "Here is the link to your journal, as you asked. It shows your answers to the course's questions, and lets you download everything the course keeps about you.".to_owned(),
+                    format!("The link works for {hours} hours. If you did not ask for it, you can ignore this mail: the link reaches no one but you."),
+                ],
+                action => minijinja::context! { url => url, label => "Open my journal" },
+            },
+        )
     }
 
     /// Fails a delivery, counts the bounce and, for a lesson, plans the next one so a single

@@ -4,10 +4,15 @@
 //! confirmation mails). The file is streamed, so a million rows take no more memory than a
 //! batch; a progress callback sees how far into the file the import is.
 //!
+//! A file that is not text drip can read at all (UTF-16, no rows) is refused whole, before
+//! anything is imported: [`Unreadable`] names the file and line.
+//!
 //! The bulk statements live here rather than in `db/`: they exist for this one job, and
 //! their shape (one multi-row VALUES list per batch) is what makes it fast.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 use anyhow::Context;
@@ -28,6 +33,26 @@ pub struct ImportReport {
     /// (line, reason)
     pub rejected: Vec<(u64, String)>,
 }
+
+/// A file refused as a whole: nothing was imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The file, when the import read one from disk.
+    pub path: Option<String>,
+    pub line: u64,
+    pub message: String,
+}
+
+impl fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.path {
+            Some(path) => write!(f, "{path}:{}: {}", self.line, self.message),
+            None => write!(f, "line {}: {}", self.line, self.message),
+        }
+    }
+}
+
+impl std::error::Error for Unreadable {}
 
 /// How far an import has come: bytes of the file read, and the report so far.
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +91,14 @@ pub async fn import_csv_with_progress(
         progress,
     )
     .await
+    .map_err(|e| match e.downcast::<Unreadable>() {
+        Ok(u) => Unreadable {
+            path: Some(path.display().to_string()),
+            ..u
+        }
+        .into(),
+        Err(e) => e,
+    })
 }
 
 pub async fn import_reader<R: std::io::Read>(
@@ -77,8 +110,74 @@ pub async fn import_reader<R: std::io::Read>(
     import_reader_with_progress(app, reader, confirmed, now, |_| {}).await
 }
 
-/// Column positions: email, and name and timezone when present.
-type Columns = (usize, Option<usize>, Option<usize>);
+/// Column positions: email, and name and timezone when present; and how many columns a
+/// row may have.
+#[derive(Debug, Clone, Copy)]
+struct Columns {
+    email: usize,
+    name: Option<usize>,
+    timezone: Option<usize>,
+    width: usize,
+    header: bool,
+}
+
+/// Refuses what is not UTF-8 text at all, from the first bytes; says whether the file ends
+/// its lines with a lone CR (old Mac exports).
+fn sniff(head: &[u8]) -> Result<bool, Unreadable> {
+    let refuse = |message: &str| Unreadable {
+        path: None,
+        line: 1,
+        message: message.to_owned(),
+    };
+    if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
+        return Err(refuse(
+            "the file is UTF-16 text; save it as UTF-8 (in Excel: \"CSV UTF-8\")",
+        ));
+    }
+    if head.contains(&0) {
+        return Err(refuse(
+            "the file has NUL bytes: it is UTF-16 or not text; save it as CSV in UTF-8",
+        ));
+    }
+    Ok(head.contains(&b'\r') && !head.contains(&b'\n'))
+}
+
+/// The file with every line ended by LF, byte for byte, so that csv's line count is exact:
+/// a lone-CR file has its CRs made LFs, a CRLF file keeps them (the CR is taken off each
+/// record's last field), and a last line without an end gets one.
+struct LineEnds<R> {
+    inner: R,
+    cr_only: bool,
+    last: Option<u8>,
+    /// Whether the final LF was added.
+    added: bool,
+}
+
+impl<R: Read> Read for LineEnds<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        if n == 0 {
+            if self.last.is_some_and(|b| b != b'\n') {
+                buf[0] = b'\n';
+                self.last = Some(b'\n');
+                self.added = true;
+                return Ok(1);
+            }
+            return Ok(0);
+        }
+        if self.cr_only {
+            buf[..n]
+                .iter_mut()
+                .filter(|b| **b == b'\r')
+                .for_each(|b| *b = b'\n');
+        }
+        self.last = Some(buf[n - 1]);
+        Ok(n)
+    }
+}
 
 pub async fn import_reader_with_progress<R: std::io::Read>(
     app: &App,
@@ -87,10 +186,18 @@ pub async fn import_reader_with_progress<R: std::io::Read>(
     now: DateTime<Utc>,
     mut progress: impl FnMut(Progress<'_>),
 ) -> anyhow::Result<ImportReport> {
+    let mut reader = std::io::BufReader::new(reader);
+    let cr_only = sniff(reader.fill_buf().context("cannot read the file")?)?;
     let mut csv = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(false)
-        .from_reader(reader);
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_reader(LineEnds {
+            inner: reader,
+            cr_only,
+            last: None,
+            added: false,
+        });
     let course = app.course().await?;
     let lessons = db::lessons::list(&app.db, course.id).await?;
     let mut target = Target {
@@ -106,6 +213,7 @@ pub async fn import_reader_with_progress<R: std::io::Read>(
     let mut batch = Batch::default();
     let mut record = csv::ByteRecord::new();
     let mut columns: Option<Columns> = None;
+    let mut rows_seen = false;
     loop {
         let line = csv.position().line();
         match csv.read_byte_record(&mut record) {
@@ -116,31 +224,75 @@ pub async fn import_reader_with_progress<R: std::io::Read>(
                 continue;
             }
         }
+        // Every record ends with its LF (see LineEnds), so the line it starts on follows from
+        // the LFs read so far and those inside its quoted fields; a record whose quote never
+        // closes runs to the end of the file, the file's last LF inside it.
+        let read = csv.position().line().saturating_sub(1);
+        let inside = record.iter().flatten().filter(|&&b| b == b'\n').count() as u64;
+        let open_quote = record
+            .iter()
+            .next_back()
+            .is_some_and(|f| f.ends_with(b"\n"));
+        let line = (read + 1)
+            .saturating_sub(inside + u64::from(!open_quote))
+            .max(1);
+        let end = line + inside - u64::from(open_quote);
         let fields: Result<Vec<&str>, _> = record.iter().map(std::str::from_utf8).collect();
-        let Ok(fields) = fields else {
-            report
-                .rejected
-                .push((line, "not UTF-8 text (save the file as UTF-8)".into()));
+        let Ok(mut fields) = fields else {
+            rows_seen = true;
+            report.rejected.push((
+                line,
+                "not UTF-8 text (Latin-1 or Windows-1252?); save the file as UTF-8".into(),
+            ));
             continue;
         };
+        if let Some(last) = fields.last_mut() {
+            *last = last.strip_suffix('\r').unwrap_or(last);
+        }
+        if fields.iter().all(|f| f.trim().is_empty()) {
+            continue;
+        }
+        if !rows_seen {
+            fields[0] = fields[0].trim_start_matches('\u{feff}');
+            rows_seen = true;
+        }
+        if open_quote {
+            report.rejected.push((
+                line,
+                format!("a quote opened on this line is never closed: lines {line} to {end} (the end of the file) were read as one field, and none of them imported"),
+            ));
+            continue;
+        }
+        if inside > 0 {
+            report.rejected.push((
+                line,
+                format!("a quoted field runs on from line {line} to line {end}: is a closing quote missing?"),
+            ));
+            continue;
+        }
         let cols = match columns {
             Some(c) => c,
             None => {
                 // The first row names the columns when it has an "email" header; else the
                 // order is email,name,timezone and the row is data.
-                let lower: Vec<String> = fields
-                    .iter()
-                    .map(|f| f.trim().trim_start_matches('\u{feff}').to_lowercase())
-                    .collect();
+                let lower: Vec<String> = fields.iter().map(|f| f.trim().to_lowercase()).collect();
                 if let Some(e) = lower.iter().position(|f| f == "email") {
-                    columns = Some((
-                        e,
-                        lower.iter().position(|f| f == "name"),
-                        lower.iter().position(|f| f == "timezone"),
-                    ));
+                    columns = Some(Columns {
+                        email: e,
+                        name: lower.iter().position(|f| f == "name"),
+                        timezone: lower.iter().position(|f| f == "timezone"),
+                        width: fields.len(),
+                        header: true,
+                    });
                     continue;
                 }
-                *columns.insert((0, Some(1), Some(2)))
+                *columns.insert(Columns {
+                    email: 0,
+                    name: Some(1),
+                    timezone: Some(2),
+                    width: 3,
+                    header: false,
+                })
             }
         };
         batch.push_row(&fields, cols, line, default_tz, &mut report);
@@ -152,9 +304,19 @@ pub async fn import_reader_with_progress<R: std::io::Read>(
             });
         }
     }
+    if !rows_seen {
+        return Err(Unreadable {
+            path: None,
+            line: 1,
+            message: "the file has no rows (expected a header email,name,timezone, then a row per subscriber)".into(),
+        }
+        .into());
+    }
     target.flush(app, &mut batch, &mut report).await?;
+    // The LF that LineEnds may have added is not in the file.
+    let bytes = csv.position().byte() - u64::from(csv.get_ref().added);
     progress(Progress {
-        bytes: csv.position().byte(),
+        bytes,
         report: &report,
     });
     let mut tx = app.db.begin_write().await?;
@@ -174,7 +336,7 @@ impl Batch {
     fn push_row(
         &mut self,
         fields: &[&str],
-        (e, n, t): Columns,
+        cols: Columns,
         line: u64,
         default_tz: Timezone,
         report: &mut ImportReport,
@@ -183,7 +345,30 @@ impl Batch {
         if fields.iter().all(|f| f.trim().is_empty()) {
             return;
         }
-        match NewSubscriber::parse(get(Some(e)), get(n), get(t), default_tz) {
+        // Extra empty fields (a trailing comma) are harmless; extra values mean the row's
+        // columns are not where the header says, usually an unquoted comma in a name.
+        if fields.iter().skip(cols.width).any(|f| !f.trim().is_empty()) {
+            let why = if cols.header {
+                format!(
+                    "{} fields where the header has {}: put a name with a comma in double quotes",
+                    fields.len(),
+                    cols.width
+                )
+            } else {
+                format!(
+                    "{} fields where email,name,timezone has 3: put a name with a comma in double quotes",
+                    fields.len()
+                )
+            };
+            report.rejected.push((line, why));
+            return;
+        }
+        match NewSubscriber::parse(
+            get(Some(cols.email)),
+            get(cols.name),
+            get(cols.timezone),
+            default_tz,
+        ) {
             Ok(s) => {
                 if self.keys.insert(s.email.key()) {
                     self.rows.push(s);

@@ -2,7 +2,11 @@
 //! resume, unsubscribe, bounces and erasure. Every change and the mail it causes are written
 //! in one transaction (the mail goes through the outbox, never from the request).
 
+pub mod export;
 pub mod import;
+mod journal;
+
+pub use journal::{JOURNAL_LINK_PAYLOAD, request_journal_link};
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
@@ -39,6 +43,13 @@ impl NewSubscriber {
                 "name",
                 "must not contain line breaks or control characters",
             ));
+        } else if name.chars().any(is_direction_override) {
+            // A name shown beside an address in the admin UI must not be able to reverse how
+            // the text after it reads.
+            errors.push(InvalidInput::new(
+                "name",
+                "must not contain text direction overrides (U+202A to U+202E, U+2066 to U+2069)",
+            ));
         }
         let timezone = if timezone.trim().is_empty() {
             Some(default_tz)
@@ -54,6 +65,12 @@ impl NewSubscriber {
             _ => Err(errors),
         }
     }
+}
+
+/// The explicit bidirectional embeddings, overrides and isolates; names in right-to-left
+/// scripts never need them (the implicit algorithm orders their letters).
+fn is_direction_override(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// What a sign-up did. The web page shows the same answer for all of them.
@@ -480,8 +497,8 @@ pub async fn set_timezone(
 }
 
 /// Erases a subscriber: their address, name and every reply (text and raw message) are
-/// removed; the anonymous rows that statistics count (deliveries, events) stay, tied to a
-/// placeholder that names nobody.
+/// removed; the anonymous rows that statistics count (deliveries, events, which lessons they
+/// answered) stay, tied to a placeholder that names nobody.
 pub async fn erase(
     app: &App,
     subscriber_id: i64,
@@ -497,6 +514,7 @@ pub async fn erase(
         stop(&mut tx, &s, "erased", now_s).await?;
     }
     db::subscribers::anonymise(&mut tx, s.id).await?;
+    db::replies::keep_answer_marks_for_subscriber(&mut tx, s.id).await?;
     db::replies::delete_for_subscriber(&mut tx, s.id).await?;
     db::deliveries::drop_unsent(&mut tx, s.id).await?;
     db::events::log(&mut tx, Some(s.id), actor, "erased", &json!({}), now_s).await?;

@@ -50,6 +50,14 @@ impl ApiError {
 
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
+        if crate::db::is_unavailable(&e) {
+            tracing::warn!(error = %format!("{e:#}"), "database unavailable; answered 503");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database is busy or restarting; nothing was changed, try again shortly",
+                None,
+            );
+        }
         tracing::error!(error = %format!("{e:#}"), "API request failed");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -71,7 +79,8 @@ impl IntoResponse for ApiError {
 
 pub(crate) type ApiResult = Result<Response, ApiError>;
 
-/// `Json<T>` whose refusals are API errors (unknown fields, wrong types, bad syntax).
+/// `Json<T>` whose refusals are API errors (unknown fields, wrong types, bad syntax, too
+/// large), with axum's status for each.
 pub(crate) struct Body<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
@@ -81,7 +90,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         Json::<T>::from_request(req, state)
             .await
             .map(|Json(v)| Body(v))
-            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.body_text(), None))
+            .map_err(|e| {
+                let (status, error, field) = super::json_rejection(&e);
+                ApiError::new(status, error, Some(&field))
+            })
     }
 }
 

@@ -1,6 +1,7 @@
 //! One error type for every handler: a page (or JSON) the person can act on, and the cause
 //! of a 500 in the log, never in the response.
 
+use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
@@ -8,12 +9,18 @@ use axum::response::{Html, IntoResponse, Response};
 pub enum WebError {
     /// A link whose token is wrong, truncated or from another purpose, or a missing row.
     NotFound(&'static str),
+    /// The database is locked or restarting: nothing was done, try again shortly.
+    Unavailable(anyhow::Error),
     Internal(anyhow::Error),
 }
 
 impl From<anyhow::Error> for WebError {
     fn from(e: anyhow::Error) -> Self {
-        WebError::Internal(e)
+        if crate::db::is_unavailable(&e) {
+            WebError::Unavailable(e)
+        } else {
+            WebError::Internal(e)
+        }
     }
 }
 
@@ -22,6 +29,18 @@ impl IntoResponse for WebError {
         match self {
             WebError::NotFound(what) => {
                 (StatusCode::NOT_FOUND, Html(page("Link not found", what))).into_response()
+            }
+            WebError::Unavailable(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "database unavailable; answered 503");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(axum::http::header::RETRY_AFTER, "30")],
+                    Html(page(
+                        "Busy for a moment",
+                        "Nothing was changed. Please try again in a minute.",
+                    )),
+                )
+                    .into_response()
             }
             WebError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "request failed");
@@ -53,4 +72,29 @@ fn page(title: &str, message: &str) -> String {
         esc(title),
         esc(message)
     )
+}
+
+/// A JSON body refused before its fields were read, as (status, message, field): axum's
+/// status (413 too large, 415 not JSON, 400 not JSON at all, 422 the wrong shape), and for
+/// the wrong shape the field serde names, else `body`.
+pub(crate) fn json_rejection(e: &JsonRejection) -> (StatusCode, String, String) {
+    if e.status() != StatusCode::UNPROCESSABLE_ENTITY {
+        return (e.status(), e.body_text(), "body".to_owned());
+    }
+    let detail = std::error::Error::source(e)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let quoted = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|p| detail.split_once(p))
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(name, _)| name);
+    // serde_path_to_error puts the path first: `email: invalid type: …`.
+    let path = detail
+        .split_once(": ")
+        .map(|(p, _)| p)
+        .filter(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || "_.[]".contains(c)))
+        .and_then(|p| p.split(['.', '[']).next());
+    let field = quoted.or(path).unwrap_or("body");
+    (e.status(), e.body_text(), field.to_owned())
 }

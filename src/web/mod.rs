@@ -7,7 +7,9 @@ pub(crate) mod admin;
 mod api;
 mod error;
 mod inbound;
+mod journal;
 mod ops;
+pub use journal::ACCESS_HOURS as JOURNAL_ACCESS_HOURS;
 mod public;
 
 use axum::Router;
@@ -16,6 +18,7 @@ use axum::extract::DefaultBodyLimit;
 use crate::app::App;
 
 pub use error::WebError;
+pub(crate) use error::json_rejection;
 
 /// Requests to the public pages are small forms; anything larger is refused with 413.
 const FORM_LIMIT: usize = 64 * 1024;
@@ -24,6 +27,7 @@ pub fn router(app: App) -> Router {
     let inbound_limit = app.config.inbound.max_message_bytes;
     Router::new()
         .merge(public::router())
+        .merge(journal::router())
         .merge(ops::router())
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
         // Raw messages are larger than forms: their own limit, from the configuration.
@@ -31,5 +35,29 @@ pub fn router(app: App) -> Router {
         // The admin UI and the JSON API set their own limits and sign-in checks.
         .merge(admin::router(&app))
         .merge(api::router(&app))
+        .fallback(|| async { WebError::NotFound("There is no page at this address.") })
         .with_state(app)
+}
+
+/// A JSON document as a file to save (a subscriber's data export): never cached, never
+/// sniffed into something a browser would render.
+pub(crate) fn json_download(file_name: &str, body: String) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/json; charset=utf-8".to_owned(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file_name}\""),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+        ],
+        body,
+    )
+        .into_response()
 }

@@ -57,7 +57,7 @@ async fn metrics(State(app): State<App>) -> Result<impl IntoResponse, super::Web
     }
     let _ = writeln!(
         out,
-        "# HELP drip_replies Replies received by kind.\n# TYPE drip_replies gauge"
+        "# HELP drip_replies Replies stored, by kind (retention deletes old ones).\n# TYPE drip_replies gauge"
     );
     for (kind, n) in db::replies::count_by_kind(&app.db).await? {
         let _ = writeln!(out, "drip_replies{{kind=\"{kind}\"}} {n}");

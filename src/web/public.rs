@@ -1,7 +1,8 @@
 //! The subscriber's side: the course page and sign-up form, confirmation, one-click
-//! unsubscribe, preferences and their journal. Token links are the only credential.
+//! unsubscribe and preferences (the journal is in `journal`). Token links are the only
+//! credential.
 
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -29,12 +30,11 @@ pub fn router() -> Router<App> {
             "/preferences/{token}",
             get(preferences_page).post(preferences),
         )
-        .route("/journal/{token}", get(journal))
 }
 
 /// What the course page shows about the course.
 #[derive(Serialize)]
-struct CoursePage {
+pub(super) struct CoursePage {
     title: String,
     description: String,
     phases: Vec<PhaseInfo>,
@@ -49,7 +49,7 @@ struct PhaseInfo {
     lessons: usize,
 }
 
-async fn course_page(app: &App) -> anyhow::Result<CoursePage> {
+pub(super) async fn course_page(app: &App) -> anyhow::Result<CoursePage> {
     let course = app.course().await?;
     let lessons: Vec<_> = db::lessons::list(&app.db, course.id)
         .await?
@@ -86,7 +86,11 @@ struct SubscribeForm {
     timezone: String,
 }
 
-fn render(app: &App, name: &str, ctx: serde_json::Value) -> Result<Html<String>, WebError> {
+pub(super) fn render(
+    app: &App,
+    name: &str,
+    ctx: serde_json::Value,
+) -> Result<Html<String>, WebError> {
     Ok(Html(app.renderer.page(name, ctx)?))
 }
 
@@ -137,8 +141,8 @@ impl<S: Send + Sync> FromRequest<S> for SubscribeInput {
             let Json(form) = Json::<SubscribeForm>::from_request(req, state)
                 .await
                 .map_err(|e| {
-                    let status = e.status();
-                    (status, Json(json!({"error": e.body_text(), "field": null}))).into_response()
+                    let (status, error, field) = super::json_rejection(&e);
+                    (status, Json(json!({"error": error, "field": field}))).into_response()
                 })?;
             Ok(SubscribeInput { form, json: true })
         } else {
@@ -218,7 +222,7 @@ async fn confirm(
     render(&app, "confirmed", json!({"course": course, "state": state}))
 }
 
-async fn subscriber_for(
+pub(super) async fn subscriber_for(
     app: &App,
     purpose: Purpose,
     token: &str,
@@ -350,65 +354,4 @@ async fn preferences(
         .ok_or(WebError::NotFound("gone"))?;
     let ctx = preferences_context(&app, &s, &token, message).await?;
     Ok(render(&app, "preferences", ctx)?.into_response())
-}
-
-#[derive(Deserialize)]
-struct JournalQuery {
-    #[serde(default)]
-    download: Option<String>,
-}
-
-/// The subscriber's own answers, lesson by lesson; `?download=1` gives a Markdown file.
-async fn journal(
-    State(app): State<App>,
-    Path(token): Path<String>,
-    Query(q): Query<JournalQuery>,
-) -> Result<Response, WebError> {
-    let s = subscriber_for(&app, Purpose::Journal, &token).await?;
-    let course = app.course().await?;
-    let lessons = db::lessons::list(&app.db, course.id).await?;
-    let replies = db::replies::for_subscriber(&app.db, s.id).await?;
-    let entries: Vec<serde_json::Value> = replies
-        .iter()
-        .filter(|r| r.kind == "reply")
-        .map(|r| {
-            let lesson = lessons.iter().find(|l| Some(l.id) == r.lesson_id);
-            json!({
-                "lesson": lesson.map(|l| l.content.title.clone()).unwrap_or_else(|| "A note".into()),
-                "prompt": lesson.map(|l| l.content.prompt.clone()).unwrap_or_default(),
-                "text": String::from_utf8_lossy(&app.open_reply_text(&r.text)),
-                "received": chrono::DateTime::from_timestamp(r.received_at, 0).map(|t| t.format("%-d %B %Y").to_string()).unwrap_or_default(),
-            })
-        })
-        .collect();
-    if q.download.is_some() {
-        let mut md = format!("# {} — my answers\n\n", course.title);
-        for e in &entries {
-            md.push_str(&format!(
-                "## {}\n\n_{}_\n\n{}\n\n({})\n\n",
-                e["lesson"].as_str().unwrap_or(""),
-                e["prompt"].as_str().unwrap_or(""),
-                e["text"].as_str().unwrap_or(""),
-                e["received"].as_str().unwrap_or("")
-            ));
-        }
-        return Ok((
-            [
-                (header::CONTENT_TYPE, "text/markdown; charset=utf-8"),
-                (
-                    header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"my-answers.md\"",
-                ),
-            ],
-            md,
-        )
-            .into_response());
-    }
-    let page = course_page(&app).await?;
-    Ok(render(
-        &app,
-        "journal",
-        json!({"course": page, "entries": entries, "token": token}),
-    )?
-    .into_response())
 }

@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 
 use crate::support::repo;
 
-fn drip(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+pub fn drip(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_drip"));
     cmd.current_dir(dir).args(args);
     for (k, v) in env {
@@ -15,7 +15,7 @@ fn drip(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 /// A folder with the shipped config.toml, lessons and templates, as on a fresh clone.
-fn workdir() -> tempfile::TempDir {
+pub fn workdir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let config = std::fs::read_to_string(repo("config.toml"))
         .unwrap()
@@ -31,7 +31,7 @@ fn workdir() -> tempfile::TempDir {
     dir
 }
 
-fn stderr(o: &Output) -> String {
+pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 

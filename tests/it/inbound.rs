@@ -59,6 +59,7 @@ on_both_databases!(
     a_reply_is_matched_by_in_reply_to_then_by_sender_and_a_forged_token_never_matches,
     auto_replies_and_bounces_never_count_as_answers,
     pause_and_stop_in_a_reply_act_on_the_subscription,
+    a_forged_sender_or_bounce_is_kept_but_changes_nothing,
     an_answer_releases_a_lesson_that_waits_for_it,
     reply_text_is_not_stored_in_the_clear,
     a_reply_with_distress_words_is_flagged_and_the_acknowledgement_points_to_help,
@@ -401,6 +402,45 @@ async fn auto_replies_and_bounces_never_count_as_answers(backend: Backend) {
     assert_eq!(
         d.iter().find(|d| d.kind == "lesson").unwrap().status,
         "bounced"
+    );
+}
+
+async fn a_forged_sender_or_bounce_is_kept_but_changes_nothing(backend: Backend) {
+    // Anyone can put a subscriber's address in From, or name it in a delivery report. Without
+    // our signed reply address or one of our Message-IDs, such mail is stored for the admin
+    // to see but neither pauses, stops nor bounces anyone.
+    let t = TestApp::with_file_outbox(backend).await;
+    lesson_sent(&t, "hal@example.com").await;
+    let stop = "From: Hal <hal@example.com>\r\nTo: course@example.org\r\nSubject: hello\r\n\
+                Message-ID: <forged-stop@evil.example>\r\nContent-Type: text/plain\r\n\r\nSTOP\r\n";
+    let o = inbound::ingest(&t.app, stop.as_bytes(), false, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(o.matched.as_ref().unwrap().by, inbound::MatchedBy::Sender);
+    assert_eq!(o.command, None);
+    assert!(o.stored.is_some(), "kept for the admin");
+    let dsn = "From: MAILER-DAEMON@evil.example\r\nTo: course@example.org\r\nSubject: Undelivered Mail\r\n\
+         Message-ID: <forged-dsn@evil.example>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\nFailed.\r\n\
+         --B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; evil.example\r\n\r\n\
+         Final-Recipient: rfc822; hal@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--B--\r\n";
+    let o = inbound::ingest(&t.app, dsn.as_bytes(), false, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(o.kind, "bounce");
+    assert!(o.stored.is_some());
+    let s = db::subscribers::by_email(&t.app.db, "hal@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.status, "active", "neither the STOP nor the report acted");
+    let d = db::deliveries::for_subscriber(&t.app.db, s.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        d.iter().find(|d| d.kind == "lesson").unwrap().status,
+        "sent"
     );
 }
 

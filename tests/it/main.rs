@@ -5,11 +5,14 @@
 mod support;
 
 mod admin;
+mod bad_input;
 mod browser;
 mod cli;
 mod curriculum;
 mod delivery;
+mod faults;
 mod inbound;
+mod privacy;
 mod render;
 mod scale;
 mod storage;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use drip::app::App;
 use mailin_embedded::{Handler, Response, Server};
 
+use crate::faults::expected_ids;
 use crate::support::{Backend, TestDb, postgres_url, repo, test_config};
 
 const SUBSCRIBERS: i64 = 20_000;
@@ -259,17 +260,6 @@ async fn wait_until_all_sent(s: &Setup, workers: &Workers, limit: Duration) {
     }
 }
 
-/// The Message-ID of every delivery, as the server sees it.
-async fn expected_ids(s: &Setup) -> Vec<String> {
-    let ids: Vec<(i64,)> = sqlx::query_as("SELECT id FROM deliveries ORDER BY id")
-        .fetch_all(s.app.db.pool())
-        .await
-        .unwrap();
-    ids.into_iter()
-        .map(|(id,)| format!("<{}>", s.app.message_id(id)))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_workers_send_every_lesson_exactly_once() {
     if postgres_url().is_none() {
@@ -285,7 +275,7 @@ async fn four_workers_send_every_lesson_exactly_once() {
     // give such a copy time to arrive before counting.
     tokio::time::sleep(Duration::from_secs(2)).await;
     drop(workers);
-    let expected = expected_ids(&s).await;
+    let expected = expected_ids(&s.app).await;
     assert_eq!(expected.len() as i64, SUBSCRIBERS);
     let counts = s.smtp.counts();
     let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
@@ -372,7 +362,7 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
     wait_until_all_sent(&s, &workers, Duration::from_secs(150)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     drop(workers);
-    let expected = expected_ids(&s).await;
+    let expected = expected_ids(&s.app).await;
     assert_eq!(expected.len() as i64, SUBSCRIBERS);
     let counts = s.smtp.counts();
     for id in &expected {

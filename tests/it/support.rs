@@ -275,6 +275,8 @@ struct SmtpState {
     messages: Vec<Received>,
     /// Replies to give at the end of DATA, in order; 250 once empty.
     script: VecDeque<(u16, String)>,
+    /// How long each mail takes to accept (keeps a batch in flight for fault tests).
+    delay: Duration,
 }
 
 /// A real SMTP server (mailin) on 127.0.0.1, in a thread of this process.
@@ -304,6 +306,10 @@ impl Handler for Recorder {
     }
 
     fn data_end(&mut self) -> Response {
+        let delay = self.state.lock().unwrap().delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         let mut state = self.state.lock().unwrap();
         match state.script.pop_front() {
             Some((code, text)) if code != 250 => {
@@ -364,6 +370,11 @@ impl SmtpServer {
         let mut s = self.state.lock().unwrap();
         s.script
             .extend(replies.iter().map(|(c, t)| (*c, t.to_string())));
+    }
+
+    /// Every mail from now on takes this long to accept.
+    pub fn set_delay(&self, delay: Duration) {
+        self.state.lock().unwrap().delay = delay;
     }
 
     pub fn messages(&self) -> Vec<Received> {

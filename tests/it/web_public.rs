@@ -6,7 +6,7 @@ use drip::db;
 use drip::domain::Purpose;
 
 use crate::on_both_databases;
-use crate::support::{Backend, TestApp, request};
+use crate::support::{Backend, TestApp, find_url, path_of, request, text_part};
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
@@ -315,7 +315,36 @@ async fn the_journal_shows_only_this_subscribers_answers(backend: Backend) {
             .unwrap();
         ids.push(id);
     }
-    let path = format!("/journal/{}", t.app.signer.sign(Purpose::Journal, ids[0]));
+    // The link in every lesson mail opens no answers (mails get forwarded): it offers to
+    // mail a fresh link to the subscriber's own address.
+    let gate = format!("/journal/{}", t.app.signer.sign(Purpose::Journal, ids[0]));
+    let (status, page) = request(&t.app, "GET", &gate, None, "").await;
+    assert_eq!(status, 200);
+    assert!(!page.contains("My own"), "{page}");
+    assert!(page.contains(&format!("action=\"{gate}\"")), "{page}");
+    let (status, page) = request(&t.app, "POST", &gate, None, "").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Check your inbox"));
+    // Asking again at once queues nothing more.
+    request(&t.app, "POST", &gate, None, "").await;
+    drip::outbox::tick(&t.app, chrono::Utc::now())
+        .await
+        .unwrap();
+    let mails: Vec<_> = t
+        .outbox()
+        .into_iter()
+        .filter(|(name, _)| name.contains("journal-link"))
+        .collect();
+    assert_eq!(mails.len(), 1, "one journal link mail");
+    let (_, mail) = &mails[0];
+    assert!(
+        mail.contains("To: j1@example.com"),
+        "to the subscriber's own address"
+    );
+    let link = find_url(&text_part(mail), "http").expect("a link in the mail");
+    let path = path_of(&link);
+    assert!(path.starts_with("/journal/open/"), "{path}");
+
     let (status, page) = request(&t.app, "GET", &path, None, "").await;
     assert_eq!(status, 200);
     assert!(page.contains("My own &lt;i&gt;answer&lt;"), "escaped");
@@ -324,7 +353,20 @@ async fn the_journal_shows_only_this_subscribers_answers(backend: Backend) {
     let (status, md) = request(&t.app, "GET", &format!("{path}?download=1"), None, "").await;
     assert_eq!(status, 200);
     assert!(md.contains("My own <i>answer</i>") && md.contains("Before we begin"));
-    // A reply token does not open a journal.
+    // Neither a reply token, nor the mail's permanent link, nor an expired link opens it.
+    let expired = t
+        .app
+        .journal_access_url(ids[0], chrono::Utc::now().timestamp() - 1);
+    let (status, page) = request(&t.app, "GET", &path_of(&expired), None, "").await;
+    assert_eq!(status, 404);
+    assert!(page.contains("expired"), "{page}");
+    for token in [
+        t.app.signer.sign(Purpose::Reply, ids[0]),
+        t.app.signer.sign(Purpose::Journal, ids[0]),
+    ] {
+        let (status, _) = request(&t.app, "GET", &format!("/journal/open/{token}"), None, "").await;
+        assert_eq!(status, 404);
+    }
     let (status, _) = request(
         &t.app,
         "GET",

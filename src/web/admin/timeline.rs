@@ -1,6 +1,7 @@
 //! One subscriber's page: who they are, where they are in the course, the actions on them,
 //! and their timeline: events, every mail (lesson, revision, result) and every reply with its
-//! text. Showing a reply to an admin is logged as a view of it.
+//! text. Showing a reply to an admin is logged as a view of it, and the download of all their
+//! data (`/admin/subscribers/{id}/export`) as an export.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -18,7 +19,9 @@ use crate::db;
 use crate::web::WebError;
 
 pub fn router() -> Router<App> {
-    Router::new().route("/admin/subscribers/{id}", get(show))
+    Router::new()
+        .route("/admin/subscribers/{id}", get(show))
+        .route("/admin/subscribers/{id}/export", get(export))
 }
 
 async fn show(
@@ -69,7 +72,7 @@ async fn show(
             .map(|l| l.content.prompt.clone());
         timeline.push((r.received_at, 2, json!({
             "kind": "reply", "id": r.id, "reply_kind": r.kind, "lesson": r.lesson, "prompt": prompt, "command": r.command,
-            "text": String::from_utf8_lossy(&app.open_reply_text(&r.text)), "flagged": r.flagged != 0, "flag_reason": r.flag_reason,
+            "text": String::from_utf8_lossy(&app.open_reply_text(&r.text)), "flagged": r.flagged != 0, "flag_reason": r.flag_reason, "has_raw": r.has_raw != 0,
         })));
     }
     timeline.sort_by_key(|(at, order, _)| (*at, *order));
@@ -103,4 +106,23 @@ async fn show(
             "lessons": lessons.iter().filter(|l| l.is_published()).map(|l| json!({"slug": l.slug, "title": l.content.title, "position": l.position})).collect::<Vec<_>>(),
         }),
     )
+}
+
+/// The subscriber's data as the JSON file they would get from their journal, for answering
+/// an access request; the event log records which admin took it.
+async fn export(
+    State(app): State<App>,
+    Extension(admin): Extension<Admin>,
+    Path(id): Path<i64>,
+) -> Result<Response, WebError> {
+    let now = Utc::now();
+    let export = crate::subscriptions::export::export(&app, id, &admin.username, "admin", now)
+        .await?
+        .ok_or(WebError::NotFound(
+            "There is no subscriber with this number, or they were erased: nothing of theirs is left to export.",
+        ))?;
+    Ok(crate::web::json_download(
+        &crate::subscriptions::export::file_name(now),
+        export.to_json()?,
+    ))
 }

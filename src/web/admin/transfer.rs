@@ -93,13 +93,28 @@ async fn import(
             json!({"nav": "subscribers", "error": "file: choose a CSV file to import"}),
         );
     };
-    let report = crate::subscriptions::import::import_reader(
+    let report = match crate::subscriptions::import::import_reader(
         &app,
         std::io::Cursor::new(bytes),
         confirmed,
         Utc::now(),
     )
-    .await?;
+    .await
+    {
+        Ok(report) => report,
+        Err(e) => match e.downcast_ref::<crate::subscriptions::import::Unreadable>() {
+            Some(u) => {
+                return page(
+                    &app,
+                    Some(&admin),
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "import",
+                    json!({"nav": "subscribers", "error": format!("{name}:{}: {} (nothing was imported)", u.line, u.message)}),
+                );
+            }
+            None => return Err(e.into()),
+        },
+    };
     tracing::info!(admin = %admin.username, file = %name, imported = report.imported, rejected = report.rejected.len(), "subscribers imported");
     let rejected: Vec<_> = report
         .rejected

@@ -1,5 +1,6 @@
 //! `/api/v1/subscribers`: create, get (by id or address), list (status, search, keyset
-//! pages), pause, resume and delete (which erases, as `drip subscribers delete` does).
+//! pages), pause, resume, export (all their data, as their journal's download gives it) and
+//! delete (which erases, as `drip subscribers delete` does).
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -28,6 +29,7 @@ pub fn router() -> Router<App> {
         )
         .route("/subscribers/{key}/pause", post(pause))
         .route("/subscribers/{key}/resume", post(resume))
+        .route("/subscribers/{key}/export", get(export))
 }
 
 async fn subscriber_json(app: &App, s: &db::subscribers::SubscriberRow) -> anyhow::Result<Value> {
@@ -207,4 +209,28 @@ async fn delete_subscriber(
     let s = find(&app, &key).await?;
     subscriptions::erase(&app, s.id, &admin.username, Utc::now()).await?;
     Ok(Json(json!({"erased": true, "id": s.id})).into_response())
+}
+
+/// All of the subscriber's data (the document `drip subscribers export --email` prints); the
+/// event log records which admin's token took it.
+async fn export(
+    State(app): State<App>,
+    Extension(admin): Extension<Admin>,
+    Path(key): Path<String>,
+) -> ApiResult {
+    let s = find(&app, &key).await?;
+    let export = subscriptions::export::export(&app, s.id, &admin.username, "api", Utc::now())
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no subscriber {key:?} (erased: nothing is left to export)"),
+                Some("subscriber"),
+            )
+        })?;
+    Ok((
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        Json(export),
+    )
+        .into_response())
 }

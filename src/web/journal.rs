@@ -1,0 +1,175 @@
+//! A subscriber's journal: their answers, lesson by lesson, and everything stored about
+//! them as a download.
+//!
+//! Every lesson mail carries a journal link, and mails get forwarded. So that link (which
+//! never expires) opens no answers: it offers to mail a fresh link to the address the course
+//! goes to, and that one works for [`ACCESS_HOURS`]. Whoever holds the inbox reads the
+//! journal; whoever was forwarded a lesson does not.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::WebError;
+use super::public::{course_page, render, subscriber_for};
+use crate::app::App;
+use crate::db;
+use crate::domain::Purpose;
+use crate::subscriptions;
+
+/// How long a mailed journal link works.
+pub const ACCESS_HOURS: i64 = 24;
+/// At most one journal link mail per subscriber in this many minutes (a page anyone with a
+/// forwarded lesson can reach must not become a way to flood the subscriber's inbox).
+const RESEND_MINUTES: i64 = 10;
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/journal/{token}", get(gate).post(send_link))
+        .route("/journal/open/{access}", get(journal))
+        .route("/journal/open/{access}/export", get(export))
+}
+
+/// The link from a lesson mail: explains, and offers to mail a fresh link.
+async fn gate(State(app): State<App>, Path(token): Path<String>) -> Result<Response, WebError> {
+    subscriber_for(&app, Purpose::Journal, &token).await?;
+    let course = course_page(&app).await?;
+    Ok(render(
+        &app,
+        "journal_gate",
+        json!({"course": course, "token": token, "hours": ACCESS_HOURS}),
+    )?
+    .into_response())
+}
+
+/// Queues the mail with a fresh link (unless one went out minutes ago). The page says the
+/// same either way.
+async fn send_link(
+    State(app): State<App>,
+    Path(token): Path<String>,
+) -> Result<Response, WebError> {
+    let s = subscriber_for(&app, Purpose::Journal, &token).await?;
+    let now = Utc::now().timestamp();
+    subscriptions::request_journal_link(&app, s.id, now - RESEND_MINUTES * 60, now).await?;
+    let course = course_page(&app).await?;
+    Ok(render(
+        &app,
+        "journal_sent",
+        json!({"course": course, "hours": ACCESS_HOURS}),
+    )?
+    .into_response())
+}
+
+/// Whose journal a mailed link opens, while it has not expired. The journal page and the
+/// data export share this check: the export must never be easier to reach than the answers.
+async fn journal_owner(
+    app: &App,
+    access: &str,
+) -> Result<db::subscribers::SubscriberRow, WebError> {
+    let id = app
+        .signer
+        .verify_until(Purpose::JournalAccess, access, Utc::now().timestamp())
+        .map_err(|e| {
+            WebError::NotFound(if e.message.contains("expired") {
+                "This link has expired. Use the journal link at the end of any lesson to get a new one."
+            } else {
+                "This link is not valid. It may have been cut short by your mail program: try copying the whole address."
+            })
+        })?;
+    db::subscribers::by_id(&app.db, id)
+        .await?
+        .filter(|s| s.status != "erased")
+        .ok_or(WebError::NotFound(
+            "There is no subscription for this link any more.",
+        ))
+}
+
+#[derive(Deserialize)]
+struct JournalQuery {
+    #[serde(default)]
+    download: Option<String>,
+}
+
+/// The subscriber's own answers, lesson by lesson; `?download=1` gives a Markdown file.
+async fn journal(
+    State(app): State<App>,
+    Path(access): Path<String>,
+    Query(q): Query<JournalQuery>,
+) -> Result<Response, WebError> {
+    let s = journal_owner(&app, &access).await?;
+    let course = app.course().await?;
+    let lessons = db::lessons::list(&app.db, course.id).await?;
+    let replies = db::replies::for_subscriber(&app.db, s.id).await?;
+    let entries: Vec<serde_json::Value> = replies
+        .iter()
+        .filter(|r| r.kind == "reply")
+        .map(|r| {
+            let lesson = lessons.iter().find(|l| Some(l.id) == r.lesson_id);
+            json!({
+                "lesson": lesson.map(|l| l.content.title.clone()).unwrap_or_else(|| "A note".into()),
+                "prompt": lesson.map(|l| l.content.prompt.clone()).unwrap_or_default(),
+                "text": String::from_utf8_lossy(&app.open_reply_text(&r.text)),
+                "received": chrono::DateTime::from_timestamp(r.received_at, 0).map(|t| t.format("%-d %B %Y").to_string()).unwrap_or_default(),
+            })
+        })
+        .collect();
+    if q.download.is_some() {
+        let mut md = format!("# {} — my answers\n\n", course.title);
+        for e in &entries {
+            md.push_str(&format!(
+                "## {}\n\n_{}_\n\n{}\n\n({})\n\n",
+                e["lesson"].as_str().unwrap_or(""),
+                e["prompt"].as_str().unwrap_or(""),
+                e["text"].as_str().unwrap_or(""),
+                e["received"].as_str().unwrap_or("")
+            ));
+        }
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/markdown; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"my-answers.md\"",
+                ),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            md,
+        )
+            .into_response());
+    }
+    let page = course_page(&app).await?;
+    let mut response = render(
+        &app,
+        "journal",
+        json!({"course": page, "entries": entries, "access": access}),
+    )?
+    .into_response();
+    // Private answers: not kept by the browser or a proxy, not sent onward as a referrer.
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, "no-store".parse().expect("ascii"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        "no-referrer".parse().expect("ascii"),
+    );
+    Ok(response)
+}
+
+/// Everything stored about the subscriber as a JSON file (their right of access).
+async fn export(State(app): State<App>, Path(access): Path<String>) -> Result<Response, WebError> {
+    let s = journal_owner(&app, &access).await?;
+    let now = Utc::now();
+    let export = subscriptions::export::export(&app, s.id, "subscriber", "journal", now)
+        .await?
+        .ok_or(WebError::NotFound(
+            "There is no subscription for this link any more.",
+        ))?;
+    Ok(super::json_download(
+        &subscriptions::export::file_name(now),
+        export.to_json()?,
+    ))
+}
