@@ -148,28 +148,12 @@ pub async fn run(app: &App, cmd: SubscribersCommand, json_out: bool) -> anyhow::
             use futures::TryStreamExt;
             let stdout = std::io::stdout();
             let mut w = csv::Writer::from_writer(stdout.lock());
-            w.write_record([
-                "email",
-                "name",
-                "timezone",
-                "status",
-                "created_at",
-                "confirmed_at",
-            ])?;
+            w.write_record(subscriptions::spreadsheet::COLUMNS)?;
             let mut rows = db::subscribers::stream_all(&app.db);
             while let Some(s) = rows.try_next().await? {
-                if s.status == "erased" {
-                    continue;
+                if s.status != "erased" {
+                    w.write_record(subscriptions::spreadsheet::row(&s))?;
                 }
-                let confirmed = s.confirmed_at.map(|t| t.to_string()).unwrap_or_default();
-                w.write_record([
-                    &s.email,
-                    &s.name,
-                    &s.timezone,
-                    &s.status,
-                    &s.created_at.to_string(),
-                    &confirmed,
-                ])?;
             }
             w.flush()?;
             std::io::stdout().flush()?;

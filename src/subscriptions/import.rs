@@ -341,7 +341,10 @@ impl Batch {
         default_tz: Timezone,
         report: &mut ImportReport,
     ) {
-        let get = |i: Option<usize>| i.and_then(|i| fields.get(i)).copied().unwrap_or("");
+        let get = |i: Option<usize>| {
+            let cell = i.and_then(|i| fields.get(i)).copied().unwrap_or("");
+            super::spreadsheet::from_cell(cell)
+        };
         if fields.iter().all(|f| f.trim().is_empty()) {
             return;
         }

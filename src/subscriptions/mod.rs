@@ -5,6 +5,7 @@
 pub mod export;
 pub mod import;
 mod journal;
+pub mod spreadsheet;
 
 pub use journal::{JOURNAL_LINK_PAYLOAD, request_journal_link};
 

@@ -133,43 +133,19 @@ async fn import(
 }
 
 async fn export(State(app): State<App>) -> Result<Response, WebError> {
+    use crate::subscriptions::spreadsheet;
     let mut w = csv::Writer::from_writer(Vec::new());
-    let write = |w: &mut csv::Writer<Vec<u8>>, row: &[&str]| {
-        w.write_record(row)
-            .map_err(|e| WebError::Internal(e.into()))
-    };
-    write(
-        &mut w,
-        &[
-            "email",
-            "name",
-            "timezone",
-            "status",
-            "created_at",
-            "confirmed_at",
-        ],
-    )?;
+    let csv_error = |e: csv::Error| WebError::Internal(e.into());
+    w.write_record(spreadsheet::COLUMNS).map_err(csv_error)?;
     let mut rows = db::subscribers::stream_all(&app.db);
     while let Some(s) = rows
         .try_next()
         .await
         .map_err(|e| WebError::Internal(e.into()))?
     {
-        if s.status == "erased" {
-            continue;
+        if s.status != "erased" {
+            w.write_record(spreadsheet::row(&s)).map_err(csv_error)?;
         }
-        let confirmed = s.confirmed_at.map(|t| t.to_string()).unwrap_or_default();
-        write(
-            &mut w,
-            &[
-                &s.email,
-                &s.name,
-                &s.timezone,
-                &s.status,
-                &s.created_at.to_string(),
-                &confirmed,
-            ],
-        )?;
     }
     let body = w
         .into_inner()

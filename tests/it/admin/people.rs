@@ -11,7 +11,8 @@ use crate::support::Backend;
 on_both_databases!(
     subscriber_actions_pause_resume_move_and_erase,
     csv_import_reports_rejected_rows_and_export_lists_subscribers,
-    the_subscriber_list_stays_fast_at_a_hundred_thousand_subscribers,
+    the_csv_export_writes_formulas_as_text_and_imports_back_as_typed,
+    the_subscriber_list_filters_and_pages_a_hundred_thousand_subscribers,
 );
 
 async fn subscriber_actions_pause_resume_move_and_erase(backend: Backend) {
@@ -74,6 +75,54 @@ async fn subscriber_actions_pause_resume_move_and_erase(backend: Backend) {
         .unwrap();
     assert_eq!((gone.status.as_str(), gone.name.as_str()), ("erased", ""));
     assert!(!gone.email.contains("bob"));
+}
+
+async fn the_csv_export_writes_formulas_as_text_and_imports_back_as_typed(backend: Backend) {
+    // A name typed by a stranger must not run as a formula in the admin's spreadsheet.
+    let name = "=HYPERLINK(\"http://evil.example\",\"click\")";
+    let t = admin_app(backend).await;
+    enrolled(&t, "eve@example.com", name).await;
+    enrolled(&t, "-minus@example.com", "+Plus").await;
+    let session = sign_in(&t.app).await;
+    let export = session.get(&t.app, "/admin/subscribers/export.csv").await;
+    assert_eq!(export.status, 200);
+    let mut cells = Vec::new();
+    let mut reader = csv::Reader::from_reader(export.body.as_bytes());
+    for record in reader.records() {
+        cells.extend(record.unwrap().iter().map(str::to_owned));
+    }
+    assert!(cells.contains(&format!("'{name}")), "{cells:?}");
+    assert!(
+        cells.contains(&"'-minus@example.com".to_owned()),
+        "{cells:?}"
+    );
+    for cell in &cells {
+        assert!(
+            !cell.starts_with(['=', '+', '-', '@']),
+            "{cell:?} would run as a formula"
+        );
+    }
+    // The same file imported elsewhere gives back what was typed.
+    let other = admin_app(backend).await;
+    let report = drip::subscriptions::import::import_reader(
+        &other.app,
+        export.body.as_bytes(),
+        true,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.imported, 2, "{:?}", report.rejected);
+    let eve = db::subscribers::by_email(&other.app.db, "eve@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(eve.name, name);
+    let minus = db::subscribers::by_email(&other.app.db, "-minus@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(minus.name, "+Plus");
 }
 
 async fn csv_import_reports_rejected_rows_and_export_lists_subscribers(backend: Backend) {
@@ -159,7 +208,7 @@ async fn csv_import_reports_rejected_rows_and_export_lists_subscribers(backend: 
     );
 }
 
-async fn the_subscriber_list_stays_fast_at_a_hundred_thousand_subscribers(backend: Backend) {
+async fn the_subscriber_list_filters_and_pages_a_hundred_thousand_subscribers(backend: Backend) {
     let t = admin_app(backend).await;
     let course = t.app.course().await.unwrap();
     let pool = t.app.db.pool();
