@@ -57,6 +57,7 @@ impl Resp {
 }
 
 /// One request to the app from `ip`, with optional cookie, content type and bearer token.
+#[allow(clippy::too_many_arguments)] // a request's parts, each optional, named at each call
 pub async fn send(
     app: &App,
     ip: &str,

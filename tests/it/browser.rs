@@ -67,8 +67,10 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // `--` is needed: procps' kill reads `-9 -1234` as the options `-9`, `-1`, ... and
+        // signals process group 1 (it killed the test runner's own tools here).
         let _ = Command::new("kill")
-            .args(["-9", &format!("-{}", self.child.id())])
+            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
