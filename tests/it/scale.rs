@@ -24,9 +24,6 @@ const BATCH: i64 = 100;
 const POOL: u32 = 2;
 const LEASE_SECONDS: u64 = 10;
 
-/// The two runs start four processes each; one at a time on a two-core machine.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// An SMTP server that keeps only what this test counts: each message's Message-ID.
 #[derive(Clone, Default)]
 struct MessageIds {
@@ -265,7 +262,7 @@ async fn four_workers_send_every_lesson_exactly_once() {
     if postgres_url().is_none() {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _turn = crate::support::PROCESSES.lock().await;
     let s = setup().await;
     let started = Instant::now();
     let workers = Workers::start(&s.config, &s.db.url, s.dir.path());
@@ -306,7 +303,7 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
     if postgres_url().is_none() {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _turn = crate::support::PROCESSES.lock().await;
     let s = setup().await;
     let mut workers = Workers::start(&s.config, &s.db.url, s.dir.path());
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -323,6 +320,7 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
     // batches; then the next one is killed the same way (this is rare).
     let mut in_flight = 0;
     let mut killed = 0;
+    let mut claimed_by_dead = std::collections::HashSet::new();
     let at_kill = loop {
         assert!(
             Instant::now() < deadline,
@@ -347,15 +345,16 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
         child.kill().unwrap();
         child.wait().unwrap();
         killed += 1;
-        let (left,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM deliveries WHERE status = 'queued' AND lease_owner = $1",
+        let left: Vec<(i64,)> = sqlx::query_as(
+            "SELECT id FROM deliveries WHERE status = 'queued' AND lease_owner = $1",
         )
         .bind(&owner)
-        .fetch_one(s.app.db.pool())
+        .fetch_all(s.app.db.pool())
         .await
         .unwrap();
-        in_flight += left;
-        if left > 0 {
+        in_flight += left.len() as i64;
+        claimed_by_dead.extend(left.iter().map(|(id,)| *id));
+        if !left.is_empty() {
             break s.smtp.received();
         }
     };
@@ -378,16 +377,33 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
     // The killed worker's claimed rows (the batch it was sending and the next one, claimed
     // ahead) came back when its lease ran out and were sent by the others; only those it had
     // sent of the first before dying can have gone out twice.
-    let reclaimed = count(&s.app, "SELECT COUNT(*) FROM deliveries WHERE attempts > 1").await;
-    assert_eq!(
-        reclaimed, in_flight,
-        "exactly the killed worker's claims were claimed again"
+    let reclaimed: Vec<(i64,)> = sqlx::query_as("SELECT id FROM deliveries WHERE attempts > 1")
+        .fetch_all(s.app.db.pool())
+        .await
+        .unwrap();
+    let reclaimed: std::collections::HashSet<i64> = reclaimed.into_iter().map(|(id,)| id).collect();
+    assert!(
+        claimed_by_dead.is_subset(&reclaimed),
+        "every claim of the killed worker was claimed again"
     );
+    for (id, n) in &counts {
+        if *n > 1 {
+            let delivery = s.app.delivery_of_message_id(id).unwrap();
+            assert!(
+                claimed_by_dead.contains(&delivery),
+                "{id} arrived twice but was not in the killed worker's hands"
+            );
+        }
+    }
+    // On a loaded machine a live worker's batch claimed ahead can outlast its lease and be
+    // claimed again by another (never sent twice: the first owner hands back what it has
+    // not started); reported, not failed.
+    let others = reclaimed.difference(&claimed_by_dead).count();
     assert!(
         i64::from(copies) <= in_flight.min(BATCH * killed) && in_flight <= 2 * BATCH * killed,
         "{copies} copies of {in_flight} in flight"
     );
     eprintln!(
-        "killed a worker with {in_flight} mails claimed, after {at_kill} had arrived; all {SUBSCRIBERS} sent, {copies} of them twice (same Message-ID)"
+        "killed a worker with {in_flight} mails claimed, after {at_kill} had arrived; all {SUBSCRIBERS} sent, {copies} of them twice (same Message-ID); {others} other claims ran out under load"
     );
 }

@@ -41,6 +41,11 @@ macro_rules! on_both_databases {
 
 static SKIP_NOTICE: Once = Once::new();
 
+/// Tests that start drip processes (the scale and fault tests) take turns: several at once
+/// on a two-core machine starve each other's workers past their leases and timeouts, which
+/// tests what the machine can do rather than what drip does.
+pub static PROCESSES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The PostgreSQL server for tests, or None (saying so once, past the test harness's output
 /// capture, so the skipped half is never silent).
 pub fn postgres_url() -> Option<String> {

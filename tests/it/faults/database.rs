@@ -55,6 +55,7 @@ impl Locker {
 on_both_databases!(a_locked_database_is_waited_out_and_nothing_is_lost);
 
 async fn a_locked_database_is_waited_out_and_nothing_is_lost(backend: Backend) {
+    let _turn = crate::support::PROCESSES.lock().await;
     let db = TestDb::new(backend).await;
     let dir = tempfile::tempdir().unwrap();
     let smtp = SmtpServer::start();
@@ -150,6 +151,7 @@ async fn a_postgres_restart_under_a_worker_is_ridden_out() {
     if postgres_url().is_none() {
         return;
     }
+    let _turn = crate::support::PROCESSES.lock().await;
     let db = TestDb::new(Backend::Postgres).await;
     let server = server_of(&db.url);
     let upstream: SocketAddr = tokio::net::lookup_host(&server)

@@ -43,6 +43,7 @@ async fn wait_for_listener(drip: &mut Drip) {
 async fn a_listener_killed_before_storing_never_said_250_and_the_retry_is_stored_once(
     backend: Backend,
 ) {
+    let _turn = crate::support::PROCESSES.lock().await;
     // A subscriber who received lesson 1, written to the outbox by an in-process drip.
     let t = TestApp::with_file_outbox(backend).await;
     seed_due(&t.app, 1).await;

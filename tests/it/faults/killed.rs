@@ -15,6 +15,7 @@ const SUBSCRIBERS: usize = 300;
 on_both_databases!(serve_killed_mid_batch_then_restarted_delivers_every_lesson);
 
 async fn serve_killed_mid_batch_then_restarted_delivers_every_lesson(backend: Backend) {
+    let _turn = crate::support::PROCESSES.lock().await;
     let db = TestDb::new(backend).await;
     let dir = tempfile::tempdir().unwrap();
     let smtp = SmtpServer::start();
