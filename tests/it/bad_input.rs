@@ -23,23 +23,7 @@ use sqlx::{Column, Row};
 
 use crate::support::{TestApp, repo};
 
-/// A folder with the shipped config.toml pointing at the shipped lessons and templates, for
-/// running the `drip` command against a test's database.
-pub fn cli_workdir() -> tempfile::TempDir {
-    let work = tempfile::tempdir().unwrap();
-    let config = std::fs::read_to_string(repo("config.toml"))
-        .unwrap()
-        .replace(
-            "lessons_dir = \"lessons\"",
-            &format!("lessons_dir = \"{}\"", repo("lessons").display()),
-        )
-        .replace(
-            "templates_dir = \"templates\"",
-            &format!("templates_dir = \"{}\"", repo("templates").display()),
-        );
-    std::fs::write(work.path().join("config.toml"), config).unwrap();
-    work
-}
+pub use crate::cli::workdir as cli_workdir;
 
 /// Runs `drip ARGS` in `work` on the test's database, with `stdin` as its input.
 pub fn drip(
