@@ -45,7 +45,8 @@ impl App {
 
     pub fn with_db(config: Config, db: Db) -> anyhow::Result<App> {
         let renderer = Renderer::load(&config.course.templates_dir)?;
-        let signer = Signer::new(&config.security.secret_key);
+        let signer = Signer::new(&config.security.secret_key)
+            .with_previous(&config.security.previous_secret_keys);
         let mailer = Mailer::from_config(&config)?;
         let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
         let worker_id = format!(
@@ -55,7 +56,11 @@ impl App {
             rand::random::<u32>()
         );
         let vault =
-            crate::crypto::Vault::new(&config.security.data_key, &config.security.secret_key);
+            crate::crypto::Vault::new(&config.security.data_key, &config.security.secret_key)
+                .with_previous(
+                    &config.security.previous_data_keys,
+                    &config.security.previous_secret_keys,
+                );
         let limiter = crate::outbox::ratelimit::Limiter::new(
             config.smtp.max_per_second,
             config.smtp.max_connections_per_domain,

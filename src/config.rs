@@ -169,6 +169,12 @@ impl Default for Inbound {
 pub struct Security {
     pub secret_key: String,
     pub data_key: String,
+    /// Secret keys replaced by `secret_key`: links and reply addresses in mail sent before
+    /// the change still verify. New tokens are signed with `secret_key` only.
+    pub previous_secret_keys: Vec<String>,
+    /// Data keys replaced by `data_key`: replies sealed under them still open, until
+    /// `drip keys reseal` has sealed every one under the current key.
+    pub previous_data_keys: Vec<String>,
 }
 
 /// How long replies are kept (see `crate::privacy`). Signed so that a negative value is
@@ -423,6 +429,33 @@ impl Config {
             return Err(key(
                 "security.secret_key",
                 "must be at least 32 characters".into(),
+            ));
+        }
+        if let Some((i, _)) = self
+            .security
+            .previous_secret_keys
+            .iter()
+            .enumerate()
+            .find(|(_, k)| k.len() < 32)
+        {
+            return Err(key(
+                "security.previous_secret_keys",
+                format!(
+                    "entry {} must be at least 32 characters, like secret_key",
+                    i + 1
+                ),
+            ));
+        }
+        if let Some((i, _)) = self
+            .security
+            .previous_data_keys
+            .iter()
+            .enumerate()
+            .find(|(_, k)| k.is_empty())
+        {
+            return Err(key(
+                "security.previous_data_keys",
+                format!("entry {} is empty", i + 1),
             ));
         }
         Ok(())

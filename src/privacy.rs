@@ -6,6 +6,8 @@
 //! The sweep runs from `outbox::tick`: on every `drip tick`, and at most once an hour from the
 //! long-running tick loop of `drip serve` and `drip worker`.
 
+pub mod reseal;
+
 use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};

@@ -79,6 +79,16 @@ pub enum Command {
     /// Admin accounts.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Key rotation.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Seal every stored reply again under the current data_key (after a rotation, before
+    /// dropping security.previous_data_keys / previous_secret_keys).
+    Reseal,
 }
 
 #[derive(Debug, Subcommand)]
@@ -348,6 +358,23 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             println!(
                 "admin {user} created; sign in at {}/admin/login",
                 app.config.server.base_url
+            );
+        }
+        Command::Keys(KeysCommand::Reseal) => {
+            let report = crate::privacy::reseal::reseal_all(&app).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "{} replies checked, {} sealed again under the current data key",
+                    report.checked, report.resealed
+                );
+            }
+            anyhow::ensure!(
+                report.unreadable.is_empty(),
+                "{} replies open with none of the configured keys and were left as they are (ids {:?}): add the key they were sealed with to security.previous_data_keys and run this again",
+                report.unreadable.len(),
+                report.unreadable
             );
         }
         Command::Admin(AdminCommand::Token { user }) => {

@@ -181,3 +181,45 @@ pub async fn drop_raw_received_before(tx: &mut Tx, cutoff: i64, limit: i64) -> a
     .await?
     .rows_affected())
 }
+
+/// A reply's sealed columns, for `drip keys reseal`.
+#[derive(Debug, Clone, FromRow)]
+pub struct Sealed {
+    pub id: i64,
+    pub text: Vec<u8>,
+    pub raw: Option<Vec<u8>>,
+}
+
+/// Up to `limit` replies with an id above `after`, in id order.
+pub async fn sealed_after(db: &Db, after: i64, limit: i64) -> anyhow::Result<Vec<Sealed>> {
+    Ok(
+        sqlx::query_as("SELECT id, text, raw FROM replies WHERE id > $1 ORDER BY id LIMIT $2")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(db.pool())
+            .await?,
+    )
+}
+
+/// Replaces a reply's sealed text if it still holds `old`; true if it did.
+pub async fn replace_text(tx: &mut Tx, id: i64, old: &[u8], new: &[u8]) -> anyhow::Result<bool> {
+    let done = sqlx::query("UPDATE replies SET text = $1 WHERE id = $2 AND text = $3")
+        .bind(new.to_vec())
+        .bind(id)
+        .bind(old.to_vec())
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Replaces a reply's sealed raw message if it still holds `old` (retention may have
+/// removed it meanwhile); true if it did.
+pub async fn replace_raw(tx: &mut Tx, id: i64, old: &[u8], new: &[u8]) -> anyhow::Result<bool> {
+    let done = sqlx::query("UPDATE replies SET raw = $1 WHERE id = $2 AND raw = $3")
+        .bind(new.to_vec())
+        .bind(id)
+        .bind(old.to_vec())
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

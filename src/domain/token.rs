@@ -44,10 +44,13 @@ impl Purpose {
 
 const TAG_BYTES: usize = 16;
 
-/// Makes and checks tokens with the configured secret.
+/// Makes and checks tokens with the configured secret. Tokens are signed with the current
+/// key; they verify under it or any previous key (so rotating the key does not break the
+/// links in mail already sent).
 #[derive(Clone)]
 pub struct Signer {
     key: Vec<u8>,
+    previous: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -60,12 +63,19 @@ impl Signer {
     pub fn new(secret: &str) -> Signer {
         Signer {
             key: secret.as_bytes().to_vec(),
+            previous: Vec::new(),
         }
     }
 
+    /// Also accepts tokens signed with these earlier secrets.
+    pub fn with_previous(mut self, previous: &[String]) -> Signer {
+        self.previous = previous.iter().map(|k| k.as_bytes().to_vec()).collect();
+        self
+    }
+
     /// The MAC of `purpose:id`, or `purpose:id:expires` for a token that runs out.
-    fn mac(&self, purpose: Purpose, id: i64, expires: Option<i64>) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+    fn mac(&self, key: &[u8], purpose: Purpose, id: i64, expires: Option<i64>) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
         mac.update(purpose.tag());
         mac.update(b":");
         mac.update(id.to_string().as_bytes());
@@ -77,7 +87,10 @@ impl Signer {
     }
 
     fn tagged(&self, mut out: String, purpose: Purpose, id: i64, expires: Option<i64>) -> String {
-        let tag = self.mac(purpose, id, expires).finalize().into_bytes();
+        let tag = self
+            .mac(&self.key, purpose, id, expires)
+            .finalize()
+            .into_bytes();
         out.push('-');
         for b in &tag[..TAG_BYTES] {
             out.push_str(&format!("{b:02x}"));
@@ -145,9 +158,15 @@ impl Signer {
             let hex = std::str::from_utf8(chunk).map_err(|_| bad_token())?;
             bytes[i] = u8::from_str_radix(hex, 16).map_err(|_| bad_token())?;
         }
-        self.mac(purpose, id, expires)
-            .verify_truncated_left(&bytes)
-            .map_err(|_| bad_token())
+        std::iter::once(&self.key)
+            .chain(&self.previous)
+            .any(|key| {
+                self.mac(key, purpose, id, expires)
+                    .verify_truncated_left(&bytes)
+                    .is_ok()
+            })
+            .then_some(())
+            .ok_or_else(bad_token)
     }
 }
 
@@ -272,6 +291,32 @@ mod tests {
         assert!(s.verify(Purpose::JournalAccess, &t).is_err());
         let forever = s.sign(Purpose::JournalAccess, 42);
         assert!(s.verify_until(Purpose::JournalAccess, &forever, 0).is_err());
+    }
+
+    #[test]
+    fn a_token_of_a_previous_secret_still_verifies_and_new_ones_use_the_current() {
+        let old = Signer::new("the secret before the rotation!!!");
+        let token = old.sign(Purpose::Unsubscribe, 7);
+        let expiring = old.sign_until(Purpose::JournalAccess, 7, 100);
+        let rotated = Signer::new("the secret after the rotation!!!!")
+            .with_previous(&["the secret before the rotation!!!".to_owned()]);
+        assert_eq!(rotated.verify(Purpose::Unsubscribe, &token).unwrap(), 7);
+        assert_eq!(
+            rotated
+                .verify_until(Purpose::JournalAccess, &expiring, 50)
+                .unwrap(),
+            7
+        );
+        assert!(rotated.verify(Purpose::Confirm, &token).is_err());
+        let fresh = rotated.sign(Purpose::Unsubscribe, 7);
+        assert_ne!(fresh, token);
+        assert!(old.verify(Purpose::Unsubscribe, &fresh).is_err());
+        // Once the old secret is dropped, its tokens stop working.
+        assert!(
+            Signer::new("the secret after the rotation!!!!")
+                .verify(Purpose::Unsubscribe, &token)
+                .is_err()
+        );
     }
 
     #[test]

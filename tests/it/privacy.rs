@@ -13,6 +13,7 @@ use crate::on_both_databases;
 use crate::support::{Backend, TestApp, at, path_of, request};
 
 mod export;
+mod keys;
 
 fn t0() -> DateTime<Utc> {
     at("2026-05-04T06:00:00Z")

@@ -1,0 +1,75 @@
+//! `drip keys reseal`: after a key rotation, seal every stored reply (text and raw message)
+//! again under the current data key, so that the previous keys can be dropped from the
+//! configuration.
+//!
+//! Rows are read in batches by id and each batch is written in one short transaction. A row
+//! is written only if it still holds the bytes that were read (a retention sweep or an
+//! erasure running at the same time wins), and a row that no key opens is left exactly as it
+//! is and reported: nothing is lost by resealing.
+
+use crate::app::App;
+use crate::db;
+
+/// Rows read and written per batch.
+const BATCH: i64 = 500;
+
+/// What a reseal did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ResealReport {
+    /// Replies looked at.
+    pub checked: u64,
+    /// Replies sealed again under the current key.
+    pub resealed: u64,
+    /// Replies no configured key opens (ids), left untouched.
+    pub unreadable: Vec<i64>,
+}
+
+pub async fn reseal_all(app: &App) -> anyhow::Result<ResealReport> {
+    let mut report = ResealReport::default();
+    let mut after = 0;
+    loop {
+        let rows = db::replies::sealed_after(&app.db, after, BATCH).await?;
+        let Some(last) = rows.last() else {
+            return Ok(report);
+        };
+        after = last.id;
+        let mut updates = Vec::new();
+        for row in &rows {
+            report.checked += 1;
+            let text = app.vault.open_with_key(&row.text);
+            let raw = row
+                .raw
+                .as_deref()
+                .map(|r| app.vault.open_with_key(r))
+                .transpose();
+            let (Ok((text, text_current)), Ok(raw)) = (text, raw) else {
+                report.unreadable.push(row.id);
+                continue;
+            };
+            let raw_current = raw.as_ref().is_none_or(|(_, current)| *current);
+            if text_current && raw_current {
+                continue;
+            }
+            let new_text = (!text_current).then(|| app.vault.seal(&text));
+            let new_raw = raw
+                .filter(|(_, current)| !current)
+                .map(|(plain, _)| app.vault.seal(&plain));
+            updates.push((row, new_text, new_raw));
+        }
+        if updates.is_empty() {
+            continue;
+        }
+        let mut tx = app.db.begin_write().await?;
+        for (row, text, raw) in &updates {
+            let mut done = false;
+            if let Some(text) = text {
+                done |= db::replies::replace_text(&mut tx, row.id, &row.text, text).await?;
+            }
+            if let (Some(raw), Some(old)) = (raw, &row.raw) {
+                done |= db::replies::replace_raw(&mut tx, row.id, old, raw).await?;
+            }
+            report.resealed += u64::from(done);
+        }
+        tx.commit().await?;
+    }
+}
