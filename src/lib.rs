@@ -8,12 +8,16 @@
 //! - [`curriculum`]: lesson files: parse, lint, sync into revisions, export.
 //! - [`render`]: minijinja templates and Markdown into finished mails and pages.
 //! - [`schedule`]: send windows in the subscriber's time zone, due dates.
-//! - [`subscriptions`]: sign-up, confirmation, pause, resume, unsubscribe, bounces.
-//! - [`outbox`]: the scheduler's planning pass and the sender (claim, send, record, retry).
+//! - [`subscriptions`]: sign-up, confirmation, pause, resume, unsubscribe, bounces, erasure,
+//!   the data export, the CSV list.
+//! - [`outbox`]: the scheduler's planning pass and the sender (claim, send, record, retry),
+//!   its rate limits and the relay gate that holds the queue while SMTP is unreachable.
 //! - [`mailer`]: lettre messages and transports (outbox files or SMTP).
 //! - [`inbound`]: replies: parse, match, strip, classify, store.
-//! - [`privacy`]: retention: raw messages and replies deleted after `[privacy]`'s days.
-//! - [`web`]: the public pages, the admin UI and the JSON API.
+//! - [`privacy`]: retention (raw messages and replies deleted after `[privacy]`'s days) and
+//!   resealing replies after a data key rotation.
+//! - [`crypto`]: sealing reply data at rest, with previous keys for rotation.
+//! - [`web`]: the public pages, the journal, the admin UI and the JSON API.
 //! - [`auth`]: admin passwords, sessions, CSRF tokens, API tokens, the sign-in limiter.
 //! - [`cli`]: the `drip` command.
 

@@ -19,7 +19,7 @@ pub struct CourseRow {
 }
 
 impl CourseRow {
-    /// The one-line description of each phase, from course.toml's [phases].
+    /// The one-line description of each phase, from course.toml's `[phases]`.
     pub fn phase_lines(&self) -> std::collections::BTreeMap<String, String> {
         serde_json::from_str(&self.phases).unwrap_or_default()
     }
