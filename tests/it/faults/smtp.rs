@@ -59,14 +59,18 @@ async fn an_smtp_outage_holds_the_queue_with_backoff_and_loses_nothing(backend: 
         "{while_down} connection attempts in 12 s of outage"
     );
     assert_eq!(smtp.messages().len(), 0);
-    let queued = count(
+    // Every mail is still queued, with no error recorded against it: the outage is the
+    // server's, not the mails' (a probe may be in flight at this moment, so leases and
+    // attempts are checked at the end, when each mail has exactly the one that got through).
+    let touched = count(
         &t.app,
-        "SELECT COUNT(*) FROM deliveries WHERE status = 'queued' AND attempts = 0 AND lease_owner IS NULL",
+        "SELECT COUNT(*) FROM deliveries WHERE status <> 'queued' OR last_error IS NOT NULL",
     )
     .await;
+    assert_eq!(touched, 0, "no mail failed, retried or was sent");
     assert_eq!(
-        queued, DUE as i64,
-        "every mail is back in the queue, with no attempt spent on the outage"
+        count(&t.app, "SELECT COUNT(*) FROM deliveries").await,
+        DUE as i64
     );
 
     proxy.set_mode(Mode::Up);
