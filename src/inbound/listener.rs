@@ -61,6 +61,10 @@ impl Handler for Inbound {
         }
         let raw = std::mem::take(&mut self.data);
         let app = self.app.clone();
+        tracing::debug!(
+            bytes = raw.len(),
+            "inbound message received; storing it before answering"
+        );
         // This is one of mailin's own threads, not the runtime's: blocking on the store is
         // what makes the 250 mean "stored".
         match self

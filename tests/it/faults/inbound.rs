@@ -65,6 +65,8 @@ async fn a_listener_killed_before_storing_never_said_250_and_the_retry_is_stored
     let port = SmtpServer::reserve_port();
     let mut env = drip_env(&t.db.url, 9, t.dir.path());
     set_env(&mut env, "DRIP_MAIL__TRANSPORT", "file".into());
+    // The listener says when it has the whole message and starts storing it.
+    set_env(&mut env, "DRIP_LOG", "info,drip::inbound=debug".into());
     set_env(
         &mut env,
         "DRIP_INBOUND__SMTP_BIND",
@@ -80,7 +82,17 @@ async fn a_listener_killed_before_storing_never_said_250_and_the_retry_is_stored
         let reply_to = reply_to.clone();
         async move { send_reply(port, "reader1@example.com", &reply_to, raw.as_bytes()).await }
     });
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !first.log().contains("inbound message received; storing") {
+        assert!(
+            Instant::now() < deadline,
+            "the message never reached the listener:\n{}",
+            first.tail()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Received whole, now waiting on the database: no answer may have gone out yet.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         !mta.is_finished(),
         "the listener answered before it could store: {:?}",
