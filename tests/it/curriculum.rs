@@ -35,7 +35,7 @@ fn write(dir: &Path, file: &str, text: &str) {
 }
 
 /// Replaces exactly one occurrence of `old` in a file of the folder.
-fn edit(dir: &Path, file: &str, old: &str, new: &str) {
+pub fn edit(dir: &Path, file: &str, old: &str, new: &str) {
     let text = read(dir, file);
     assert_eq!(
         text.matches(old).count(),
@@ -205,12 +205,12 @@ fn the_shipped_course_passes_lint() {
     }
 }
 
-/// How a lint case breaks the valid small course.
-enum Break {
+/// How a lint case breaks the valid small course (the bad-input table uses them too).
+pub enum Break {
     /// Replace one occurrence of a text in a file.
     Edit(&'static str, &'static str, &'static str),
-    /// Write a file (new or replacing).
-    Write(&'static str, &'static str),
+    /// Write a file (new or replacing), bytes as given (they need not be UTF-8).
+    Write(&'static str, &'static [u8]),
     /// Copy a file of the course to a new name.
     Copy(&'static str, &'static str),
     /// Rename a file.
@@ -416,7 +416,7 @@ const CASES: &[Case] = &[
         rule: "no front matter at all",
         breaks: &[Break::Write(
             "02-look-back.md",
-            "# Look back\n\nNo front matter here.\n",
+            "# Look back\n\nNo front matter here.\n".as_bytes(),
         )],
         file: "02-look-back.md",
         line: 1,
@@ -442,10 +442,10 @@ const CASES: &[Case] = &[
     },
 ];
 
-fn apply(dir: &Path, b: &Break) {
+pub fn apply(dir: &Path, b: &Break) {
     match b {
         Break::Edit(file, old, new) => edit(dir, file, old, new),
-        Break::Write(file, text) => write(dir, file, text),
+        Break::Write(file, bytes) => std::fs::write(dir.join(file), bytes).unwrap(),
         Break::Copy(from, to) => std::fs::copy(dir.join(from), dir.join(to))
             .map(drop)
             .unwrap(),

@@ -142,12 +142,17 @@ pub async fn seed_due(app: &App, n: usize) {
         .await
         .unwrap();
     }
+    enroll_all_due(app, course.id, now - 60).await;
+}
+
+/// Enrolls every subscriber in the course with the first lesson due at `due_at`.
+pub async fn enroll_all_due(app: &App, course_id: i64, due_at: i64) {
     sqlx::query(
         "INSERT INTO enrollments (subscriber_id, course_id, status, position, next_due_at, created_at, updated_at) \
          SELECT id, $1, 'active', 0, $2, $2, $2 FROM subscribers",
     )
-    .bind(course.id)
-    .bind(now - 60)
+    .bind(course_id)
+    .bind(due_at)
     .execute(app.db.pool())
     .await
     .unwrap();

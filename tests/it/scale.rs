@@ -189,15 +189,7 @@ async fn setup() -> Setup {
     .execute(app.db.pool())
     .await
     .unwrap();
-    sqlx::query(
-        "INSERT INTO enrollments (subscriber_id, course_id, status, position, next_due_at, created_at, updated_at) \
-         SELECT id, $1, 'active', 0, $2, $2, $2 FROM subscribers",
-    )
-    .bind(course.id)
-    .bind(now - 60)
-    .execute(app.db.pool())
-    .await
-    .unwrap();
+    crate::faults::enroll_all_due(&app, course.id, now - 60).await;
     sqlx::query("ANALYZE").execute(app.db.pool()).await.unwrap();
     // The shipped configuration with mail going to this test's server; the database URL
     // comes from DRIP_DATABASE__URL, as an operator would pass a secret.

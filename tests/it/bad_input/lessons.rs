@@ -7,17 +7,11 @@ use std::path::Path;
 use chrono::Utc;
 
 use super::{assert_unchanged, snapshot};
+use crate::curriculum::{Break, apply, edit};
 use crate::on_both_databases;
 use crate::support::{Backend, TestApp, repo};
 
 const SMALL: &str = "tests/fixtures/lessons/small-course";
-
-enum Break {
-    /// Replace the one occurrence of the text in the file.
-    Edit(&'static str, &'static str, &'static str),
-    Write(&'static str, &'static [u8]),
-    Copy(&'static str, &'static str),
-}
 
 struct Lesson {
     case: &'static str,
@@ -212,6 +206,7 @@ fn fresh_course(dir: &Path, case: Option<&Lesson>) {
     let touched = |file: &str| {
         case.breaks.iter().any(|b| match b {
             Break::Edit(f, ..) | Break::Write(f, _) | Break::Copy(f, _) => *f == file,
+            Break::Rename(f, _) => *f == file,
         })
     };
     for (file, old, new) in [
@@ -232,12 +227,6 @@ fn fresh_course(dir: &Path, case: Option<&Lesson>) {
     }
 }
 
-fn edit(dir: &Path, file: &str, old: &str, new: &str) {
-    let text = std::fs::read_to_string(dir.join(file)).unwrap();
-    assert_eq!(text.matches(old).count(), 1, "{old:?} once in {file}");
-    std::fs::write(dir.join(file), text.replacen(old, new, 1)).unwrap();
-}
-
 on_both_databases!(a_broken_lesson_file_names_path_and_line_and_a_sync_changes_nothing,);
 
 async fn a_broken_lesson_file_names_path_and_line_and_a_sync_changes_nothing(backend: Backend) {
@@ -255,11 +244,7 @@ async fn a_broken_lesson_file_names_path_and_line_and_a_sync_changes_nothing(bac
     for case in CASES {
         fresh_course(&dir, Some(case));
         for b in case.breaks {
-            match b {
-                Break::Edit(file, old, new) => edit(&dir, file, old, new),
-                Break::Write(file, bytes) => std::fs::write(dir.join(file), bytes).unwrap(),
-                Break::Copy(from, to) => drop(std::fs::copy(dir.join(from), dir.join(to)).unwrap()),
-            }
+            apply(&dir, b);
         }
         let err = t
             .app
