@@ -233,9 +233,15 @@ pub async fn admin_app(backend: Backend) -> TestApp {
         .with_env_filter("drip=warn")
         .try_init();
     let t = TestApp::with_file_outbox(backend).await;
-    t.app.course().await.unwrap();
+    add_test_admin(&t.app).await;
+    t
+}
+
+/// The course loaded and the test admin (USER, PASSWORD) created.
+pub async fn add_test_admin(app: &App) {
+    app.course().await.unwrap();
     drip::auth::add_admin(
-        &t.app.db,
+        &app.db,
         USER,
         "ann@example.org",
         PASSWORD,
@@ -243,7 +249,6 @@ pub async fn admin_app(backend: Backend) -> TestApp {
     )
     .await
     .unwrap();
-    t
 }
 
 async fn enrolled(t: &TestApp, email: &str, name: &str) -> db::subscribers::SubscriberRow {
@@ -795,32 +800,22 @@ async fn repeated_failed_sign_ins_from_one_address_are_refused_for_a_while(backe
 
 /// The `drip` binary with the shipped configuration, on a SQLite file in `dir`.
 fn drip_cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     let repo = crate::support::repo;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_drip"))
-        .current_dir(dir)
-        .args(["--config", repo("config.toml").to_str().unwrap()])
-        .args(args)
-        .env(
-            "DRIP_DATABASE__URL",
-            format!("sqlite://{}", dir.join("drip.db").display()),
-        )
-        .env("DRIP_COURSE__LESSONS_DIR", repo("lessons"))
-        .env("DRIP_COURSE__TEMPLATES_DIR", repo("templates"))
-        .env("DRIP_MAIL__OUTBOX_DIR", dir.join("outbox"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let config = repo("config.toml");
+    let url = format!("sqlite://{}", dir.join("drip.db").display());
+    let (lessons, templates) = (repo("lessons"), repo("templates"));
+    let outbox = dir.join("outbox");
+    let env = [
+        ("DRIP_DATABASE__URL", url.as_str()),
+        ("DRIP_COURSE__LESSONS_DIR", lessons.to_str().unwrap()),
+        ("DRIP_COURSE__TEMPLATES_DIR", templates.to_str().unwrap()),
+        ("DRIP_MAIL__OUTBOX_DIR", outbox.to_str().unwrap()),
+    ];
+    let args: Vec<&str> = ["--config", config.to_str().unwrap()]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    crate::cli::drip_with_input(dir, &args, &env, stdin)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

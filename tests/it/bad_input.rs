@@ -32,23 +32,8 @@ pub fn drip(
     args: &[&str],
     stdin: &str,
 ) -> std::process::Output {
-    use std::io::Write;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_drip"))
-        .current_dir(work)
-        .args(args)
-        .env("DRIP_DATABASE__URL", &t.db.url)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let env = [("DRIP_DATABASE__URL", t.db.url.as_str())];
+    crate::cli::drip_with_input(work, args, &env, stdin)
 }
 
 mod cli;

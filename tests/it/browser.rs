@@ -138,16 +138,7 @@ async fn an_admin_edits_the_first_lesson_in_chromium_and_the_next_mail_carries_i
 
     let mut t = TestApp::with_smtp(Backend::Sqlite).await;
     let base = t.serve().await;
-    t.app.course().await.unwrap();
-    drip::auth::add_admin(
-        &t.app.db,
-        USER,
-        "ann@example.org",
-        PASSWORD,
-        Utc::now().timestamp(),
-    )
-    .await
-    .unwrap();
+    crate::admin::add_test_admin(&t.app).await;
 
     let driver = Driver::start(&chromedriver);
     let profile = tempfile::tempdir().unwrap();

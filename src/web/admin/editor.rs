@@ -101,50 +101,38 @@ async fn preview(
     let (course, lessons) = course_and_lessons(&app).await?;
     let lesson = find(&lessons, &slug)?;
     let mut errors = Errors::new();
-    let Some(content) = form.content(&mut errors) else {
-        return editor_page(
-            &app,
-            &admin,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            lesson,
-            &form,
-            &errors,
-            None,
-            "",
-        );
-    };
-    match render_for_admin(&app, &course, &lessons, lesson.id, &content, &admin) {
-        Ok(m) => {
-            let preview =
-                json!({"subject": m.subject, "html": m.html, "text": m.text, "saved": false});
-            editor_page(
-                &app,
-                &admin,
-                StatusCode::OK,
-                lesson,
-                &form,
-                &errors,
-                Some(preview),
-                "Preview of your changes. Nothing is saved yet.",
-            )
-        }
-        Err(e) => {
-            errors
+    if let Some(content) = form.content(&mut errors) {
+        match render_for_admin(&app, &course, &lessons, lesson.id, &content, &admin) {
+            Ok(m) => {
+                let preview =
+                    json!({"subject": m.subject, "html": m.html, "text": m.text, "saved": false});
+                return editor_page(
+                    &app,
+                    &admin,
+                    StatusCode::OK,
+                    lesson,
+                    &form,
+                    &errors,
+                    Some(preview),
+                    "Preview of your changes. Nothing is saved yet.",
+                );
+            }
+            Err(e) => errors
                 .entry("body".into())
                 .or_default()
-                .push(format!("{e:#}"));
-            editor_page(
-                &app,
-                &admin,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                lesson,
-                &form,
-                &errors,
-                None,
-                "",
-            )
+                .push(format!("{e:#}")),
         }
     }
+    editor_page(
+        &app,
+        &admin,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        lesson,
+        &form,
+        &errors,
+        None,
+        "",
+    )
 }
 
 async fn save(
