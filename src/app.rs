@@ -228,7 +228,7 @@ impl App {
             subscriber: SubscriberVars::new(
                 &subscriber.name,
                 &subscriber.email,
-                &subscriber.timezone,
+                subscriber.timezone.name(),
             ),
             course: CourseVars {
                 title: course.title.clone(),
@@ -236,5 +236,28 @@ impl App {
             },
             links: self.links(subscriber.id),
         }
+    }
+
+    /// A lesson exactly as it would be mailed (the same number, phase and layout the
+    /// sender uses), addressed to a preview reader: the admin's preview, test sends and
+    /// `drip lessons preview` all come through here. `content` may be an edit not saved.
+    pub fn preview_lesson(
+        &self,
+        course: &db::courses::CourseRow,
+        lessons: &[db::lessons::Lesson],
+        lesson: (i64, i64),
+        content: &curriculum::LessonContent,
+        reader: (&str, &str),
+    ) -> anyhow::Result<crate::render::RenderedMail> {
+        let syllabus =
+            crate::schedule::Syllabus::new(lessons, &course.send_window, &course.phases);
+        let vars = syllabus.lesson_vars(lesson.0, lesson.1, content);
+        let subscriber = db::subscribers::SubscriberRow::preview(
+            reader.0,
+            reader.1,
+            self.config.default_timezone(),
+        );
+        let ctx = self.mail_context(course, &subscriber);
+        self.renderer.lesson(content, &vars, &ctx)
     }
 }

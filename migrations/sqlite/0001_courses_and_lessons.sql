@@ -9,7 +9,7 @@ CREATE TABLE courses (
     description   TEXT    NOT NULL,
     from_name     TEXT    NOT NULL,
     send_window   TEXT    NOT NULL,
-    phases        TEXT    NOT NULL DEFAULT '{}',  -- JSON object: phase -> one line
+    phases        TEXT    NOT NULL DEFAULT '[]',  -- JSON array of the course's phases, in order
     source        TEXT    NOT NULL,                -- course.toml as last synced
     updated_at    INTEGER NOT NULL
 );
@@ -35,7 +35,7 @@ CREATE TABLE lesson_revisions (
     revision       INTEGER NOT NULL,
     title          TEXT    NOT NULL,
     subject        TEXT    NOT NULL,
-    phase          TEXT    NOT NULL CHECK (phase IN ('honesty', 'accountability', 'practice')),
+    phase          TEXT    NOT NULL,  -- one of the course's [[phases]] names
     after_days     INTEGER NOT NULL,
     send_window    TEXT,              -- NULL: the course's window
     prompt         TEXT    NOT NULL,

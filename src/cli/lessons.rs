@@ -11,12 +11,11 @@ use crate::config::Config;
 use crate::curriculum::{self, SyncOutcome};
 use crate::db;
 use crate::mailer::Outgoing;
-use crate::render::LessonVars;
 
 /// Lint needs no database: it reads the files only.
 pub fn lint(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     let dir = config.course.lessons_dir.join(&config.course.slug);
-    match curriculum::lint_dir(&dir) {
+    match curriculum::load_dir(&dir) {
         Ok(course) => {
             if json {
                 println!(
@@ -134,31 +133,14 @@ pub async fn run(app: &App, cmd: LessonsCommand, json: bool) -> anyhow::Result<E
                         .join(", ")
                 )
             })?;
-            let published: Vec<_> = lessons.iter().filter(|l| l.is_published()).collect();
-            let vars = LessonVars {
-                title: lesson.content.title.clone(),
-                number: published
-                    .iter()
-                    .position(|l| l.id == lesson.id)
-                    .map(|i| i + 1)
-                    .unwrap_or(0),
-                of: published.len(),
-                phase: lesson.content.phase.label().to_owned(),
-            };
             let email = to.clone().unwrap_or_else(|| "preview@example.org".into());
-            let subscriber = db::subscribers::SubscriberRow {
-                id: 0,
-                email: email.clone(),
-                name: String::new(),
-                timezone: app.config.schedule.default_timezone.clone(),
-                status: "active".into(),
-                created_at: 0,
-                confirmed_at: None,
-                confirm_sent_at: None,
-                status_at: 0,
-            };
-            let ctx = app.mail_context(&course, &subscriber);
-            let mail = app.renderer.lesson(&lesson.content, &vars, &ctx)?;
+            let mail = app.preview_lesson(
+                &course,
+                &lessons,
+                (lesson.id, lesson.position),
+                &lesson.content,
+                (&email, ""),
+            )?;
             if let Some(to) = to {
                 let address = crate::domain::EmailAddress::parse(&to)?;
                 let out = Outgoing {

@@ -8,8 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::app::App;
 use crate::db;
 use crate::domain::Timezone;
-use crate::outbox::plan::{due_after_send, next_lesson};
-use crate::schedule;
+use crate::schedule::Syllabus;
 
 pub async fn run(
     app: &App,
@@ -25,28 +24,21 @@ pub async fn run(
     let confirmed = now.unwrap_or_else(Utc::now);
     let course = app.course().await?;
     let lessons = db::lessons::list(&app.db, course.id).await?;
+    let syllabus = Syllabus::new(&lessons, &course.send_window, &course.phases);
     let horizon = confirmed + Duration::days(i64::from(days));
     let mut rows = Vec::new();
-    let mut due = next_lesson(&lessons, 0).map(|l| {
-        schedule::due_after(
-            &l.content.window(&course.send_window),
-            l.content.after_days,
-            confirmed,
-            tz.tz(),
-        )
-    });
+    let mut due = Some(syllabus.first_due(confirmed, tz));
     let mut position = 0;
-    while let (Some(at), Some(lesson)) = (due, next_lesson(&lessons, position)) {
+    while let (Some(at), Some(lesson)) = (due, syllabus.next_after(position)) {
         if at > horizon {
             break;
         }
         rows.push((lesson, at));
         // Assume the subscriber never answers: a lesson that waits for a reply holds the
         // next one for its max_wait_days (the longest the schedule can stretch).
-        let (next, _) = due_after_send(&lessons, &course.send_window, lesson, tz, at);
-        due = next.and_then(|t| DateTime::from_timestamp(t, 0));
+        due = syllabus.after_send(lesson, at, tz).due;
         position = lesson.position;
-        if next_lesson(&lessons, position).is_none() {
+        if syllabus.next_after(position).is_none() {
             break;
         }
     }

@@ -9,6 +9,7 @@ use chrono::Utc;
 use super::SubscribersCommand;
 use crate::app::App;
 use crate::db;
+use crate::domain::SubscriberStatus;
 use crate::subscriptions::{self, NewSubscriber};
 
 async fn find(app: &App, email: &str) -> anyhow::Result<db::subscribers::SubscriberRow> {
@@ -151,7 +152,7 @@ pub async fn run(app: &App, cmd: SubscribersCommand, json_out: bool) -> anyhow::
             w.write_record(subscriptions::spreadsheet::COLUMNS)?;
             let mut rows = db::subscribers::stream_all(&app.db);
             while let Some(s) = rows.try_next().await? {
-                if s.status != "erased" {
+                if s.status != SubscriberStatus::Erased {
                     w.write_record(subscriptions::spreadsheet::row(&s))?;
                 }
             }

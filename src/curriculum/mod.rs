@@ -2,15 +2,20 @@
 //! steps (raw TOML, then checked values), linted with every problem named by file and line,
 //! synced into the database as revisions and exported back byte for byte.
 
-mod lint;
+pub mod edit;
+mod load;
 mod parse;
+mod problem;
+mod rules;
 mod sync;
 
-pub use lint::{Problem, check_content, lint_dir};
-pub use parse::{CourseFile, LessonContent, LessonFile, Window, parse_course, parse_lesson};
+pub use load::load_dir;
+pub use parse::{CourseFile, LessonContent, LessonFile, parse_course, parse_lesson};
+pub use problem::Problem;
+pub use rules::{after_days, check_content, max_wait_days};
 pub use sync::{SyncOutcome, SyncReport, export_course, sync_course};
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A course folder read from disk: the course and its lessons in file order.
 #[derive(Debug, Clone)]
@@ -20,8 +25,3 @@ pub struct CourseDir {
     pub lessons: Vec<LessonFile>,
 }
 
-/// Reads and lints a course folder; any problem refuses the whole folder, so a sync never
-/// loads half a course.
-pub fn load_dir(dir: &Path) -> Result<CourseDir, Vec<Problem>> {
-    lint_dir(dir)
-}

@@ -1,45 +1,12 @@
 //! Parsing lesson files: the raw TOML front matter first (serde with spans, unknown keys
 //! refused), then typed values. Every error carries the line it is about.
 
-use std::collections::BTreeMap;
-use std::str::FromStr;
-
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::lint::Problem;
-use crate::domain::{Phase, Slug};
-
-/// When a lesson may be sent: at once, or at the next occurrence of a cron expression in
-/// the subscriber's time zone.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Window {
-    Immediate,
-    Cron(Box<cron::Schedule>),
-}
-
-impl Window {
-    pub fn parse(text: &str) -> Result<Window, String> {
-        let text = text.trim();
-        if text == "immediate" {
-            return Ok(Window::Immediate);
-        }
-        if text.split_whitespace().count() != 6 {
-            return Err(format!(
-                "send_window {text:?} must be \"immediate\" or a cron expression with 6 fields (sec min hour day month weekday)"
-            ));
-        }
-        cron::Schedule::from_str(text)
-            .map(|s| Window::Cron(Box::new(s)))
-            .map_err(|e| {
-                // The cron crate's message repeats the expression on a line of its own;
-                // a problem is one line (`path:line: message`), so keep only the reason.
-                let e = e.to_string();
-                let reason = e.lines().last().unwrap_or("").trim();
-                format!("send_window {text:?} is not a valid cron expression: {reason}")
-            })
-    }
-}
+use super::problem::{Problem, line_of};
+use super::rules;
+use crate::domain::{CoursePhase, Phase, Phases, SendWindow, Slug};
 
 /// `course.toml`, checked.
 #[derive(Debug, Clone)]
@@ -48,8 +15,8 @@ pub struct CourseFile {
     pub title: String,
     pub description: String,
     pub from: String,
-    pub send_window: String,
-    pub phases: BTreeMap<String, String>,
+    pub send_window: SendWindow,
+    pub phases: Phases,
     pub source: String,
 }
 
@@ -60,8 +27,16 @@ struct RawCourse {
     description: Spanned<String>,
     from: Spanned<String>,
     send_window: Spanned<String>,
+    phases: Option<Spanned<Vec<RawPhase>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPhase {
+    name: Spanned<String>,
+    title: Spanned<String>,
     #[serde(default)]
-    phases: BTreeMap<String, Spanned<String>>,
+    description: String,
 }
 
 /// What a lesson says: the same fields whether it comes from a file or the admin's editor.
@@ -71,7 +46,7 @@ pub struct LessonContent {
     pub subject: String,
     pub phase: Phase,
     pub after_days: u32,
-    pub send_window: Option<String>,
+    pub send_window: Option<SendWindow>,
     pub prompt: String,
     pub wait_for_reply: bool,
     pub max_wait_days: Option<u32>,
@@ -101,15 +76,6 @@ struct RawFront {
     send_window: Option<Spanned<String>>,
     wait_for_reply: Option<Spanned<bool>>,
     max_wait_days: Option<Spanned<i64>>,
-}
-
-/// 1-based line of a byte offset.
-pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count()
-        + 1
 }
 
 fn toml_problem(text: &str, line_base: usize, err: &toml::de::Error) -> Problem {
@@ -149,22 +115,21 @@ pub fn parse_course(slug: &str, text: &str) -> Result<CourseFile, Vec<Problem>> 
             "from is a display name only (the address is mail.from in config.toml)",
         ));
     }
-    match Window::parse(raw.send_window.get_ref()) {
-        Ok(Window::Immediate) => problems.push(Problem::new(
-            at(&raw.send_window),
-            "the course's send_window must be a cron expression",
-        )),
-        Ok(_) => {}
-        Err(e) => problems.push(Problem::new(at(&raw.send_window), e)),
-    }
-    for (name, line) in &raw.phases {
-        if Phase::parse(name).is_err() {
+    let send_window = match SendWindow::parse(raw.send_window.get_ref()) {
+        Ok(w) if w.is_immediate() => {
             problems.push(Problem::new(
-                at(line),
-                format!("unknown phase {name:?} in [phases] (honesty, accountability or practice)"),
+                at(&raw.send_window),
+                "the course's send_window must be a cron expression",
             ));
+            None
         }
-    }
+        Ok(w) => Some(w),
+        Err(e) => {
+            problems.push(Problem::new(at(&raw.send_window), e.message));
+            None
+        }
+    };
+    let phases = parse_phases(text, &raw.phases, &mut problems);
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -173,14 +138,63 @@ pub fn parse_course(slug: &str, text: &str) -> Result<CourseFile, Vec<Problem>> 
         title: raw.title.into_inner(),
         description: raw.description.into_inner(),
         from: raw.from.into_inner(),
-        send_window: raw.send_window.into_inner(),
-        phases: raw
-            .phases
-            .into_iter()
-            .map(|(k, v)| (k, v.into_inner()))
-            .collect(),
+        send_window: send_window.expect("checked above"),
+        phases: phases.expect("checked above"),
         source: text.to_owned(),
     })
+}
+
+/// The `[[phases]]` array: each name a slug, declared once, with a title; at least one.
+fn parse_phases(
+    text: &str,
+    raw: &Option<Spanned<Vec<RawPhase>>>,
+    problems: &mut Vec<Problem>,
+) -> Option<Phases> {
+    let before = problems.len();
+    let mut list = Vec::new();
+    let declared = raw.as_ref().map_or(&[][..], |r| r.get_ref().as_slice());
+    for p in declared {
+        let line = line_of(text, p.name.span().start);
+        let name = match Phase::parse(p.name.get_ref()) {
+            Ok(name) => name,
+            Err(e) => {
+                problems.push(Problem::new(line, format!("[[phases]] name: {}", e.message)));
+                continue;
+            }
+        };
+        if list.iter().any(|q: &CoursePhase| q.name == name) {
+            problems.push(Problem::new(
+                line,
+                format!("phase {:?} is declared twice in [[phases]]", name.as_str()),
+            ));
+            continue;
+        }
+        if p.title.get_ref().trim().is_empty() {
+            problems.push(Problem::new(
+                line_of(text, p.title.span().start),
+                format!("phase {:?} needs a title", name.as_str()),
+            ));
+            continue;
+        }
+        list.push(CoursePhase {
+            name,
+            title: p.title.get_ref().trim().to_owned(),
+            description: p.description.trim().to_owned(),
+        });
+    }
+    if declared.is_empty() {
+        let line = raw.as_ref().map_or(1, |r| line_of(text, r.span().start));
+        problems.push(Problem::new(
+            line,
+            "course.toml declares no phases: add at least one [[phases]] entry with name, title and description",
+        ));
+    }
+    if problems.len() > before {
+        return None;
+    }
+    Phases::new(list)
+        .map_err(|e| problems.push(Problem::new(1, e.message)))
+        .ok()
 }
 
 /// Splits `+++\nTOML\n+++\nbody` into (front matter, body, line of body).
@@ -242,39 +256,28 @@ pub fn parse_lesson(file_name: &str, text: &str) -> Result<LessonFile, Vec<Probl
     let phase = Phase::parse(raw.phase.get_ref())
         .map_err(|e| problems.push(Problem::new(at(raw.phase.span()), e.to_string())))
         .ok();
-    let after_days = u32::try_from(*raw.after_days.get_ref())
-        .ok()
-        .filter(|d| *d <= 365);
-    if after_days.is_none() {
-        problems.push(Problem::new(
-            at(raw.after_days.span()),
-            "after_days must be a whole number of days from 0 to 365",
-        ));
-    }
+    let after_days = rules::after_days(*raw.after_days.get_ref())
+        .map_err(|e| problems.push(Problem::new(at(raw.after_days.span()), e.message)))
+        .ok();
     let max_wait_days = raw.max_wait_days.as_ref().map(|m| {
-        let v = u32::try_from(*m.get_ref())
-            .ok()
-            .filter(|d| (1..=365).contains(d));
-        if v.is_none() {
-            problems.push(Problem::new(
-                at(m.span()),
-                "max_wait_days must be a whole number of days from 1 to 365",
-            ));
-        }
-        v.unwrap_or(1)
+        rules::max_wait_days(*m.get_ref())
+            .map_err(|e| problems.push(Problem::new(at(m.span()), e.message)))
+            .unwrap_or(1)
     });
     let wait_for_reply = raw.wait_for_reply.as_ref().is_some_and(|w| *w.get_ref());
-    // max_wait_days without wait_for_reply and a bad send_window are content rules:
-    // check_content below reports them (once), at their field's line.
+    let send_window = raw.send_window.as_ref().and_then(|w| {
+        SendWindow::parse(w.get_ref())
+            .map_err(|e| problems.push(Problem::new(at(w.span()), e.message)))
+            .ok()
+    });
+    // max_wait_days without wait_for_reply is a content rule: check_content below reports
+    // it, at its field's line.
     let content = LessonContent {
         title: raw.title.get_ref().clone(),
         subject: raw.subject.get_ref().clone(),
-        phase: phase.unwrap_or(Phase::Honesty),
+        phase: phase.unwrap_or_else(|| Phase::parse("unknown").expect("a slug")),
         after_days: after_days.unwrap_or(0),
-        send_window: raw
-            .send_window
-            .as_ref()
-            .map(|w| w.get_ref().trim().to_owned()),
+        send_window,
         prompt: raw.prompt.get_ref().clone(),
         wait_for_reply,
         max_wait_days,
@@ -290,7 +293,7 @@ pub fn parse_lesson(file_name: &str, text: &str) -> Result<LessonFile, Vec<Probl
             _ => body_line,
         }
     };
-    for p in super::lint::check_content(&content) {
+    for p in rules::check_content(&content) {
         let line = match p.field {
             Some("body") => body_line + p.line.saturating_sub(1),
             Some(f) => field_lines(f),
@@ -322,7 +325,7 @@ impl LessonContent {
         out.push_str(&format!("phase = {}\n", q(self.phase.as_str())));
         out.push_str(&format!("after_days = {}\n", self.after_days));
         if let Some(w) = &self.send_window {
-            out.push_str(&format!("send_window = {}\n", q(w)));
+            out.push_str(&format!("send_window = {}\n", q(w.as_str())));
         }
         if self.wait_for_reply {
             out.push_str("wait_for_reply = true\n");
@@ -336,11 +339,6 @@ impl LessonContent {
         out
     }
 
-    /// The lesson's own window, or the course's.
-    pub fn window(&self, course_window: &str) -> Window {
-        let text = self.send_window.as_deref().unwrap_or(course_window);
-        Window::parse(text).unwrap_or(Window::Immediate)
-    }
 }
 
 #[cfg(test)]
@@ -363,21 +361,11 @@ mod tests {
     fn canonical_source_parses_back_to_the_same_content() {
         let mut c = parse_lesson("02-x.md", GOOD).unwrap().content;
         c.title = "Quotes \" and \\ back".into();
-        c.send_window = Some("0 30 7 * * *".into());
+        c.send_window = Some(SendWindow::parse("0 30 7 * * *").unwrap());
         c.wait_for_reply = true;
         c.max_wait_days = Some(3);
         let again = parse_lesson("02-x.md", &c.to_source()).unwrap().content;
         assert_eq!(again, c);
     }
 
-    #[test]
-    fn windows_parse() {
-        assert_eq!(Window::parse("immediate").unwrap(), Window::Immediate);
-        assert!(matches!(
-            Window::parse("0 0 8 * * *").unwrap(),
-            Window::Cron(_)
-        ));
-        assert!(Window::parse("0 8 * * *").is_err());
-        assert!(Window::parse("0 0 25 * * *").is_err());
-    }
 }

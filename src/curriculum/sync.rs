@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::CourseDir;
 use crate::db::{self, Db};
+use crate::domain::LessonStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -77,18 +78,17 @@ pub async fn sync_course(
         let slug = file.slug.as_str();
         let position = i64::from(file.number);
         let Some(current) = existing.iter().find(|l| l.slug == slug) else {
-            let id = db::lessons::insert(
-                &mut tx,
+            let new = db::lessons::NewLesson {
                 course_id,
                 slug,
                 position,
-                &file.file_name,
-                &file.content,
-                &file.source,
-                "file",
-                now,
-            )
-            .await?;
+                status: LessonStatus::Published,
+                file_name: &file.file_name,
+                content: &file.content,
+                source: &file.source,
+                author: "file",
+            };
+            let id = db::lessons::insert(&mut tx, &new, now).await?;
             db::lessons::mark_synced(&mut tx, id, 1, &file_hash).await?;
             db::events::log(
                 &mut tx,

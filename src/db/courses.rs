@@ -4,7 +4,10 @@ use sqlx::FromRow;
 
 use super::{Db, Tx};
 use crate::curriculum::CourseFile;
+use crate::domain::{Phases, SendWindow};
 
+/// A course as last synced from its folder. The window and the phases are parsed when the
+/// row is read: a stored value that does not parse is an error, not a default.
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct CourseRow {
     pub id: i64,
@@ -12,17 +15,12 @@ pub struct CourseRow {
     pub title: String,
     pub description: String,
     pub from_name: String,
-    pub send_window: String,
-    pub phases: String,
+    #[sqlx(try_from = "String")]
+    pub send_window: SendWindow,
+    #[sqlx(try_from = "String")]
+    pub phases: Phases,
     pub source: String,
     pub updated_at: i64,
-}
-
-impl CourseRow {
-    /// The one-line description of each phase, from course.toml's `[phases]`.
-    pub fn phase_lines(&self) -> std::collections::BTreeMap<String, String> {
-        serde_json::from_str(&self.phases).unwrap_or_default()
-    }
 }
 
 const COLUMNS: &str =
@@ -41,6 +39,11 @@ pub async fn by_id(db: &Db, id: i64) -> anyhow::Result<CourseRow> {
     Ok(sqlx::query_as(&sql).bind(id).fetch_one(db.pool()).await?)
 }
 
+pub async fn by_id_in(tx: &mut Tx, id: i64) -> anyhow::Result<CourseRow> {
+    let sql = format!("SELECT {COLUMNS} FROM courses WHERE id = $1");
+    Ok(sqlx::query_as(&sql).bind(id).fetch_one(&mut **tx).await?)
+}
+
 /// Inserts or updates the course from its file; returns its id.
 pub async fn upsert(tx: &mut Tx, course: &CourseFile, now: i64) -> anyhow::Result<i64> {
     let phases = serde_json::to_string(&course.phases)?;
@@ -55,7 +58,7 @@ pub async fn upsert(tx: &mut Tx, course: &CourseFile, now: i64) -> anyhow::Resul
         .bind(&course.title)
         .bind(&course.description)
         .bind(&course.from)
-        .bind(&course.send_window)
+        .bind(course.send_window.as_str())
         .bind(&phases)
         .bind(&course.source)
         .bind(now)
@@ -71,7 +74,7 @@ pub async fn upsert(tx: &mut Tx, course: &CourseFile, now: i64) -> anyhow::Resul
     .bind(&course.title)
     .bind(&course.description)
     .bind(&course.from)
-    .bind(&course.send_window)
+    .bind(course.send_window.as_str())
     .bind(&phases)
     .bind(&course.source)
     .bind(now)

@@ -3,6 +3,7 @@
 use sqlx::FromRow;
 
 use super::{Db, Tx};
+use crate::domain::{DeliveryKind, DeliveryStatus};
 
 /// A lesson to enqueue for one enrollment.
 #[derive(Debug, Clone, Copy)]
@@ -49,7 +50,7 @@ pub async fn enqueue_lessons(tx: &mut Tx, rows: &[NewLesson], now: i64) -> anyho
 pub async fn enqueue_mail(
     tx: &mut Tx,
     subscriber_id: i64,
-    kind: &str,
+    kind: DeliveryKind,
     payload: &serde_json::Value,
     now: i64,
 ) -> anyhow::Result<i64> {
@@ -57,7 +58,7 @@ pub async fn enqueue_mail(
         "INSERT INTO deliveries (subscriber_id, kind, status, due_at, payload, created_at) VALUES ($1, $2, 'queued', $3, $4, $3) RETURNING id",
     )
     .bind(subscriber_id)
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(now)
     .bind(payload.to_string())
     .fetch_one(&mut **tx)
@@ -70,7 +71,7 @@ pub async fn enqueue_mail(
 pub async fn mail_queued_since(
     tx: &mut Tx,
     subscriber_id: i64,
-    kind: &str,
+    kind: DeliveryKind,
     payload: &serde_json::Value,
     since: i64,
 ) -> anyhow::Result<bool> {
@@ -78,12 +79,28 @@ pub async fn mail_queued_since(
         "SELECT COUNT(*) FROM deliveries WHERE subscriber_id = $1 AND kind = $2 AND payload = $3 AND created_at >= $4",
     )
     .bind(subscriber_id)
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(payload.to_string())
     .bind(since)
     .fetch_one(&mut **tx)
     .await?;
     Ok(n > 0)
+}
+
+/// The payload of the subscriber's latest confirmation mail: the name and time zone a
+/// repeated sign-up asked for, applied when the link is used.
+pub async fn latest_confirm_payload(
+    tx: &mut Tx,
+    subscriber_id: i64,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT payload FROM deliveries WHERE subscriber_id = $1 AND kind = $2 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(subscriber_id)
+    .bind(DeliveryKind::Confirm.as_str())
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.and_then(|(p,)| serde_json::from_str(&p).ok()))
 }
 
 /// A delivery claimed by one sender.
@@ -93,7 +110,8 @@ pub struct Claimed {
     pub subscriber_id: i64,
     pub enrollment_id: Option<i64>,
     pub lesson_id: Option<i64>,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: DeliveryKind,
     pub attempts: i64,
     pub payload: String,
     pub created_at: i64,
@@ -270,9 +288,11 @@ pub async fn withdraw_queued_lessons(tx: &mut Tx, subscriber_id: i64) -> anyhow:
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct DeliveryView {
     pub id: i64,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: DeliveryKind,
     pub lesson: Option<String>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: DeliveryStatus,
     pub attempts: i64,
     pub revision: Option<i64>,
     pub created_at: i64,
@@ -299,8 +319,10 @@ pub struct DeliveryRef {
     pub subscriber_id: i64,
     pub enrollment_id: Option<i64>,
     pub lesson_id: Option<i64>,
-    pub kind: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub kind: DeliveryKind,
+    #[sqlx(try_from = "String")]
+    pub status: DeliveryStatus,
 }
 
 pub async fn by_id(db: &Db, id: i64) -> anyhow::Result<Option<DeliveryRef>> {

@@ -4,13 +4,15 @@
 use sqlx::FromRow;
 
 use super::{Db, Tx, placeholders};
+use crate::domain::EnrollmentStatus;
 
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct EnrollmentRow {
     pub id: i64,
     pub subscriber_id: i64,
     pub course_id: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: EnrollmentStatus,
     pub position: i64,
     pub next_due_at: Option<i64>,
     pub waiting_reply: i64,
@@ -206,13 +208,13 @@ pub async fn set_next_due(
 pub async fn set_status(
     tx: &mut Tx,
     id: i64,
-    status: &str,
+    status: EnrollmentStatus,
     position: i64,
     next_due_at: Option<i64>,
     now: i64,
 ) -> anyhow::Result<()> {
     sqlx::query("UPDATE enrollments SET status = $1, position = $2, next_due_at = $3, waiting_reply = 0, updated_at = $4 WHERE id = $5")
-        .bind(status)
+        .bind(status.as_str())
         .bind(position)
         .bind(next_due_at)
         .bind(now)

@@ -1,10 +1,11 @@
 //! Queries on `lessons` and `lesson_revisions`.
 
+use anyhow::Context;
 use sqlx::FromRow;
 
 use super::{Db, Tx};
 use crate::curriculum::LessonContent;
-use crate::domain::Phase;
+use crate::domain::{InvalidInput, LessonStatus, Phase, SendWindow};
 
 /// A lesson with the content of its current revision.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -13,7 +14,7 @@ pub struct Lesson {
     pub course_id: i64,
     pub slug: String,
     pub position: i64,
-    pub status: String,
+    pub status: LessonStatus,
     pub revision: i64,
     pub synced_revision: Option<i64>,
     pub synced_hash: Option<String>,
@@ -26,7 +27,7 @@ pub struct Lesson {
 
 impl Lesson {
     pub fn is_published(&self) -> bool {
-        self.status == "published"
+        self.status == LessonStatus::Published
     }
 }
 
@@ -36,7 +37,8 @@ struct LessonRow {
     course_id: i64,
     slug: String,
     position: i64,
-    status: String,
+    #[sqlx(try_from = "String")]
+    status: LessonStatus,
     current_revision: i64,
     synced_revision: Option<i64>,
     synced_hash: Option<String>,
@@ -65,19 +67,22 @@ pub struct RevisionRow {
 }
 
 impl RevisionRow {
-    pub fn content(&self) -> LessonContent {
-        LessonContent {
+    /// The revision's content, parsed: a stored value no lesson could have is an error.
+    pub fn content(&self) -> Result<LessonContent, InvalidInput> {
+        let days = |field: &'static str, d: i64| {
+            u32::try_from(d).map_err(|_| InvalidInput::new(field, format!("stored {field} {d} is negative")))
+        };
+        Ok(LessonContent {
             title: self.title.clone(),
             subject: self.subject.clone(),
-            // The CHECK constraint admits only the three phases.
-            phase: Phase::parse(&self.phase).unwrap_or(Phase::Honesty),
-            after_days: u32::try_from(self.after_days).unwrap_or(0),
-            send_window: self.send_window.clone(),
+            phase: Phase::parse(&self.phase)?,
+            after_days: days("after_days", self.after_days)?,
+            send_window: self.send_window.as_deref().map(SendWindow::parse).transpose()?,
             prompt: self.prompt.clone(),
             wait_for_reply: self.wait_for_reply != 0,
-            max_wait_days: self.max_wait_days.and_then(|d| u32::try_from(d).ok()),
+            max_wait_days: self.max_wait_days.map(|d| days("max_wait_days", d)).transpose()?,
             body: self.body.clone(),
-        }
+        })
     }
 }
 
@@ -90,9 +95,15 @@ fn lesson_select() -> String {
     )
 }
 
-impl From<LessonRow> for Lesson {
-    fn from(r: LessonRow) -> Lesson {
-        Lesson {
+impl TryFrom<LessonRow> for Lesson {
+    type Error = anyhow::Error;
+
+    fn try_from(r: LessonRow) -> anyhow::Result<Lesson> {
+        let content = r
+            .rev
+            .content()
+            .with_context(|| format!("lesson {} revision {}", r.slug, r.current_revision))?;
+        Ok(Lesson {
             id: r.id,
             course_id: r.course_id,
             slug: r.slug,
@@ -104,9 +115,9 @@ impl From<LessonRow> for Lesson {
             file_name: r.file_name,
             author: r.rev.author.clone(),
             updated_at: r.rev.created_at,
-            content: r.rev.content(),
+            content,
             source: r.rev.source,
-        }
+        })
     }
 }
 
@@ -120,7 +131,7 @@ pub async fn list(db: &Db, course_id: i64) -> anyhow::Result<Vec<Lesson>> {
         .bind(course_id)
         .fetch_all(db.pool())
         .await?;
-    Ok(rows.into_iter().map(Lesson::from).collect())
+    rows.into_iter().map(Lesson::try_from).collect()
 }
 
 pub async fn list_in(tx: &mut Tx, course_id: i64) -> anyhow::Result<Vec<Lesson>> {
@@ -132,7 +143,7 @@ pub async fn list_in(tx: &mut Tx, course_id: i64) -> anyhow::Result<Vec<Lesson>>
         .bind(course_id)
         .fetch_all(&mut **tx)
         .await?;
-    Ok(rows.into_iter().map(Lesson::from).collect())
+    rows.into_iter().map(Lesson::try_from).collect()
 }
 
 pub async fn by_slug(db: &Db, course_id: i64, slug: &str) -> anyhow::Result<Option<Lesson>> {
@@ -142,19 +153,7 @@ pub async fn by_slug(db: &Db, course_id: i64, slug: &str) -> anyhow::Result<Opti
         .bind(slug)
         .fetch_optional(db.pool())
         .await?;
-    Ok(row.map(Lesson::from))
-}
-
-/// A lesson at a given revision, for the sender (which records the revision it used).
-pub async fn revision(db: &Db, lesson_id: i64, revision: i64) -> anyhow::Result<RevisionRow> {
-    let sql = format!(
-        "SELECT {REV_COLUMNS} FROM lesson_revisions r WHERE r.lesson_id = $1 AND r.revision = $2"
-    );
-    Ok(sqlx::query_as(&sql)
-        .bind(lesson_id)
-        .bind(revision)
-        .fetch_one(db.pool())
-        .await?)
+    row.map(Lesson::try_from).transpose()
 }
 
 pub async fn revisions(db: &Db, lesson_id: i64) -> anyhow::Result<Vec<RevisionRow>> {
@@ -167,29 +166,30 @@ pub async fn revisions(db: &Db, lesson_id: i64) -> anyhow::Result<Vec<RevisionRo
         .await?)
 }
 
-/// A new lesson with its first revision.
-#[allow(clippy::too_many_arguments)] // one column each; a struct would only rename them
-pub async fn insert(
-    tx: &mut Tx,
-    course_id: i64,
-    slug: &str,
-    position: i64,
-    file_name: &str,
-    content: &LessonContent,
-    source: &str,
-    author: &str,
-    now: i64,
-) -> anyhow::Result<i64> {
+/// A lesson to create, with its first revision.
+pub struct NewLesson<'a> {
+    pub course_id: i64,
+    pub slug: &'a str,
+    pub position: i64,
+    pub status: LessonStatus,
+    pub file_name: &'a str,
+    pub content: &'a LessonContent,
+    pub source: &'a str,
+    pub author: &'a str,
+}
+
+pub async fn insert(tx: &mut Tx, new: &NewLesson<'_>, now: i64) -> anyhow::Result<i64> {
     let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO lessons (course_id, slug, position, status, current_revision, file_name) VALUES ($1, $2, $3, 'published', 1, $4) RETURNING id",
+        "INSERT INTO lessons (course_id, slug, position, status, current_revision, file_name) VALUES ($1, $2, $3, $4, 1, $5) RETURNING id",
     )
-    .bind(course_id)
-    .bind(slug)
-    .bind(position)
-    .bind(file_name)
+    .bind(new.course_id)
+    .bind(new.slug)
+    .bind(new.position)
+    .bind(new.status.as_str())
+    .bind(new.file_name)
     .fetch_one(&mut **tx)
     .await?;
-    insert_revision(tx, id, 1, content, source, author, "created", now).await?;
+    insert_revision(tx, id, 1, new.content, new.source, new.author, "created", now).await?;
     Ok(id)
 }
 
@@ -215,7 +215,7 @@ pub async fn insert_revision(
     .bind(&c.subject)
     .bind(c.phase.as_str())
     .bind(i64::from(c.after_days))
-    .bind(c.send_window.as_deref())
+    .bind(c.send_window.as_ref().map(SendWindow::as_str))
     .bind(&c.prompt)
     .bind(i64::from(c.wait_for_reply))
     .bind(c.max_wait_days.map(i64::from))
@@ -261,15 +261,6 @@ pub async fn set_position(
         .bind(file_name)
         .bind(lesson_id)
         .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-pub async fn set_status(db: &Db, lesson_id: i64, status: &str) -> anyhow::Result<()> {
-    sqlx::query("UPDATE lessons SET status = $1 WHERE id = $2")
-        .bind(status)
-        .bind(lesson_id)
-        .execute(db.pool())
         .await?;
     Ok(())
 }

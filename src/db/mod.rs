@@ -119,10 +119,68 @@ impl Db {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
+        self.accept_rewritten_migrations(migrator).await?;
         migrator
             .run(&self.pool)
             .await
             .context("applying migrations")?;
+        Ok(())
+    }
+
+    /// Migration 1 once named one course's phases in a CHECK; that CHECK now goes in
+    /// migration 9 (which rebuilds the table on databases that have it), and migration 1
+    /// was rewritten without it so that new databases never had it. A database that applied
+    /// the old text records the old checksum: when it is exactly that, it is brought to the
+    /// new one, so the migrator does not refuse a change it already knows about. Any other
+    /// mismatch is still refused.
+    async fn accept_rewritten_migrations(
+        &self,
+        migrator: &sqlx::migrate::Migrator,
+    ) -> anyhow::Result<()> {
+        const REWRITTEN: [(Backend, i64, &str); 2] = [
+            (
+                Backend::Sqlite,
+                1,
+                "c571735c1cb0cc42f2180934fec1cc1bffb7f78d7219cac49e3455b96e81011a886b7bfbc3f320f8aabd3a685331a62e",
+            ),
+            (
+                Backend::Postgres,
+                1,
+                "08fbac690177f93bbb4947f82d4d5cd06a4aeb891abd8483e06127f5ee17892602b91ca81c09a2598bd1375cf978e99d",
+            ),
+        ];
+        let exists_sql = match self.backend {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
+            }
+        };
+        let (tables,): (i64,) = sqlx::query_as(exists_sql).fetch_one(&self.pool).await?;
+        if tables == 0 {
+            return Ok(());
+        }
+        for (backend, version, old) in REWRITTEN {
+            if backend != self.backend {
+                continue;
+            }
+            let Some(current) = migrator.iter().find(|m| m.version == version) else {
+                continue;
+            };
+            let old = (0..old.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&old[i..i + 2], 16))
+                .collect::<Result<Vec<u8>, _>>()
+                .expect("a hex constant");
+            sqlx::query("UPDATE _sqlx_migrations SET checksum = $1 WHERE version = $2 AND checksum = $3")
+                .bind(current.checksum.to_vec())
+                .bind(version)
+                .bind(old)
+                .execute(&self.pool)
+                .await
+                .context("updating the checksum of a rewritten migration")?;
+        }
         Ok(())
     }
 

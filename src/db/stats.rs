@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use sqlx::FromRow;
 
 use super::{Db, Tx};
+use crate::domain::{DeliveryStatus, LessonStatus, Timezone};
 
 /// Per lesson: (mails that left, subscribers who answered).
 pub async fn lesson_counts(db: &Db) -> anyhow::Result<HashMap<i64, (i64, i64)>> {
@@ -81,7 +82,8 @@ pub struct Waiting {
     pub waiting_reply: i64,
     pub last_sent_at: Option<i64>,
     pub created_at: i64,
-    pub timezone: String,
+    #[sqlx(try_from = "String")]
+    pub timezone: Timezone,
 }
 
 /// Active enrollments of a course positioned in `[from, to)`: with `from` the position of
@@ -135,9 +137,13 @@ pub async fn max_position(tx: &mut Tx, course_id: i64) -> anyhow::Result<i64> {
 }
 
 /// Publishes or unpublishes a lesson inside a transaction.
-pub async fn set_lesson_status(tx: &mut Tx, lesson_id: i64, status: &str) -> anyhow::Result<()> {
+pub async fn set_lesson_status(
+    tx: &mut Tx,
+    lesson_id: i64,
+    status: LessonStatus,
+) -> anyhow::Result<()> {
     sqlx::query("UPDATE lessons SET status = $1 WHERE id = $2")
-        .bind(status)
+        .bind(status.as_str())
         .bind(lesson_id)
         .execute(&mut **tx)
         .await?;
@@ -160,7 +166,8 @@ pub struct EnrollmentDelivery {
     pub lesson_id: i64,
     pub position: i64,
     pub slug: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: DeliveryStatus,
     pub sent_at: Option<i64>,
 }
 

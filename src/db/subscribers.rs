@@ -3,18 +3,39 @@
 use sqlx::FromRow;
 
 use super::{Db, Tx};
+use crate::domain::{SubscriberStatus, Timezone};
 
+/// A subscriber, with the time zone and status parsed when the row is read.
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct SubscriberRow {
     pub id: i64,
     pub email: String,
     pub name: String,
-    pub timezone: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub timezone: Timezone,
+    #[sqlx(try_from = "String")]
+    pub status: SubscriberStatus,
     pub created_at: i64,
     pub confirmed_at: Option<i64>,
     pub confirm_sent_at: Option<i64>,
     pub status_at: i64,
+}
+
+impl SubscriberRow {
+    /// Nobody: the reader a lesson preview is addressed to.
+    pub fn preview(email: &str, name: &str, timezone: Timezone) -> SubscriberRow {
+        SubscriberRow {
+            id: 0,
+            email: email.to_owned(),
+            name: name.to_owned(),
+            timezone,
+            status: SubscriberStatus::Active,
+            created_at: 0,
+            confirmed_at: None,
+            confirm_sent_at: None,
+            status_at: 0,
+        }
+    }
 }
 
 const COLUMNS: &str =
@@ -74,8 +95,8 @@ pub async fn insert(
     tx: &mut Tx,
     email: &str,
     name: &str,
-    timezone: &str,
-    status: &str,
+    timezone: Timezone,
+    status: SubscriberStatus,
     now: i64,
 ) -> anyhow::Result<i64> {
     let (id,): (i64,) = sqlx::query_as(
@@ -83,17 +104,22 @@ pub async fn insert(
     )
     .bind(email.to_lowercase())
     .bind(name)
-    .bind(timezone)
-    .bind(status)
+    .bind(timezone.name())
+    .bind(status.as_str())
     .bind(now)
     .fetch_one(&mut **tx)
     .await?;
     Ok(id)
 }
 
-pub async fn set_status(tx: &mut Tx, id: i64, status: &str, now: i64) -> anyhow::Result<()> {
+pub async fn set_status(
+    tx: &mut Tx,
+    id: i64,
+    status: SubscriberStatus,
+    now: i64,
+) -> anyhow::Result<()> {
     sqlx::query("UPDATE subscribers SET status = $1, status_at = $2 WHERE id = $3")
-        .bind(status)
+        .bind(status.as_str())
         .bind(now)
         .bind(id)
         .execute(&mut **tx)

@@ -1,55 +1,46 @@
-//! The three phases of a course, in the order they must come.
+//! A phase's name: what a course's `[[phases]]` declare and each lesson names.
+//!
+//! The engine knows no phase. Which names exist and in what order is the course's own
+//! business (`course.toml`); here a name is only checked to be a well-formed slug.
 
 use std::fmt;
 
-use super::InvalidInput;
+use super::{InvalidInput, Slug};
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    Honesty,
-    Accountability,
-    Practice,
-}
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct Phase(String);
 
 impl Phase {
-    pub const ALL: [Phase; 3] = [Phase::Honesty, Phase::Accountability, Phase::Practice];
-
     pub fn parse(input: &str) -> Result<Phase, InvalidInput> {
-        match input {
-            "honesty" => Ok(Phase::Honesty),
-            "accountability" => Ok(Phase::Accountability),
-            "practice" => Ok(Phase::Practice),
-            other => Err(InvalidInput::new(
-                "phase",
-                format!("{other:?} is not a phase (honesty, accountability or practice)"),
-            )),
-        }
+        Slug::parse(input)
+            .map(|s| Phase(s.as_str().to_owned()))
+            .map_err(|e| InvalidInput::new("phase", e.message))
     }
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Honesty => "honesty",
-            Phase::Accountability => "accountability",
-            Phase::Practice => "practice",
-        }
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
+}
 
-    /// How the phase is named to readers.
-    pub fn label(self) -> &'static str {
-        match self {
-            Phase::Honesty => "Honesty",
-            Phase::Accountability => "Accountability",
-            Phase::Practice => "Daily practice",
-        }
+impl TryFrom<String> for Phase {
+    type Error = InvalidInput;
+
+    fn try_from(value: String) -> Result<Phase, InvalidInput> {
+        Phase::parse(&value)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Phase {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Phase, D::Error> {
+        let s = String::deserialize(d)?;
+        Phase::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.0)
     }
 }
 
@@ -58,21 +49,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_the_three_phases_in_order() {
-        let parsed: Vec<Phase> = ["honesty", "accountability", "practice"]
-            .iter()
-            .map(|p| Phase::parse(p).unwrap())
-            .collect();
-        assert_eq!(parsed, Phase::ALL);
-        assert!(Phase::Honesty < Phase::Accountability && Phase::Accountability < Phase::Practice);
-        for p in Phase::ALL {
-            assert_eq!(Phase::parse(p.as_str()).unwrap(), p);
+    fn any_slug_is_a_phase_name() {
+        for ok in ["honesty", "week-1", "follow-ups", "x"] {
+            assert_eq!(Phase::parse(ok).unwrap().as_str(), ok);
         }
     }
 
     #[test]
-    fn refuses_anything_else() {
-        for bad in ["", "Honesty", "practise", "honesty ", "daily"] {
+    fn refuses_what_is_not_a_slug() {
+        for bad in ["", "Honesty", "two words", "trailing-", "a--b"] {
             assert_eq!(Phase::parse(bad).unwrap_err().field, "phase");
         }
     }

@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 
 use super::InvalidInput;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Timezone(Tz);
 
 impl Timezone {
@@ -93,5 +93,20 @@ mod tests {
         let names: Vec<_> = Timezone::all_names().collect();
         assert!(names.contains(&"Europe/Paris") && names.contains(&"UTC"));
         assert!(names.len() > 300);
+    }
+}
+
+/// The stored form: an IANA name, checked when the row is read.
+impl TryFrom<String> for Timezone {
+    type Error = InvalidInput;
+
+    fn try_from(name: String) -> Result<Timezone, InvalidInput> {
+        Timezone::parse(&name)
+    }
+}
+
+impl serde::Serialize for Timezone {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
 }

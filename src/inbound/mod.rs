@@ -14,8 +14,9 @@ use sha2::{Digest, Sha256};
 
 use crate::app::App;
 use crate::db::{self, deliveries::DeliveryRef};
-use crate::domain::{Purpose, Timezone};
-use crate::outbox::plan::due_after_reply;
+use crate::domain::{DeliveryKind, EnrollmentStatus, Purpose, ReplyKind};
+use crate::schedule::Syllabus;
+use crate::subscriptions;
 use classify::{Command, Kind};
 
 /// How a message was tied to a delivery.
@@ -302,10 +303,10 @@ async fn store_and_act(
         )
         .await?;
     }
-    if outcome.kind == "reply"
+    if outcome.kind == ReplyKind::Reply.as_str()
         && let Some(d) = &delivery
     {
-        release_waiting_lesson(app, &mut tx, d, now).await?;
+        release_waiting_lesson(&mut tx, d, now).await?;
     }
     if outcome.flagged
         && !app.config.inbound.help_text.is_empty()
@@ -318,22 +319,23 @@ async fn store_and_act(
         db::deliveries::enqueue_mail(
             &mut tx,
             sid,
-            "notice",
+            DeliveryKind::Notice,
             &json!({"title": "We read your reply", "paragraphs": paragraphs}),
             now_s,
         )
         .await?;
     }
-    tx.commit().await?;
+    // The command commits with the reply or not at all: if it fails, the mail server's
+    // retry finds no stored reply and runs the whole step again.
     if let (Some(cmd), Some(sid)) = (command, subscriber_id) {
-        apply_command(app, sid, cmd, now).await?;
+        apply_command(&mut tx, sid, cmd, now).await?;
     }
+    tx.commit().await?;
     Ok(())
 }
 
 /// A reply to a lesson that holds the next one releases it.
 async fn release_waiting_lesson(
-    app: &App,
     tx: &mut db::Tx,
     d: &DeliveryRef,
     now: DateTime<Utc>,
@@ -344,64 +346,77 @@ async fn release_waiting_lesson(
     let Some(e) = db::enrollments::by_id_in(tx, enrollment_id).await? else {
         return Ok(());
     };
-    if e.waiting_reply == 0 || e.status != "active" {
+    if e.waiting_reply == 0 || e.status != EnrollmentStatus::Active {
         return Ok(());
     }
-    let course = db::courses::by_id(&app.db, e.course_id).await?;
+    let course = db::courses::by_id_in(tx, e.course_id).await?;
     let lessons = db::lessons::list_in(tx, e.course_id).await?;
+    let syllabus = Syllabus::new(&lessons, &course.send_window, &course.phases);
     let Some(answered) = lessons.iter().find(|l| l.id == lesson_id) else {
         return Ok(());
     };
     if answered.position != e.position {
         return Ok(());
     }
-    let s = db::subscribers::by_id_in(tx, d.subscriber_id).await?;
-    let tz = s
-        .and_then(|s| Timezone::parse(&s.timezone).ok())
-        .unwrap_or(Timezone::UTC);
-    let sent_at = e.last_sent_at.unwrap_or(now.timestamp());
-    let due = due_after_reply(&lessons, &course.send_window, answered, tz, sent_at, now)
-        .or(Some(now.timestamp()));
-    db::enrollments::set_next_due(tx, e.id, due, now.timestamp()).await?;
+    let Some(s) = db::subscribers::by_id_in(tx, d.subscriber_id).await? else {
+        return Ok(());
+    };
+    let sent_at = e
+        .last_sent_at
+        .and_then(|t| DateTime::from_timestamp(t, 0))
+        .unwrap_or(now);
+    let due = syllabus
+        .after_reply(answered, sent_at, now, s.timezone)
+        .unwrap_or(now);
+    db::enrollments::set_next_due(tx, e.id, Some(due.timestamp()), now.timestamp()).await?;
     Ok(())
 }
 
-/// PAUSE, RESUME and STOP from a reply's first line, confirmed by mail.
+/// PAUSE, RESUME and STOP from a reply's first line, confirmed by mail, in the reply's
+/// own transaction.
 async fn apply_command(
-    app: &App,
+    tx: &mut db::Tx,
     subscriber_id: i64,
     cmd: Command,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     let (done, title, line) = match cmd {
         Command::Pause => (
-            crate::subscriptions::pause(app, subscriber_id, "subscriber", now).await?,
+            subscriptions::pause_in(tx, subscriber_id, "subscriber", now).await?,
             "Your course is paused",
             "No lessons will come until you reply RESUME (or use the preferences link in any lesson).",
         ),
-        Command::Resume => (
-            crate::subscriptions::resume(app, subscriber_id, "subscriber", now).await?,
-            "Your course continues",
-            "Your next lesson comes at the next usual time.",
-        ),
+        Command::Resume => {
+            let Some(e) = db::enrollments::for_subscriber_in(tx, subscriber_id)
+                .await?
+                .into_iter()
+                .next()
+            else {
+                return Ok(());
+            };
+            let course = db::courses::by_id_in(tx, e.course_id).await?;
+            (
+                subscriptions::resume_in(tx, &course, subscriber_id, "subscriber", now).await?,
+                "Your course continues",
+                "Your next lesson comes at the next usual time.",
+            )
+        }
         // The goodbye mail that unsubscribing queues is the confirmation.
         Command::Stop => {
-            return crate::subscriptions::unsubscribe(app, subscriber_id, "subscriber", now)
+            return subscriptions::unsubscribe_in(tx, subscriber_id, "subscriber", now)
                 .await
                 .map(|_| ());
         }
     };
     if done {
-        let mut tx = app.db.begin_write().await?;
         db::deliveries::enqueue_mail(
-            &mut tx,
+            tx,
             subscriber_id,
-            "notice",
+            DeliveryKind::Notice,
             &json!({"title": title, "paragraphs": [line]}),
             now.timestamp(),
         )
         .await?;
-        tx.commit().await?;
     }
     Ok(())
 }

@@ -44,6 +44,10 @@ pub struct Outgoing {
 /// the sender hands the mail back untouched and waits for the server (see `outbox::relay`).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SendError {
+    /// The message could not be built (an address or header lettre refuses): the mail's
+    /// fault, not the recipient's, so it never counts as a bounce.
+    #[error("the message could not be built: {0}")]
+    Build(String),
     #[error("SMTP server unreachable: {0}")]
     Unreachable(String),
     #[error("temporary failure: {0}")]
@@ -56,6 +60,7 @@ impl SendError {
     /// "4xx", "5xx" or "connection", for metrics.
     pub fn class(&self) -> &'static str {
         match self {
+            SendError::Build(_) => "build",
             SendError::Permanent { .. } => "5xx",
             SendError::Transient(m) if m.starts_with('4') => "4xx",
             SendError::Transient(_) | SendError::Unreachable(_) => "connection",
@@ -192,10 +197,9 @@ impl Mailer {
 
     /// Sends one mail. For the file transport, the same mail sent twice overwrites its file.
     pub async fn send(&self, out: &Outgoing) -> Result<(), SendError> {
-        let message = self.build(out).map_err(|e| SendError::Permanent {
-            code: "build".into(),
-            message: format!("{e:#}"),
-        })?;
+        let message = self
+            .build(out)
+            .map_err(|e| SendError::Build(format!("{e:#}")))?;
         match &self.transport {
             Transport::File(dir) => {
                 let name = format!("{}.eml", out.file_label);

@@ -8,12 +8,11 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::app::App;
 use crate::db::{self, deliveries::NewLesson, lessons::Lesson};
-use crate::domain::Timezone;
-use crate::schedule;
+use crate::schedule::next_published;
 
 /// What a planning pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -30,14 +29,6 @@ pub struct PlanReport {
 /// runs each test in its own) are separate installations whose passes must not exclude
 /// each other.
 const PLAN_LOCK: i32 = 0x0d21_9001;
-
-/// The next published lesson after `position` (drafts are stepped over).
-pub fn next_lesson(lessons: &[Lesson], position: i64) -> Option<&Lesson> {
-    lessons
-        .iter()
-        .filter(|l| l.is_published() && l.position > position)
-        .min_by_key(|l| l.position)
-}
 
 /// Plans every enrollment due at `now`, in batches.
 pub async fn plan_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<PlanReport> {
@@ -64,7 +55,7 @@ pub async fn plan_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<PlanRepor
             {
                 e.insert(db::lessons::list_in(&mut tx, row.course_id).await?);
             }
-            match next_lesson(&lessons_by_course[&row.course_id], row.position) {
+            match next_published(&lessons_by_course[&row.course_id], row.position) {
                 Some(lesson) => groups
                     .entry((lesson.id, lesson.position))
                     .or_default()
@@ -90,47 +81,3 @@ pub async fn plan_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<PlanRepor
     }
 }
 
-/// When the lesson after `sent` is due for a subscriber in `tz`, and whether it waits for a
-/// reply. `None` means nothing is planned (waiting for a reply with no time limit).
-pub fn due_after_send(
-    lessons: &[Lesson],
-    course_window: &str,
-    sent: &Lesson,
-    tz: Timezone,
-    sent_at: DateTime<Utc>,
-) -> (Option<i64>, bool) {
-    let Some(next) = next_lesson(lessons, sent.position) else {
-        // Nothing left: due at once, so the next pass marks the enrollment completed.
-        return (Some(sent_at.timestamp()), false);
-    };
-    let window = next.content.window(course_window);
-    if sent.content.wait_for_reply {
-        let due = sent.content.max_wait_days.map(|wait| {
-            let days = next.content.after_days.max(wait);
-            schedule::due_after(&window, days, sent_at, tz.tz()).timestamp()
-        });
-        return (due, true);
-    }
-    (
-        Some(schedule::due_after(&window, next.content.after_days, sent_at, tz.tz()).timestamp()),
-        false,
-    )
-}
-
-/// When the lesson after `answered` is due once the reply it waited for arrived at
-/// `replied_at`: its usual due time, or the next window after the reply if that is later.
-pub fn due_after_reply(
-    lessons: &[Lesson],
-    course_window: &str,
-    answered: &Lesson,
-    tz: Timezone,
-    sent_at: i64,
-    replied_at: DateTime<Utc>,
-) -> Option<i64> {
-    let next = next_lesson(lessons, answered.position)?;
-    let window = next.content.window(course_window);
-    let sent_at = Utc.timestamp_opt(sent_at, 0).single()?;
-    let usual = schedule::due_after(&window, next.content.after_days, sent_at, tz.tz());
-    let after_reply = schedule::next_window(&window, replied_at, tz.tz());
-    Some(usual.max(after_reply).timestamp())
-}

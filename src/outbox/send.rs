@@ -19,13 +19,13 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use rand::Rng;
 
-use super::plan::due_after_send;
 use super::relay::Gate;
 use crate::app::App;
 use crate::db::{self, deliveries::Claimed, lessons::Lesson, subscribers::SubscriberRow};
-use crate::domain::Timezone;
+use crate::domain::{DeliveryKind, Timezone};
 use crate::mailer::{Outgoing, SendError};
-use crate::render::{LessonVars, MailKind};
+use crate::render::MailKind;
+use crate::schedule::Syllabus;
 
 /// What a sending pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -43,7 +43,7 @@ enum Outcome {
         id: i64,
         lesson: Option<usize>,
         enrollment_id: Option<i64>,
-        timezone: String,
+        timezone: Timezone,
     },
     Retried,
     Failed,
@@ -170,6 +170,10 @@ struct BatchContext {
 }
 
 impl BatchContext {
+    fn syllabus(&self) -> Syllabus<'_> {
+        Syllabus::new(&self.lessons, &self.course.send_window, &self.course.phases)
+    }
+
     async fn load(
         app: &App,
         claimed: Vec<Claimed>,
@@ -309,7 +313,7 @@ impl BatchContext {
     /// enrollments that get the same due time (same lesson, same time zone) in one update.
     async fn record_sent(
         &self,
-        sent: &[(i64, Option<usize>, Option<i64>, String)],
+        sent: &[(i64, Option<usize>, Option<i64>, Timezone)],
     ) -> anyhow::Result<()> {
         if sent.is_empty() {
             return Ok(());
@@ -328,7 +332,8 @@ impl BatchContext {
                 .await?;
             recorded.extend(done);
         }
-        let mut due_for: HashMap<(usize, &str), (Option<i64>, bool)> = HashMap::new();
+        let syllabus = self.syllabus();
+        let mut due_for: HashMap<(usize, Timezone), (Option<i64>, bool)> = HashMap::new();
         let mut plans: HashMap<(i64, Option<i64>, bool), Vec<i64>> = HashMap::new();
         for (id, lesson, enrollment_id, timezone) in sent {
             let (Some(lesson), Some(enrollment_id)) = (lesson, enrollment_id) else {
@@ -338,9 +343,9 @@ impl BatchContext {
                 continue;
             }
             let l = &self.lessons[*lesson];
-            let (next_due, waiting) = *due_for.entry((*lesson, timezone)).or_insert_with(|| {
-                let tz = Timezone::parse(timezone).unwrap_or(Timezone::UTC);
-                due_after_send(&self.lessons, &self.course.send_window, l, tz, self.now)
+            let (next_due, waiting) = *due_for.entry((*lesson, *timezone)).or_insert_with(|| {
+                let next = syllabus.after_send(l, self.now, *timezone);
+                (next.due.map(|d| d.timestamp()), next.waiting_reply)
             });
             plans
                 .entry((l.position, next_due, waiting))
@@ -363,22 +368,7 @@ impl BatchContext {
             .context("delivery without subscriber")?;
         let (outgoing, lesson) = match self.compose(d, subscriber) {
             Ok(x) => x,
-            Err(e) => {
-                // A mail that cannot be rendered will not render on retry either: fail it
-                // visibly with the reason instead of looping.
-                let mut tx = app.db.begin_write().await?;
-                db::deliveries::mark_failed(
-                    &mut tx,
-                    d.id,
-                    &app.worker_id,
-                    &format!("render: {e:#}"),
-                    self.now.timestamp(),
-                )
-                .await?;
-                tx.commit().await?;
-                tracing::error!(delivery = d.id, error = %format!("{e:#}"), "cannot render a mail");
-                return Ok(Outcome::Failed);
-            }
+            Err(e) => return self.unsendable(d, &format!("render: {e:#}")).await,
         };
         let permit = app.limiter.acquire(&outgoing.to).await;
         let started = Instant::now();
@@ -393,11 +383,12 @@ impl BatchContext {
         let lesson_row = lesson.map(|i| &self.lessons[i]);
         match result {
             Err(SendError::Unreachable(_)) => Ok(Outcome::Held(d.id)),
+            Err(SendError::Build(reason)) => self.unsendable(d, &format!("build: {reason}")).await,
             Ok(()) => Ok(Outcome::Sent {
                 id: d.id,
                 lesson,
                 enrollment_id: d.enrollment_id,
-                timezone: subscriber.timezone.clone(),
+                timezone: subscriber.timezone,
             }),
             Err(SendError::Transient(reason)) => {
                 let age = self.now.timestamp() - d.created_at;
@@ -428,6 +419,19 @@ impl BatchContext {
         }
     }
 
+    /// A mail that cannot be rendered or built will not be on a retry either: it fails
+    /// visibly with the reason instead of looping, and it is the mail's fault, not the
+    /// reader's, so no bounce is counted.
+    async fn unsendable(&self, d: &Claimed, why: &str) -> anyhow::Result<Outcome> {
+        let app = &self.app;
+        let mut tx = app.db.begin_write().await?;
+        db::deliveries::mark_failed(&mut tx, d.id, &app.worker_id, why, self.now.timestamp())
+            .await?;
+        tx.commit().await?;
+        tracing::error!(delivery = d.id, error = %why, "cannot make this mail; marked failed");
+        Ok(Outcome::Failed)
+    }
+
     /// Renders the mail for a delivery; for a lesson also returns its index in `lessons`
     /// (whose revision is the one used).
     fn compose(&self, d: &Claimed, s: &SubscriberRow) -> anyhow::Result<(Outgoing, Option<usize>)> {
@@ -435,36 +439,26 @@ impl BatchContext {
         let ctx = app.mail_context(&self.course, s);
         let mut lesson_ref = None;
         let mut label_kind = d.kind.as_str();
-        let rendered = match d.kind.as_str() {
-            "lesson" => {
+        let rendered = match d.kind {
+            DeliveryKind::Lesson => {
                 let index = self
                     .lessons
                     .iter()
                     .position(|l| Some(l.id) == d.lesson_id)
                     .context("the lesson of this delivery no longer exists")?;
                 let lesson = &self.lessons[index];
-                let published: Vec<&Lesson> =
-                    self.lessons.iter().filter(|l| l.is_published()).collect();
-                let number = published
-                    .iter()
-                    .position(|l| l.id == lesson.id)
-                    .map(|i| i + 1)
-                    .unwrap_or(lesson.position as usize);
-                let vars = LessonVars {
-                    title: lesson.content.title.clone(),
-                    number,
-                    of: published.len(),
-                    phase: lesson.content.phase.label().to_owned(),
-                };
+                let vars = self
+                    .syllabus()
+                    .lesson_vars(lesson.id, lesson.position, &lesson.content);
                 lesson_ref = Some(index);
                 app.renderer.lesson(&lesson.content, &vars, &ctx)?
             }
-            "confirm" => app.renderer.mail(
+            DeliveryKind::Confirm => app.renderer.mail(
                 MailKind::Confirm,
                 &ctx,
                 minijinja::context! { confirm_url => app.confirm_url(s.id) },
             )?,
-            "welcome" => {
+            DeliveryKind::Welcome => {
                 let payload: serde_json::Value =
                     serde_json::from_str(&d.payload).unwrap_or_default();
                 let when = payload["first_lesson_at"]
@@ -477,10 +471,10 @@ impl BatchContext {
                     minijinja::context! { first_lesson_at => when },
                 )?
             }
-            "goodbye" => app
+            DeliveryKind::Goodbye => app
                 .renderer
                 .mail(MailKind::Goodbye, &ctx, minijinja::context! {})?,
-            "notice" => {
+            DeliveryKind::Notice => {
                 let payload: serde_json::Value =
                     serde_json::from_str(&d.payload).unwrap_or_default();
                 if payload[crate::subscriptions::JOURNAL_LINK_PAYLOAD] == true {
@@ -506,14 +500,13 @@ impl BatchContext {
                     )?
                 }
             }
-            other => anyhow::bail!("unknown delivery kind {other:?}"),
         };
         let lesson = lesson_ref.map(|i| &self.lessons[i]);
         let label = match lesson {
             Some(l) => format!("{:06}-lesson-{}", d.id, l.slug),
             None => format!("{:06}-{label_kind}", d.id),
         };
-        let unsubscribe = (d.kind != "confirm").then(|| {
+        let unsubscribe = (d.kind != DeliveryKind::Confirm).then(|| {
             let mailto = format!("mailto:{}?subject=unsubscribe", app.reply_address(d.id));
             (ctx.links.unsubscribe.clone(), mailto)
         });
@@ -541,7 +534,7 @@ impl BatchContext {
         s: &SubscriberRow,
     ) -> anyhow::Result<crate::render::RenderedMail> {
         let app = &self.app;
-        let hours = crate::web::JOURNAL_ACCESS_HOURS;
+        let hours = crate::subscriptions::JOURNAL_ACCESS_HOURS;
         let url = app.journal_access_url(s.id, self.now.timestamp() + hours * 3600);
         app.renderer.mail(
             MailKind::Notice,
@@ -586,20 +579,13 @@ impl BatchContext {
         )
         .await?;
         if !bounced && let (Some(lesson), Some(enrollment_id)) = (lesson, d.enrollment_id) {
-            let tz = Timezone::parse(&s.timezone).unwrap_or(Timezone::UTC);
-            let (next_due, waiting) = due_after_send(
-                &self.lessons,
-                &self.course.send_window,
-                lesson,
-                tz,
-                self.now,
-            );
+            let next = self.syllabus().after_send(lesson, self.now, s.timezone);
             db::enrollments::plan_next(
                 &mut tx,
                 enrollment_id,
                 lesson.position,
-                next_due,
-                waiting,
+                next.due.map(|d| d.timestamp()),
+                next.waiting_reply,
                 now,
                 now,
             )

@@ -138,7 +138,7 @@ pub async fn gather(app: &App, s: &SubscriberRow) -> anyhow::Result<SubscriberDa
         enrollments.push(Enrollment {
             course: course_slug,
             position: e.position,
-            status: e.status,
+            status: e.status.as_str().to_owned(),
             next_due_at: time(e.next_due_at),
             waiting_reply: e.waiting_reply != 0,
             last_sent_at: time(e.last_sent_at),
@@ -150,9 +150,9 @@ pub async fn gather(app: &App, s: &SubscriberRow) -> anyhow::Result<SubscriberDa
         .into_iter()
         .map(|d| Delivery {
             lesson_title: title_of(&d.lesson),
-            kind: d.kind,
+            kind: d.kind.as_str().to_owned(),
             lesson: d.lesson,
-            status: d.status,
+            status: d.status.as_str().to_owned(),
             attempts: d.attempts,
             revision: d.revision,
             created_at: time(Some(d.created_at)),
@@ -195,8 +195,8 @@ pub async fn gather(app: &App, s: &SubscriberRow) -> anyhow::Result<SubscriberDa
         subscriber: Person {
             email: s.email.clone(),
             name: s.name.clone(),
-            timezone: s.timezone.clone(),
-            status: s.status.clone(),
+            timezone: s.timezone.name().to_owned(),
+            status: s.status.as_str().to_owned(),
             created_at: time(Some(s.created_at)),
             confirmed_at: time(s.confirmed_at),
             status_changed_at: time(Some(s.status_at)),
@@ -221,7 +221,7 @@ pub async fn export(
 ) -> anyhow::Result<Option<Export>> {
     let Some(s) = db::subscribers::by_id(&app.db, id)
         .await?
-        .filter(|s| s.status != "erased")
+        .filter(|s| s.status != crate::domain::SubscriberStatus::Erased)
     else {
         return Ok(None);
     };

@@ -23,8 +23,7 @@ use super::NewSubscriber;
 use crate::app::App;
 use crate::db::{self, Tx};
 use crate::domain::Timezone;
-use crate::outbox::plan::next_lesson;
-use crate::schedule;
+use crate::schedule::Syllabus;
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct ImportReport {
@@ -202,9 +201,8 @@ pub async fn import_reader_with_progress<R: std::io::Read>(
     let lessons = db::lessons::list(&app.db, course.id).await?;
     let mut target = Target {
         confirmed,
-        first: next_lesson(&lessons, 0),
+        syllabus: Syllabus::new(&lessons, &course.send_window, &course.phases),
         course_id: course.id,
-        course_window: &course.send_window,
         now,
         due_by_zone: HashMap::new(),
     };
@@ -395,9 +393,8 @@ impl Batch {
 /// confirmation mail.
 struct Target<'a> {
     confirmed: bool,
-    first: Option<&'a db::lessons::Lesson>,
+    syllabus: Syllabus<'a>,
     course_id: i64,
-    course_window: &'a str,
     now: DateTime<Utc>,
     /// The first lesson's due time depends only on the time zone: computed once per zone.
     due_by_zone: HashMap<String, i64>,
@@ -420,8 +417,8 @@ impl Target<'_> {
         if self.confirmed {
             let rows: Vec<(i64, i64)> = inserted
                 .iter()
-                .map(|(id, tz)| (*id, self.first_due(tz)))
-                .collect();
+                .map(|(id, tz)| Ok((*id, self.first_due(tz)?)))
+                .collect::<anyhow::Result<_>>()?;
             insert_enrollments(&mut tx, &rows, self.course_id, self.now.timestamp()).await?;
         } else {
             let ids: Vec<i64> = inserted.iter().map(|(id, _)| *id).collect();
@@ -433,23 +430,17 @@ impl Target<'_> {
         Ok(())
     }
 
-    fn first_due(&mut self, timezone: &str) -> i64 {
-        let (first, window, now) = (self.first, self.course_window, self.now);
-        *self
-            .due_by_zone
-            .entry(timezone.to_owned())
-            .or_insert_with(|| {
-                let tz = Timezone::parse(timezone).unwrap_or(Timezone::UTC);
-                first.map_or(now.timestamp(), |l| {
-                    schedule::due_after(
-                        &l.content.window(window),
-                        l.content.after_days,
-                        now,
-                        tz.tz(),
-                    )
-                    .timestamp()
-                })
-            })
+    fn first_due(&mut self, timezone: &str) -> anyhow::Result<i64> {
+        let (syllabus, now) = (self.syllabus, self.now);
+        if let Some(due) = self.due_by_zone.get(timezone) {
+            return Ok(*due);
+        }
+        // The zone was parsed from the row a moment ago; it comes back from the insert.
+        let tz = Timezone::parse(timezone)
+            .with_context(|| format!("time zone {timezone:?} stored by the import"))?;
+        let due = syllabus.first_due(now, tz).timestamp();
+        self.due_by_zone.insert(timezone.to_owned(), due);
+        Ok(due)
     }
 }
 
@@ -611,7 +602,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(
-            (ann.name.as_str(), ann.timezone.as_str()),
+            (ann.name.as_str(), ann.timezone.name()),
             ("Ann", "Europe/Paris")
         );
     }

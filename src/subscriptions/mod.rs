@@ -5,18 +5,23 @@
 pub mod export;
 pub mod import;
 mod journal;
+mod moves;
 pub mod spreadsheet;
 
-pub use journal::{JOURNAL_LINK_PAYLOAD, request_journal_link};
+pub use moves::{MoveRefused, move_to_lesson};
+pub use journal::{
+    JOURNAL_ACCESS_HOURS, JOURNAL_LINK_PAYLOAD, JOURNAL_RESEND_MINUTES, request_journal_link,
+};
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
 use crate::app::App;
-use crate::db::{self, Tx};
-use crate::domain::{EmailAddress, InvalidInput, Timezone};
-use crate::outbox::plan::next_lesson;
-use crate::schedule;
+use crate::db::{self, Tx, courses::CourseRow};
+use crate::domain::{
+    DeliveryKind, EmailAddress, EnrollmentStatus, InvalidInput, SubscriberStatus, Timezone,
+};
+use crate::schedule::Syllabus;
 
 /// Sign-up input, parsed once at the edge.
 #[derive(Debug, Clone)]
@@ -83,8 +88,20 @@ pub enum Subscribed {
     AlreadyActive,
 }
 
+/// Why [`add`] refused: the one refusal a caller answers differently (409, not 500).
+#[derive(Debug, thiserror::Error)]
+pub enum AddError {
+    #[error("email: {0} is already a subscriber")]
+    AlreadySubscribed(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
 const CONFIRM_RESEND_SECONDS: i64 = 600;
 
+/// Signs up. A known address is never changed by a sign-up: the name and time zone asked
+/// for travel in the confirmation mail's payload and are applied when the link is used, so
+/// a stranger typing someone's address cannot rename them or move their lessons.
 pub async fn subscribe(
     app: &App,
     new: &NewSubscriber,
@@ -99,24 +116,17 @@ pub async fn subscribe(
                 &mut tx,
                 new.email.as_str(),
                 &new.name,
-                new.timezone.name(),
-                "pending",
+                new.timezone,
+                SubscriberStatus::Pending,
                 now_s,
             )
             .await?;
-            db::events::log(
-                &mut tx,
-                Some(id),
-                "subscriber",
-                "signed_up",
-                &json!({}),
-                now_s,
-            )
-            .await?;
-            queue_confirmation(&mut tx, id, now_s).await?;
+            db::events::log(&mut tx, Some(id), "subscriber", "signed_up", &json!({}), now_s)
+                .await?;
+            queue_confirmation(&mut tx, id, None, now_s).await?;
             Subscribed::ConfirmationQueued
         }
-        Some(s) if s.status == "active" || s.status == "paused" => Subscribed::AlreadyActive,
+        Some(s) if s.status.is_enrolled() => Subscribed::AlreadyActive,
         Some(s)
             if s.confirm_sent_at
                 .is_some_and(|t| now_s - t < CONFIRM_RESEND_SECONDS) =>
@@ -124,10 +134,11 @@ pub async fn subscribe(
             Subscribed::Throttled
         }
         Some(s) => {
-            // Pending, unsubscribed or bounced: ask again, with double opt-in as the first time.
-            db::subscribers::update_profile(&mut tx, s.id, &new.name, new.timezone.name()).await?;
-            if s.status != "pending" {
-                db::subscribers::set_status(&mut tx, s.id, "pending", now_s).await?;
+            // Pending, unsubscribed or bounced: ask again, with double opt-in as the first
+            // time. The name and time zone wait for the confirmation (see `confirm`).
+            if s.status != SubscriberStatus::Pending {
+                db::subscribers::set_status(&mut tx, s.id, SubscriberStatus::Pending, now_s)
+                    .await?;
                 db::events::log(
                     &mut tx,
                     Some(s.id),
@@ -138,7 +149,7 @@ pub async fn subscribe(
                 )
                 .await?;
             }
-            queue_confirmation(&mut tx, s.id, now_s).await?;
+            queue_confirmation(&mut tx, s.id, Some(new), now_s).await?;
             Subscribed::ConfirmationQueued
         }
     };
@@ -146,8 +157,19 @@ pub async fn subscribe(
     Ok(outcome)
 }
 
-async fn queue_confirmation(tx: &mut Tx, id: i64, now: i64) -> anyhow::Result<()> {
-    db::deliveries::enqueue_mail(tx, id, "confirm", &json!({}), now).await?;
+/// Queues the confirmation mail; `profile` is the name and time zone a repeated sign-up
+/// asked for, kept with the mail until the link is used.
+async fn queue_confirmation(
+    tx: &mut Tx,
+    id: i64,
+    profile: Option<&NewSubscriber>,
+    now: i64,
+) -> anyhow::Result<()> {
+    let payload = match profile {
+        Some(p) => json!({"name": p.name, "timezone": p.timezone.name()}),
+        None => json!({}),
+    };
+    db::deliveries::enqueue_mail(tx, id, DeliveryKind::Confirm, &payload, now).await?;
     db::subscribers::set_confirm_sent(tx, id, now).await
 }
 
@@ -160,7 +182,8 @@ pub enum Confirmed {
     NotFound,
 }
 
-/// Activates a pending subscriber and enrols them; a second click changes nothing.
+/// Activates a pending subscriber and enrols them, with the name and time zone their
+/// latest sign-up asked for; a second click changes nothing.
 pub async fn confirm(
     app: &App,
     subscriber_id: i64,
@@ -168,102 +191,115 @@ pub async fn confirm(
     now: DateTime<Utc>,
 ) -> anyhow::Result<Confirmed> {
     let course = app.course().await?;
-    let lessons = db::lessons::list(&app.db, course.id).await?;
-    let now_s = now.timestamp();
     let mut tx = app.db.begin_write().await?;
-    let Some(s) = db::subscribers::by_id_in(&mut tx, subscriber_id).await? else {
+    let confirmed = confirm_in(&mut tx, &course, subscriber_id, actor, now).await?;
+    tx.commit().await?;
+    Ok(confirmed)
+}
+
+async fn confirm_in(
+    tx: &mut Tx,
+    course: &CourseRow,
+    subscriber_id: i64,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Confirmed> {
+    let now_s = now.timestamp();
+    let lessons = db::lessons::list_in(tx, course.id).await?;
+    let syllabus = Syllabus::new(&lessons, &course.send_window, &course.phases);
+    let Some(mut s) = db::subscribers::by_id_in(tx, subscriber_id).await? else {
         return Ok(Confirmed::NotFound);
     };
-    match s.status.as_str() {
-        "pending" => {}
-        "active" | "paused" => return Ok(Confirmed::Already),
-        _ => return Ok(Confirmed::Inactive),
+    match s.status {
+        SubscriberStatus::Pending => {}
+        SubscriberStatus::Active | SubscriberStatus::Paused => return Ok(Confirmed::Already),
+        SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced | SubscriberStatus::Erased => {
+            return Ok(Confirmed::Inactive);
+        }
     }
-    db::subscribers::confirm(&mut tx, s.id, now_s).await?;
-    let tz = Timezone::parse(&s.timezone).unwrap_or(Timezone::UTC);
-    let first = next_lesson(&lessons, 0);
-    let due = first.map(|l| {
-        schedule::due_after(
-            &l.content.window(&course.send_window),
-            l.content.after_days,
-            now,
-            tz.tz(),
-        )
-    });
-    let enrolled = db::enrollments::create(
-        &mut tx,
-        s.id,
-        course.id,
-        due.unwrap_or(now).timestamp(),
-        now_s,
-    )
-    .await?;
+    if let Some(profile) = db::deliveries::latest_confirm_payload(tx, s.id).await? {
+        let name = profile["name"].as_str().map(str::to_owned);
+        let tz = profile["timezone"].as_str().and_then(|t| Timezone::parse(t).ok());
+        if let (Some(name), Some(tz)) = (name, tz) {
+            db::subscribers::update_profile(tx, s.id, &name, tz.name()).await?;
+            s.name = name;
+            s.timezone = tz;
+        }
+    }
+    db::subscribers::confirm(tx, s.id, now_s).await?;
+    let tz = s.timezone;
+    let due = syllabus.first_due(now, tz);
+    let enrolled =
+        db::enrollments::create(tx, s.id, course.id, due.timestamp(), now_s).await?;
     if !enrolled {
         // Enrolled before (they unsubscribed and came back): continue where they left off.
-        for e in db::enrollments::for_subscriber_in(&mut tx, s.id).await? {
-            let next = next_lesson(&lessons, e.position);
-            let due = next.map(|l| {
-                schedule::next_window(&l.content.window(&course.send_window), now, tz.tz())
-                    .timestamp()
-            });
+        for e in db::enrollments::for_subscriber_in(tx, s.id).await? {
+            let due = syllabus.resume_due(e.position, now, tz).timestamp();
             db::enrollments::set_status(
-                &mut tx,
+                tx,
                 e.id,
-                "active",
+                EnrollmentStatus::Active,
                 e.position,
-                Some(due.unwrap_or(now_s)),
+                Some(due),
                 now_s,
             )
             .await?;
         }
     }
-    if let Some(due) = due
-        && due.timestamp() - now_s > 3600
-    {
+    if enrolled && due.timestamp() - now_s > 3600 {
         let local = due
             .with_timezone(&tz.tz())
             .format("%A %-d %B at %H:%M (%Z)")
             .to_string();
         db::deliveries::enqueue_mail(
-            &mut tx,
+            tx,
             s.id,
-            "welcome",
+            DeliveryKind::Welcome,
             &json!({ "first_lesson_at": local }),
             now_s,
         )
         .await?;
     }
-    db::events::log(&mut tx, Some(s.id), actor, "confirmed", &json!({}), now_s).await?;
-    tx.commit().await?;
+    db::events::log(tx, Some(s.id), actor, "confirmed", &json!({}), now_s).await?;
     Ok(Confirmed::Now)
 }
 
 /// Adds a subscriber directly (CLI, import, API). With `confirmed`, no confirmation mail:
-/// the caller vouches for the consent.
+/// the caller vouches for the consent. One transaction: the person is added and enrolled,
+/// or nothing is.
 pub async fn add(
     app: &App,
     new: &NewSubscriber,
     confirmed: bool,
     actor: &str,
     now: DateTime<Utc>,
-) -> anyhow::Result<i64> {
+) -> Result<i64, AddError> {
     let now_s = now.timestamp();
+    let course = app.course().await?;
     let mut tx = app.db.begin_write().await?;
     if db::subscribers::by_email_in(&mut tx, new.email.as_str())
         .await?
         .is_some()
     {
-        anyhow::bail!("email: {} is already a subscriber", new.email);
+        return Err(AddError::AlreadySubscribed(new.email.to_string()));
     }
-    let id = db::subscribers::insert(
+    let inserted = db::subscribers::insert(
         &mut tx,
         new.email.as_str(),
         &new.name,
-        new.timezone.name(),
-        "pending",
+        new.timezone,
+        SubscriberStatus::Pending,
         now_s,
     )
-    .await?;
+    .await;
+    let id = match inserted {
+        Ok(id) => id,
+        // Another request added the same address between the check and the insert.
+        Err(e) if db::is_unique_violation(&e) => {
+            return Err(AddError::AlreadySubscribed(new.email.to_string()));
+        }
+        Err(e) => return Err(e.into()),
+    };
     db::events::log(
         &mut tx,
         Some(id),
@@ -273,13 +309,12 @@ pub async fn add(
         now_s,
     )
     .await?;
-    if !confirmed {
-        queue_confirmation(&mut tx, id, now_s).await?;
-    }
-    tx.commit().await?;
     if confirmed {
-        confirm(app, id, actor, now).await?;
+        confirm_in(&mut tx, &course, id, actor, now).await?;
+    } else {
+        queue_confirmation(&mut tx, id, None, now_s).await?;
     }
+    tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(id)
 }
 
@@ -291,24 +326,37 @@ pub async fn pause(
     actor: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    let now_s = now.timestamp();
     let mut tx = app.db.begin_write().await?;
-    let Some(s) = db::subscribers::by_id_in(&mut tx, subscriber_id).await? else {
+    let done = pause_in(&mut tx, subscriber_id, actor, now).await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// [`pause`] inside the caller's transaction.
+pub async fn pause_in(
+    tx: &mut Tx,
+    subscriber_id: i64,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let now_s = now.timestamp();
+    let Some(s) = db::subscribers::by_id_in(tx, subscriber_id).await? else {
         return Ok(false);
     };
-    if s.status != "active" {
+    if s.status != SubscriberStatus::Active {
         return Ok(false);
     }
-    db::subscribers::set_status(&mut tx, s.id, "paused", now_s).await?;
-    let withdrawn = db::deliveries::withdraw_queued_lessons(&mut tx, s.id).await?;
-    for e in db::enrollments::for_subscriber_in(&mut tx, s.id).await? {
-        if e.status == "active" {
-            let position = db::enrollments::last_delivered_position(&mut tx, e.id).await?;
-            db::enrollments::set_status(&mut tx, e.id, "paused", position, None, now_s).await?;
+    db::subscribers::set_status(tx, s.id, SubscriberStatus::Paused, now_s).await?;
+    let withdrawn = db::deliveries::withdraw_queued_lessons(tx, s.id).await?;
+    for e in db::enrollments::for_subscriber_in(tx, s.id).await? {
+        if e.status == EnrollmentStatus::Active {
+            let position = db::enrollments::last_delivered_position(tx, e.id).await?;
+            db::enrollments::set_status(tx, e.id, EnrollmentStatus::Paused, position, None, now_s)
+                .await?;
         }
     }
     db::events::log(
-        &mut tx,
+        tx,
         Some(s.id),
         actor,
         "paused",
@@ -316,7 +364,6 @@ pub async fn pause(
         now_s,
     )
     .await?;
-    tx.commit().await?;
     Ok(true)
 }
 
@@ -329,31 +376,45 @@ pub async fn resume(
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
     let course = app.course().await?;
-    let lessons = db::lessons::list(&app.db, course.id).await?;
-    let now_s = now.timestamp();
     let mut tx = app.db.begin_write().await?;
-    let Some(s) = db::subscribers::by_id_in(&mut tx, subscriber_id).await? else {
+    let done = resume_in(&mut tx, &course, subscriber_id, actor, now).await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// [`resume`] inside the caller's transaction.
+pub async fn resume_in(
+    tx: &mut Tx,
+    course: &CourseRow,
+    subscriber_id: i64,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let now_s = now.timestamp();
+    let lessons = db::lessons::list_in(tx, course.id).await?;
+    let syllabus = Syllabus::new(&lessons, &course.send_window, &course.phases);
+    let Some(s) = db::subscribers::by_id_in(tx, subscriber_id).await? else {
         return Ok(false);
     };
-    if s.status != "paused" {
+    if s.status != SubscriberStatus::Paused {
         return Ok(false);
     }
-    let tz = Timezone::parse(&s.timezone).unwrap_or(Timezone::UTC);
-    db::subscribers::set_status(&mut tx, s.id, "active", now_s).await?;
-    for e in db::enrollments::for_subscriber_in(&mut tx, s.id).await? {
-        if e.status == "paused" {
-            let due = next_lesson(&lessons, e.position)
-                .map(|l| {
-                    schedule::next_window(&l.content.window(&course.send_window), now, tz.tz())
-                        .timestamp()
-                })
-                .unwrap_or(now_s);
-            db::enrollments::set_status(&mut tx, e.id, "active", e.position, Some(due), now_s)
-                .await?;
+    db::subscribers::set_status(tx, s.id, SubscriberStatus::Active, now_s).await?;
+    for e in db::enrollments::for_subscriber_in(tx, s.id).await? {
+        if e.status == EnrollmentStatus::Paused {
+            let due = syllabus.resume_due(e.position, now, s.timezone).timestamp();
+            db::enrollments::set_status(
+                tx,
+                e.id,
+                EnrollmentStatus::Active,
+                e.position,
+                Some(due),
+                now_s,
+            )
+            .await?;
         }
     }
-    db::events::log(&mut tx, Some(s.id), actor, "resumed", &json!({}), now_s).await?;
-    tx.commit().await?;
+    db::events::log(tx, Some(s.id), actor, "resumed", &json!({}), now_s).await?;
     Ok(true)
 }
 
@@ -364,20 +425,35 @@ pub async fn unsubscribe(
     actor: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    let now_s = now.timestamp();
     let mut tx = app.db.begin_write().await?;
-    let Some(s) = db::subscribers::by_id_in(&mut tx, subscriber_id).await? else {
+    let done = unsubscribe_in(&mut tx, subscriber_id, actor, now).await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// [`unsubscribe`] inside the caller's transaction.
+pub async fn unsubscribe_in(
+    tx: &mut Tx,
+    subscriber_id: i64,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let now_s = now.timestamp();
+    let Some(s) = db::subscribers::by_id_in(tx, subscriber_id).await? else {
         return Ok(false);
     };
-    if matches!(s.status.as_str(), "unsubscribed" | "erased") {
+    if matches!(
+        s.status,
+        SubscriberStatus::Unsubscribed | SubscriberStatus::Erased
+    ) {
         return Ok(false);
     }
-    stop(&mut tx, &s, "unsubscribed", now_s).await?;
-    if matches!(s.status.as_str(), "active" | "paused") {
-        db::deliveries::enqueue_mail(&mut tx, s.id, "goodbye", &json!({}), now_s).await?;
+    stop(tx, &s, SubscriberStatus::Unsubscribed, now_s).await?;
+    if s.status.is_enrolled() {
+        db::deliveries::enqueue_mail(tx, s.id, DeliveryKind::Goodbye, &json!({}), now_s).await?;
     }
     db::events::log(
-        &mut tx,
+        tx,
         Some(s.id),
         actor,
         "unsubscribed",
@@ -385,25 +461,43 @@ pub async fn unsubscribe(
         now_s,
     )
     .await?;
-    tx.commit().await?;
     Ok(true)
 }
 
 async fn stop(
     tx: &mut Tx,
     s: &db::subscribers::SubscriberRow,
-    status: &str,
+    status: SubscriberStatus,
     now_s: i64,
 ) -> anyhow::Result<()> {
     db::subscribers::set_status(tx, s.id, status, now_s).await?;
     db::deliveries::withdraw_queued_lessons(tx, s.id).await?;
     for e in db::enrollments::for_subscriber_in(tx, s.id).await? {
-        if matches!(e.status.as_str(), "active" | "paused") {
+        if matches!(e.status, EnrollmentStatus::Active | EnrollmentStatus::Paused) {
             let position = db::enrollments::last_delivered_position(tx, e.id).await?;
-            db::enrollments::set_status(tx, e.id, "stopped", position, None, now_s).await?;
+            db::enrollments::set_status(tx, e.id, EnrollmentStatus::Stopped, position, None, now_s)
+                .await?;
         }
     }
     Ok(())
+}
+
+/// The bounce rule (`[schedule] bounce_window_days`, `hard_bounce_limit`, `soft_bounce_limit`).
+#[derive(Debug, Clone, Copy)]
+pub struct BounceRule {
+    pub window_days: i64,
+    pub hard_limit: i64,
+    pub soft_limit: i64,
+}
+
+impl BounceRule {
+    pub fn from_config(cfg: &crate::config::Schedule) -> BounceRule {
+        BounceRule {
+            window_days: cfg.bounce_window_days,
+            hard_limit: cfg.hard_bounce_limit,
+            soft_limit: cfg.soft_bounce_limit,
+        }
+    }
 }
 
 /// Counts a bounce; returns true when it made the subscriber `bounced` (by default one hard
@@ -417,13 +511,13 @@ pub async fn count_bounce(
     code: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    let cfg = &app.config.schedule;
+    let rule = BounceRule::from_config(&app.config.schedule);
     let now_s = now.timestamp();
     db::subscribers::record_bounce(tx, subscriber_id, delivery_id, hard, code, now_s).await?;
     let (h, s) =
-        db::subscribers::bounce_counts(tx, subscriber_id, now_s - cfg.bounce_window_days * 86_400)
+        db::subscribers::bounce_counts(tx, subscriber_id, now_s - rule.window_days * 86_400)
             .await?;
-    let dead = h >= cfg.hard_bounce_limit || s >= cfg.soft_bounce_limit;
+    let dead = h >= rule.hard_limit || s >= rule.soft_limit;
     db::events::log(
         tx,
         Some(subscriber_id),
@@ -434,10 +528,13 @@ pub async fn count_bounce(
     )
     .await?;
     if dead && let Some(sub) = db::subscribers::by_id_in(tx, subscriber_id).await? {
-        if matches!(sub.status.as_str(), "bounced" | "unsubscribed" | "erased") {
+        if matches!(
+            sub.status,
+            SubscriberStatus::Bounced | SubscriberStatus::Unsubscribed | SubscriberStatus::Erased
+        ) {
             return Ok(true);
         }
-        stop(tx, &sub, "bounced", now_s).await?;
+        stop(tx, &sub, SubscriberStatus::Bounced, now_s).await?;
         db::events::log(
             tx,
             Some(subscriber_id),
@@ -461,6 +558,7 @@ pub async fn set_timezone(
 ) -> anyhow::Result<()> {
     let course = app.course().await?;
     let lessons = db::lessons::list(&app.db, course.id).await?;
+    let syllabus = Syllabus::new(&lessons, &course.send_window, &course.phases);
     let now_s = now.timestamp();
     let mut tx = app.db.begin_write().await?;
     let Some(s) = db::subscribers::by_id_in(&mut tx, subscriber_id).await? else {
@@ -468,19 +566,10 @@ pub async fn set_timezone(
     };
     db::subscribers::update_profile(&mut tx, s.id, &s.name, tz.name()).await?;
     for e in db::enrollments::for_subscriber_in(&mut tx, s.id).await? {
-        if let (Some(_), Some(next), Some(sent)) = (
-            e.next_due_at,
-            next_lesson(&lessons, e.position),
-            e.last_sent_at,
-        ) {
-            let sent = Utc.timestamp_opt(sent, 0).single().unwrap_or(now);
-            let due = schedule::due_after(
-                &next.content.window(&course.send_window),
-                next.content.after_days,
-                sent,
-                tz.tz(),
-            )
-            .max(now);
+        if let (Some(_), Some(sent)) = (e.next_due_at, e.last_sent_at)
+            && let Some(sent) = Utc.timestamp_opt(sent, 0).single()
+            && let Some(due) = syllabus.replan(e.position, sent, now, tz)
+        {
             db::enrollments::set_next_due(&mut tx, e.id, Some(due.timestamp()), now_s).await?;
         }
     }
@@ -511,8 +600,8 @@ pub async fn erase(
     let Some(s) = db::subscribers::by_id_in(&mut tx, subscriber_id).await? else {
         return Ok(false);
     };
-    if s.status != "erased" {
-        stop(&mut tx, &s, "erased", now_s).await?;
+    if s.status != SubscriberStatus::Erased {
+        stop(&mut tx, &s, SubscriberStatus::Erased, now_s).await?;
     }
     db::subscribers::anonymise(&mut tx, s.id).await?;
     db::replies::keep_answer_marks_for_subscriber(&mut tx, s.id).await?;

@@ -44,8 +44,8 @@ pub fn row(s: &SubscriberRow) -> [String; 6] {
     [
         to_cell(&s.email),
         to_cell(&s.name),
-        to_cell(&s.timezone),
-        s.status.clone(),
+        to_cell(s.timezone.name()),
+        s.status.as_str().to_owned(),
         s.created_at.to_string(),
         s.confirmed_at.map(|t| t.to_string()).unwrap_or_default(),
     ]

@@ -22,11 +22,9 @@ use crate::db;
 use crate::domain::Purpose;
 use crate::subscriptions;
 
-/// How long a mailed journal link works.
-pub const ACCESS_HOURS: i64 = 24;
-/// At most one journal link mail per subscriber in this many minutes (a page anyone with a
-/// forwarded lesson can reach must not become a way to flood the subscriber's inbox).
-const RESEND_MINUTES: i64 = 10;
+use crate::subscriptions::{
+    JOURNAL_ACCESS_HOURS as ACCESS_HOURS, JOURNAL_RESEND_MINUTES as RESEND_MINUTES,
+};
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -83,7 +81,7 @@ async fn journal_owner(
         })?;
     db::subscribers::by_id(&app.db, id)
         .await?
-        .filter(|s| s.status != "erased")
+        .filter(|s| s.status != crate::domain::SubscriberStatus::Erased)
         .ok_or(WebError::NotFound(
             "There is no subscription for this link any more.",
         ))

@@ -9,7 +9,6 @@ mod error;
 mod inbound;
 mod journal;
 mod ops;
-pub use journal::ACCESS_HOURS as JOURNAL_ACCESS_HOURS;
 mod public;
 
 use axum::Router;

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::WebError;
 use crate::app::App;
 use crate::db;
-use crate::domain::{Phase, Purpose, Timezone};
+use crate::domain::{Purpose, Timezone};
 use crate::subscriptions::{self, Confirmed, NewSubscriber};
 
 pub fn router() -> Router<App> {
@@ -44,7 +44,7 @@ pub(super) struct CoursePage {
 
 #[derive(Serialize)]
 struct PhaseInfo {
-    label: &'static str,
+    label: String,
     line: String,
     lessons: usize,
 }
@@ -56,13 +56,13 @@ pub(super) async fn course_page(app: &App) -> anyhow::Result<CoursePage> {
         .into_iter()
         .filter(|l| l.is_published())
         .collect();
-    let lines = course.phase_lines();
-    let phases = Phase::ALL
+    let phases = course
+        .phases
         .iter()
         .map(|p| PhaseInfo {
-            label: p.label(),
-            line: lines.get(p.as_str()).cloned().unwrap_or_default(),
-            lessons: lessons.iter().filter(|l| l.content.phase == *p).count(),
+            label: p.title.clone(),
+            line: p.description.clone(),
+            lessons: lessons.iter().filter(|l| l.content.phase == p.name).count(),
         })
         .filter(|p| p.lessons > 0)
         .collect();
@@ -230,7 +230,7 @@ pub(super) async fn subscriber_for(
     let id = verify(app, purpose, token)?;
     db::subscribers::by_id(&app.db, id)
         .await?
-        .filter(|s| s.status != "erased")
+        .filter(|s| s.status != crate::domain::SubscriberStatus::Erased)
         .ok_or(WebError::NotFound(
             "There is no subscription for this link any more.",
         ))
@@ -245,7 +245,7 @@ async fn unsubscribe_page(
     render(
         &app,
         "unsubscribe",
-        json!({"course": course, "email": s.email, "done": s.status == "unsubscribed", "token": token}),
+        json!({"course": course, "email": s.email, "done": s.status == crate::domain::SubscriberStatus::Unsubscribed, "token": token}),
     )
 }
 

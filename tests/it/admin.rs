@@ -457,7 +457,7 @@ async fn every_admin_page_and_api_route_refuses_anonymous_requests(backend: Back
             .await
             .unwrap()
             .unwrap()
-            .status,
+            .status.as_str(),
         "active"
     );
 }
@@ -546,7 +546,7 @@ async fn a_post_without_the_right_csrf_token_is_refused_and_changes_nothing(back
             .await
             .unwrap()
             .unwrap()
-            .status,
+            .status.as_str(),
         "active"
     );
     // The session still works: the logout above was refused too.
@@ -642,7 +642,7 @@ async fn subscriber_names_and_reply_texts_are_escaped_and_reply_views_are_logged
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.kind == "reply_viewed")
+        .filter(|e| e.kind.as_str() == "reply_viewed")
         .collect();
     assert_eq!(views.len(), 3, "subscriber page, inbox and raw: {views:?}");
     assert!(

@@ -34,7 +34,7 @@ pub async fn with_lesson_sent(t: &TestApp, email: &str) -> (i64, i64) {
         .await
         .unwrap()
         .into_iter()
-        .find(|d| d.kind == "lesson")
+        .find(|d| d.kind.as_str() == "lesson")
         .expect("lesson 1 sent");
     (id, d.id)
 }

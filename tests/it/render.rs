@@ -43,18 +43,23 @@ fn context(name: &str, course: &curriculum::CourseFile) -> MailContext {
     }
 }
 
-fn vars(lesson: &LessonFile, number: usize, of: usize) -> LessonVars {
+fn vars(course: &curriculum::CourseFile, lesson: &LessonFile, number: usize, of: usize) -> LessonVars {
     LessonVars {
         title: lesson.content.title.clone(),
         number,
         of,
-        phase: lesson.content.phase.label().to_owned(),
+        phase: course
+            .phases
+            .get(&lesson.content.phase)
+            .expect("a declared phase")
+            .title
+            .clone(),
     }
 }
 
 /// Every lesson of a course folder rendered for "Sam Rivera": (golden name, lesson, mail).
 fn render_course(dir: &str, prefix: &str) -> Vec<(String, LessonFile, RenderedMail)> {
-    let course = curriculum::lint_dir(&repo(dir)).unwrap_or_else(|ps| panic!("{dir}: {ps:#?}"));
+    let course = curriculum::load_dir(&repo(dir)).unwrap_or_else(|ps| panic!("{dir}: {ps:#?}"));
     let ctx = context("Sam Rivera", &course.course);
     let r = renderer();
     let of = course.lessons.len();
@@ -64,7 +69,7 @@ fn render_course(dir: &str, prefix: &str) -> Vec<(String, LessonFile, RenderedMa
         .enumerate()
         .map(|(i, l)| {
             let mail = r
-                .lesson(&l.content, &vars(l, i + 1, of), &ctx)
+                .lesson(&l.content, &vars(&course.course, l, i + 1, of), &ctx)
                 .unwrap_or_else(|e| panic!("{}: {e:#}", l.file_name));
             (format!("{prefix}{}", l.slug), l.clone(), mail)
         })
@@ -332,7 +337,7 @@ fn small_lesson(body: &str, prompt: &str) -> curriculum::LessonContent {
 }
 
 fn small_course() -> curriculum::CourseFile {
-    curriculum::lint_dir(&repo("tests/fixtures/lessons/small-course"))
+    curriculum::load_dir(&repo("tests/fixtures/lessons/small-course"))
         .unwrap()
         .course
 }

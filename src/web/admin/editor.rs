@@ -10,13 +10,13 @@ use axum::{Extension, Form, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::form::{EditForm, Errors, Stored, phase_problem, store_revision, with_content};
+use super::form::{EditForm, Errors};
 use super::lessons::{course_and_lessons, find, render_for_admin};
-use super::{impact, page, see_other};
+use super::{page, see_other};
 use crate::app::App;
 use crate::auth::Admin;
-use crate::db::lessons::Lesson;
-use crate::domain::Phase;
+use crate::curriculum::edit::{self, Saved};
+use crate::db::{courses::CourseRow, lessons::Lesson};
 use crate::web::WebError;
 
 pub fn router() -> Router<App> {
@@ -48,7 +48,7 @@ fn editor_page(
     app: &App,
     admin: &Admin,
     status: StatusCode,
-    lesson: &Lesson,
+    (course, lesson): (&CourseRow, &Lesson),
     form: &EditForm,
     errors: &Errors,
     preview: Option<serde_json::Value>,
@@ -63,7 +63,7 @@ fn editor_page(
             "nav": "lessons",
             "lesson": {"slug": lesson.slug, "status": lesson.status, "revision": lesson.revision, "author": lesson.author, "updated_at": lesson.updated_at, "title": lesson.content.title},
             "form": form, "errors": errors, "preview": preview, "notice": notice,
-            "phases": Phase::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            "phases": course.phases.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
         }),
     )
 }
@@ -83,7 +83,7 @@ async fn edit(
         &app,
         &admin,
         StatusCode::OK,
-        lesson,
+        (&course, lesson),
         &EditForm::from_lesson(lesson),
         &Errors::new(),
         preview,
@@ -110,7 +110,7 @@ async fn preview(
                     &app,
                     &admin,
                     StatusCode::OK,
-                    lesson,
+                    (&course, lesson),
                     &form,
                     &errors,
                     Some(preview),
@@ -127,7 +127,7 @@ async fn preview(
         &app,
         &admin,
         StatusCode::UNPROCESSABLE_ENTITY,
-        lesson,
+        (&course, lesson),
         &form,
         &errors,
         None,
@@ -144,45 +144,39 @@ async fn save(
     let (course, lessons) = course_and_lessons(&app).await?;
     let lesson = find(&lessons, &slug)?;
     let mut errors = Errors::new();
-    let content = form.content(&mut errors);
-    if let Some(c) = &content
-        && let Some(p) = phase_problem(&lessons, Some(lesson.id), lesson.position, c.phase)
-    {
-        errors.entry("phase".into()).or_default().push(p);
-    }
-    if let Some(c) = &content
-        && errors.is_empty()
-        && let Err(e) = render_for_admin(&app, &course, &lessons, lesson.id, c, &admin)
-    {
-        errors
-            .entry("body".into())
-            .or_default()
-            .push(format!("{e:#}"));
-    }
-    let Some(content) = content.filter(|_| errors.is_empty()) else {
-        return editor_page(
+    let refused = |errors: &Errors| {
+        editor_page(
             &app,
             &admin,
             StatusCode::UNPROCESSABLE_ENTITY,
-            lesson,
+            (&course, lesson),
             &form,
-            &errors,
+            errors,
             None,
             "Not saved: fix the problems marked below.",
-        );
+        )
     };
-    let schedule_changed = content.after_days != lesson.content.after_days
-        || content.send_window != lesson.content.send_window;
-    let impact = if schedule_changed {
-        let changed = with_content(&lessons, lesson.id, &content);
-        Some(impact::for_lesson(&app, &course, &changed, lesson.id).await?)
-    } else {
-        None
+    let Some(content) = form.content(&mut errors).filter(|_| errors.is_empty()) else {
+        return refused(&errors);
     };
-    if let Some(impact) = &impact
-        && form.confirmed.is_none()
-    {
-        return page(
+    let change = edit::Change {
+        course: &course,
+        lessons: &lessons,
+        lesson,
+        base: form.base_revision,
+        content: content.clone(),
+        author: &admin.username,
+        note: None,
+        confirmed: form.confirmed.is_some(),
+    };
+    let render = |c: &crate::curriculum::LessonContent| {
+        render_for_admin(&app, &course, &lessons, lesson.id, c, &admin).map(|_| ())
+    };
+    match edit::save(&app.db, change, render, app.config.default_timezone()).await? {
+        Saved::Saved { .. } => Ok(see_other(&format!("/admin/lessons/{slug}?done=saved"))),
+        Saved::Unchanged => Ok(see_other(&format!("/admin/lessons/{slug}?done=unchanged"))),
+        Saved::Refused(errors) => refused(&errors),
+        Saved::NeedsConfirmation(impact) => page(
             &app,
             Some(&admin),
             StatusCode::OK,
@@ -193,28 +187,14 @@ async fn save(
                 "before": {"after_days": lesson.content.after_days, "send_window": lesson.content.send_window},
                 "after": {"after_days": content.after_days, "send_window": content.send_window},
             }),
-        );
-    }
-    match store_revision(
-        &app,
-        lesson,
-        form.base_revision,
-        &content,
-        &admin.username,
-        None,
-        impact.as_ref(),
-    )
-    .await?
-    {
-        Stored::Saved => Ok(see_other(&format!("/admin/lessons/{slug}?done=saved"))),
-        Stored::Unchanged => Ok(see_other(&format!("/admin/lessons/{slug}?done=unchanged"))),
-        Stored::Stale { revision } => {
+        ),
+        Saved::Stale { revision } => {
             errors.entry("form".into()).or_default().push(format!("Not saved: revision {revision} was saved meanwhile. Open the lesson again to see it; your text is kept below."));
             editor_page(
                 &app,
                 &admin,
                 StatusCode::CONFLICT,
-                lesson,
+                (&course, lesson),
                 &form,
                 &errors,
                 None,

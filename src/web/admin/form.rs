@@ -1,18 +1,14 @@
-//! The lesson form, shared by the editor, the new-lesson page and the API: the fields as
-//! typed, their check (lint, with each problem by field), the phase order, and storing a
-//! change as a new revision.
+//! The lesson form of the editor and the new-lesson page: the fields as typed, and their
+//! check (the same content rules as lint, each problem by field). Storing and the phase
+//! rule are `curriculum::edit`'s.
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use super::impact;
-use crate::app::App;
-use crate::curriculum::{LessonContent, check_content};
-use crate::db::{self, lessons::Lesson};
-use crate::domain::Phase;
+use crate::curriculum::{LessonContent, after_days, max_wait_days};
+use crate::db::lessons::Lesson;
+use crate::domain::{Phase, SendWindow};
 
 pub type Errors = BTreeMap<String, Vec<String>>;
 
@@ -51,7 +47,7 @@ fn lf(s: &str) -> String {
 }
 
 impl EditForm {
-    pub fn blank(phase: Phase) -> EditForm {
+    pub fn blank(phase: &Phase) -> EditForm {
         EditForm {
             phase: phase.as_str().into(),
             after_days: "1".into(),
@@ -68,7 +64,11 @@ impl EditForm {
             subject: c.subject.clone(),
             phase: c.phase.as_str().into(),
             after_days: c.after_days.to_string(),
-            send_window: c.send_window.clone().unwrap_or_default(),
+            send_window: c
+                .send_window
+                .as_ref()
+                .map(|w| w.as_str().to_owned())
+                .unwrap_or_default(),
             prompt: c.prompt.clone(),
             wait_for_reply: c.wait_for_reply.then(|| "on".into()),
             max_wait_days: c.max_wait_days.map(|d| d.to_string()).unwrap_or_default(),
@@ -85,172 +85,42 @@ impl EditForm {
         let phase = Phase::parse(self.phase.trim())
             .map_err(|e| add("phase", e.message))
             .ok();
-        let after_days = self
-            .after_days
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|d| *d <= 365);
-        if after_days.is_none() {
-            add(
-                "after_days",
-                "must be a whole number of days from 0 to 365".into(),
-            );
-        }
+        let number = |text: &str| text.trim().parse::<i64>().unwrap_or(-1);
+        let after_days = after_days(number(&self.after_days))
+            .map_err(|e| add("after_days", e.message))
+            .ok();
         let max_wait_days = match self.max_wait_days.trim() {
             "" => Some(None),
-            s => s
-                .parse::<u32>()
+            text => max_wait_days(number(text))
+                .map_err(|e| add("max_wait_days", format!("must be empty, or {}", e.message)))
                 .ok()
-                .filter(|d| (1..=365).contains(d))
                 .map(Some),
         };
-        if max_wait_days.is_none() {
-            add(
-                "max_wait_days",
-                "must be empty or a whole number of days from 1 to 365".into(),
-            );
-        }
-        let window = self.send_window.trim();
+        let window = match self.send_window.trim() {
+            "" => Some(None),
+            w => SendWindow::parse(w)
+                .map_err(|e| add("send_window", e.message))
+                .ok()
+                .map(Some),
+        };
+        let (Some(phase), Some(send_window), Some(max_wait_days)) = (phase, window, max_wait_days)
+        else {
+            return None;
+        };
         let content = LessonContent {
             title: self.title.trim().to_owned(),
             subject: self.subject.trim().to_owned(),
-            phase: phase.unwrap_or(Phase::Honesty),
+            phase,
             after_days: after_days.unwrap_or(0),
-            send_window: (!window.is_empty()).then(|| window.to_owned()),
+            send_window,
             prompt: lf(self.prompt.trim()),
             wait_for_reply: self.wait_for_reply.is_some(),
-            max_wait_days: max_wait_days.flatten(),
+            max_wait_days,
             body: lf(&self.body),
         };
-        for p in check_content(&content) {
-            let field = p.field.unwrap_or("body");
-            let msg = if field == "body" {
-                format!("line {}: {}", p.line, p.message)
-            } else {
-                p.message
-            };
-            add(field, msg);
-        }
+        crate::curriculum::edit::content_errors(&content, errors);
         let found = errors.values().map(Vec::len).sum::<usize>() > known;
-        (!found && phase.is_some()).then_some(content)
+        (!found).then_some(content)
     }
 }
 
-/// Phases go honesty, accountability, practice along the course: a lesson at `position`
-/// may not have a phase before its predecessor's or after its successor's.
-pub fn phase_problem(
-    lessons: &[Lesson],
-    this: Option<i64>,
-    position: i64,
-    phase: Phase,
-) -> Option<String> {
-    let others = || lessons.iter().filter(move |l| Some(l.id) != this);
-    let before = others()
-        .filter(|l| l.position < position)
-        .max_by_key(|l| l.position);
-    let after = others()
-        .filter(|l| l.position > position)
-        .min_by_key(|l| l.position);
-    if let Some(b) = before.filter(|b| b.content.phase > phase) {
-        return Some(format!(
-            "“{}” before this lesson is in phase {}; phases go honesty, accountability, practice",
-            b.content.title,
-            b.content.phase.as_str()
-        ));
-    }
-    if let Some(a) = after.filter(|a| a.content.phase < phase) {
-        return Some(format!(
-            "“{}” after this lesson is in phase {}; phases go honesty, accountability, practice",
-            a.content.title,
-            a.content.phase.as_str()
-        ));
-    }
-    None
-}
-
-/// What differs between two versions of a lesson, by field name.
-pub fn changed_fields(old: &LessonContent, new: &LessonContent) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    let mut check = |name, differs: bool| {
-        if differs {
-            out.push(name);
-        }
-    };
-    check("title", old.title != new.title);
-    check("subject", old.subject != new.subject);
-    check("phase", old.phase != new.phase);
-    check("after_days", old.after_days != new.after_days);
-    check("send_window", old.send_window != new.send_window);
-    check("prompt", old.prompt != new.prompt);
-    check("wait_for_reply", old.wait_for_reply != new.wait_for_reply);
-    check("max_wait_days", old.max_wait_days != new.max_wait_days);
-    check("body", old.body != new.body);
-    out
-}
-
-/// The outcome of [`store_revision`]: saved as this revision, or refused with a message.
-pub enum Stored {
-    Saved,
-    Unchanged,
-    Stale { revision: i64 },
-}
-
-/// Stores `content` as the next revision of `lesson` (when it is still at `base`), and
-/// moves the due times of `impact` in the same transaction.
-pub async fn store_revision(
-    app: &App,
-    lesson: &Lesson,
-    base: i64,
-    content: &LessonContent,
-    author: &str,
-    note: Option<String>,
-    impact: Option<&impact::Impact>,
-) -> anyhow::Result<Stored> {
-    let changed = changed_fields(&lesson.content, content);
-    if changed.is_empty() {
-        return Ok(Stored::Unchanged);
-    }
-    let now = Utc::now().timestamp();
-    let mut tx = app.db.begin_write().await?;
-    let current = db::stats::current_revision(&mut tx, lesson.id).await?;
-    if current != base {
-        return Ok(Stored::Stale { revision: current });
-    }
-    let note = note.unwrap_or_else(|| format!("changed {}", changed.join(", ")));
-    let revision = current + 1;
-    db::lessons::insert_revision(
-        &mut tx,
-        lesson.id,
-        revision,
-        content,
-        &content.to_source(),
-        author,
-        &note,
-        now,
-    )
-    .await?;
-    if let Some(impact) = impact {
-        impact::apply(&mut tx, impact, now).await?;
-    }
-    db::events::log(
-        &mut tx,
-        None,
-        author,
-        "lesson_revised",
-        &json!({"lesson": lesson.slug, "revision": revision, "note": note}),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Stored::Saved)
-}
-
-/// The lessons as they would be with `content` in place of `lesson_id`'s.
-pub fn with_content(lessons: &[Lesson], lesson_id: i64, content: &LessonContent) -> Vec<Lesson> {
-    let mut out = lessons.to_vec();
-    if let Some(l) = out.iter_mut().find(|l| l.id == lesson_id) {
-        l.content = content.clone();
-    }
-    out
-}

@@ -11,14 +11,14 @@ use axum::{Extension, Form, Router};
 use chrono::Utc;
 use serde_json::json;
 
-use super::form::{EditForm, phase_problem};
+use super::form::EditForm;
 use super::{message, page, see_other};
 use crate::app::App;
 use crate::auth::Admin;
+use crate::curriculum::edit;
 use crate::db::{self, courses::CourseRow, lessons::Lesson};
-use crate::domain::{Phase, Slug};
 use crate::mailer::Outgoing;
-use crate::render::{LessonVars, RenderedMail};
+use crate::render::RenderedMail;
 use crate::web::WebError;
 
 pub fn router() -> Router<App> {
@@ -41,9 +41,9 @@ pub(super) fn find<'a>(lessons: &'a [Lesson], slug: &str) -> Result<&'a Lesson, 
         .ok_or(WebError::NotFound("There is no lesson with this name."))
 }
 
-/// Renders `content` as lesson `lesson_id` of `lessons`, for the signed-in admin, with the
-/// renderer and variables the sender uses.
-pub(super) fn render_for_admin(
+/// Renders `content` as lesson `lesson_id` of `lessons` (a lesson not yet made: at the
+/// end), for the signed-in admin, exactly as the sender would.
+pub(crate) fn render_for_admin(
     app: &App,
     course: &CourseRow,
     lessons: &[Lesson],
@@ -51,35 +51,22 @@ pub(super) fn render_for_admin(
     content: &crate::curriculum::LessonContent,
     admin: &Admin,
 ) -> anyhow::Result<RenderedMail> {
-    let published: Vec<&Lesson> = lessons.iter().filter(|l| l.is_published()).collect();
-    let number = published
+    let position = lessons
         .iter()
-        .position(|l| l.id == lesson_id)
-        .map(|i| i + 1)
-        .unwrap_or(published.len() + 1);
-    let vars = LessonVars {
-        title: content.title.clone(),
-        number,
-        of: published.len().max(number),
-        phase: content.phase.label().to_owned(),
+        .find(|l| l.id == lesson_id)
+        .map_or_else(|| lessons.iter().map(|l| l.position).max().unwrap_or(0) + 1, |l| l.position);
+    let email = if admin.email.is_empty() {
+        "preview@example.org"
+    } else {
+        admin.email.as_str()
     };
-    let subscriber = db::subscribers::SubscriberRow {
-        id: 0,
-        email: if admin.email.is_empty() {
-            "preview@example.org".into()
-        } else {
-            admin.email.clone()
-        },
-        name: admin.username.clone(),
-        timezone: app.config.schedule.default_timezone.clone(),
-        status: "active".into(),
-        created_at: 0,
-        confirmed_at: None,
-        confirm_sent_at: None,
-        status_at: 0,
-    };
-    app.renderer
-        .lesson(content, &vars, &app.mail_context(course, &subscriber))
+    app.preview_lesson(
+        course,
+        lessons,
+        (lesson_id, position),
+        content,
+        (email, &admin.username),
+    )
 }
 
 async fn list(
@@ -88,10 +75,10 @@ async fn list(
 ) -> Result<Response, WebError> {
     let (course, lessons) = course_and_lessons(&app).await?;
     let counts = db::stats::lesson_counts(&app.db).await?;
-    let mut phases: BTreeMap<Phase, Vec<serde_json::Value>> = BTreeMap::new();
+    let mut rows_by_phase: BTreeMap<&str, Vec<serde_json::Value>> = BTreeMap::new();
     for (i, l) in lessons.iter().enumerate() {
         let (sent, answered) = counts.get(&l.id).copied().unwrap_or((0, 0));
-        phases.entry(l.content.phase).or_default().push(json!({
+        rows_by_phase.entry(l.content.phase.as_str()).or_default().push(json!({
             "slug": l.slug, "position": l.position, "title": l.content.title, "subject": l.content.subject,
             "status": l.status, "revision": l.revision, "author": l.author, "updated_at": l.updated_at,
             "after_days": l.content.after_days, "sent": sent, "answered": answered,
@@ -99,10 +86,21 @@ async fn list(
             "first": i == 0, "last": i + 1 == lessons.len(),
         }));
     }
-    let groups: Vec<_> = phases
-        .into_iter()
-        .map(|(p, rows)| json!({"label": p.label(), "line": course.phase_lines().get(p.as_str()).cloned().unwrap_or_default(), "lessons": rows}))
+    // In the course's order; lessons in a phase the course no longer declares come last.
+    let mut groups: Vec<_> = course
+        .phases
+        .iter()
+        .filter_map(|p| {
+            rows_by_phase.remove(p.name.as_str()).map(
+                |rows| json!({"label": p.title, "line": p.description, "lessons": rows}),
+            )
+        })
         .collect();
+    groups.extend(
+        rows_by_phase
+            .into_iter()
+            .map(|(name, rows)| json!({"label": name, "line": "", "lessons": rows})),
+    );
     page(
         &app,
         Some(&admin),
@@ -112,22 +110,25 @@ async fn list(
     )
 }
 
+fn phase_names(course: &CourseRow) -> Vec<&str> {
+    course.phases.iter().map(|p| p.name.as_str()).collect()
+}
+
 async fn new_form(
     State(app): State<App>,
     Extension(admin): Extension<Admin>,
 ) -> Result<Response, WebError> {
-    let (_, lessons) = course_and_lessons(&app).await?;
+    let (course, lessons) = course_and_lessons(&app).await?;
     let phase = lessons
         .last()
-        .map(|l| l.content.phase)
-        .unwrap_or(Phase::Honesty);
+        .map_or(course.phases.first(), |l| &l.content.phase);
     let form = EditForm::blank(phase);
     page(
         &app,
         Some(&admin),
         StatusCode::OK,
         "lesson_new",
-        json!({"nav": "lessons", "form": form, "errors": {}, "phases": Phase::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>()}),
+        json!({"nav": "lessons", "form": form, "errors": {}, "phases": phase_names(&course)}),
     )
 }
 
@@ -139,67 +140,30 @@ async fn create(
 ) -> Result<Response, WebError> {
     let (course, lessons) = course_and_lessons(&app).await?;
     let mut errors = BTreeMap::<String, Vec<String>>::new();
-    let slug = Slug::parse(form.slug.trim()).map_err(|e| {
-        errors
-            .entry("slug".into())
-            .or_default()
-            .push(e.message.clone());
-    });
-    if let Ok(s) = &slug
-        && lessons.iter().any(|l| l.slug == s.as_str())
-    {
-        errors
-            .entry("slug".into())
-            .or_default()
-            .push("a lesson with this name exists".into());
-    }
     let content = form.content(&mut errors);
-    let position = lessons.iter().map(|l| l.position).max().unwrap_or(0) + 1;
-    if let Some(c) = &content
-        && let Some(p) = phase_problem(&lessons, None, position, c.phase)
+    match edit::create(
+        &app.db,
+        &course,
+        &lessons,
+        &form.slug,
+        content,
+        errors,
+        &admin.username,
+    )
+    .await?
     {
-        errors.entry("phase".into()).or_default().push(p);
-    }
-    let (Ok(slug), Some(content), true) = (slug, content, errors.is_empty()) else {
-        return page(
+        Ok(slug) => Ok(see_other(&format!(
+            "/admin/lessons/{}?done=created",
+            slug.as_str()
+        ))),
+        Err(errors) => page(
             &app,
             Some(&admin),
             StatusCode::UNPROCESSABLE_ENTITY,
             "lesson_new",
-            json!({"nav": "lessons", "form": form, "errors": errors, "phases": Phase::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>()}),
-        );
-    };
-    let now = Utc::now().timestamp();
-    let mut tx = app.db.begin_write().await?;
-    let position = db::stats::max_position(&mut tx, course.id).await? + 1;
-    let file_name = format!("{position:02}-{}.md", slug.as_str());
-    let id = db::lessons::insert(
-        &mut tx,
-        course.id,
-        slug.as_str(),
-        position,
-        &file_name,
-        &content,
-        &content.to_source(),
-        &admin.username,
-        now,
-    )
-    .await?;
-    db::stats::set_lesson_status(&mut tx, id, "draft").await?;
-    db::events::log(
-        &mut tx,
-        None,
-        &admin.username,
-        "lesson_created",
-        &json!({"lesson": slug.as_str()}),
-        now,
-    )
-    .await?;
-    tx.commit().await.map_err(anyhow::Error::from)?;
-    Ok(see_other(&format!(
-        "/admin/lessons/{}?done=created",
-        slug.as_str()
-    )))
+            json!({"nav": "lessons", "form": form, "errors": errors, "phases": phase_names(&course)}),
+        ),
+    }
 }
 
 /// Sends the saved lesson to the admin now, through the configured transport. It is not a

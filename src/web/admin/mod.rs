@@ -7,8 +7,7 @@
 //! never marked safe. Responses carry a Content-Security-Policy that allows no script at all.
 
 mod editor;
-pub(crate) mod form;
-pub(crate) mod impact;
+mod form;
 mod lessons;
 mod login;
 mod order;
@@ -18,6 +17,8 @@ mod stats;
 mod subscribers;
 mod timeline;
 mod transfer;
+
+pub(crate) use lessons::render_for_admin;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use similar::{ChangeTag, TextDiff};
 
-use super::form::{Stored, store_revision, with_content};
-use super::lessons::{course_and_lessons, find};
-use super::{impact, message, page, see_other};
+use super::lessons::{course_and_lessons, find, render_for_admin};
+use super::{message, page, see_other};
 use crate::app::App;
 use crate::auth::Admin;
+use crate::curriculum::edit::{self, Saved};
 use crate::db;
 use crate::web::WebError;
 
@@ -126,38 +126,42 @@ async fn revert(
             &back,
         );
     };
-    let content = old.content();
+    let content = old.content().map_err(anyhow::Error::from)?;
     // Reverting a schedule moves the planned times back too, as saving it would.
-    let schedule_changed = content.after_days != lesson.content.after_days
-        || content.send_window != lesson.content.send_window;
-    let impact = if schedule_changed {
-        Some(
-            impact::for_lesson(
-                &app,
-                &course,
-                &with_content(&lessons, lesson.id, &content),
-                lesson.id,
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
-    let note = format!("revert to revision {}", form.revision);
-    match store_revision(
-        &app,
+    let change = edit::Change {
+        course: &course,
+        lessons: &lessons,
         lesson,
-        lesson.revision,
-        &content,
-        &admin.username,
-        Some(note),
-        impact.as_ref(),
-    )
-    .await?
-    {
-        Stored::Saved => Ok(see_other(&format!("/admin/lessons/{slug}?done=reverted"))),
-        Stored::Unchanged => Ok(see_other(&format!("/admin/lessons/{slug}?done=unchanged"))),
-        Stored::Stale { .. } => message(
+        base: lesson.revision,
+        content,
+        author: &admin.username,
+        note: Some(format!("revert to revision {}", form.revision)),
+        confirmed: true,
+    };
+    let render = |c: &crate::curriculum::LessonContent| {
+        render_for_admin(&app, &course, &lessons, lesson.id, c, &admin).map(|_| ())
+    };
+    match edit::save(&app.db, change, render, app.config.default_timezone()).await? {
+        Saved::Saved { .. } => Ok(see_other(&format!("/admin/lessons/{slug}?done=reverted"))),
+        Saved::Unchanged => Ok(see_other(&format!("/admin/lessons/{slug}?done=unchanged"))),
+        Saved::Refused(errors) => {
+            let list: Vec<String> = errors
+                .iter()
+                .map(|(field, messages)| format!("{field}: {}", messages.join("; ")))
+                .collect();
+            message(
+                &app,
+                &admin,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Not reverted",
+                &format!(
+                    "That revision no longer fits the course: {}",
+                    list.join(" ")
+                ),
+                &back,
+            )
+        }
+        Saved::Stale { .. } | Saved::NeedsConfirmation(_) => message(
             &app,
             &admin,
             StatusCode::CONFLICT,

@@ -170,92 +170,11 @@ async fn act(
             subscriptions::erase(&app, id, who, now).await?;
         }
         "move" => {
-            if let Err(why) = move_to_lesson(&app, &s, &form.lesson, who, now.timestamp()).await? {
-                return refused("Not moved", &why);
+            if let Err(why) = subscriptions::move_to_lesson(&app, &s, &form.lesson, who, now.timestamp()).await? {
+                return refused("Not moved", &why.to_string());
             }
         }
         _ => return Err(WebError::NotFound("There is no such action.")),
     }
     Ok(see_other(&back))
-}
-
-/// Moves a subscriber so that `slug` is their next lesson, due now (or when they resume).
-///
-/// A lesson is never sent twice to one person (the outbox's UNIQUE (enrollment, lesson) is
-/// what makes a crash-safe resend impossible to double), so a move back before a lesson they
-/// already received is refused. Mails not sent yet for the target and later lessons (queued
-/// or failed) are withdrawn, so those lessons can go out again.
-pub async fn move_to_lesson(
-    app: &App,
-    s: &db::subscribers::SubscriberRow,
-    slug: &str,
-    actor: &str,
-    now: i64,
-) -> anyhow::Result<Result<(), String>> {
-    let course = app.course().await?;
-    let lessons = db::lessons::list(&app.db, course.id).await?;
-    let Some(target) = lessons.iter().find(|l| l.slug == slug) else {
-        return Ok(Err("Choose a lesson to move to.".into()));
-    };
-    if !target.is_published() {
-        return Ok(Err(format!(
-            "“{}” is a draft; publish it first.",
-            target.content.title
-        )));
-    }
-    if !matches!(s.status.as_str(), "active" | "paused") {
-        return Ok(Err(format!(
-            "This subscriber is {}; only active or paused subscribers can be moved.",
-            s.status
-        )));
-    }
-    let mut tx = app.db.begin_write().await?;
-    let Some(e) = db::enrollments::for_subscriber_in(&mut tx, s.id)
-        .await?
-        .into_iter()
-        .find(|e| e.course_id == course.id)
-    else {
-        return Ok(Err(
-            "This subscriber is not enrolled yet (they have not confirmed).".into(),
-        ));
-    };
-    let deliveries = db::stats::enrollment_deliveries(&mut tx, e.id).await?;
-    if let Some(d) = deliveries
-        .iter()
-        .find(|d| d.position >= target.position && matches!(d.status.as_str(), "sent" | "bounced"))
-    {
-        let title = lessons
-            .iter()
-            .find(|l| l.id == d.lesson_id)
-            .map(|l| l.content.title.clone())
-            .unwrap_or_else(|| d.slug.clone());
-        return Ok(Err(format!(
-            "They already received “{title}”. A lesson is never sent to anyone twice, so they cannot be moved back before it; move them to a later lesson."
-        )));
-    }
-    let mut withdrawn = Vec::new();
-    for d in &deliveries {
-        if d.status == "queued" || (d.status == "failed" && d.position >= target.position) {
-            db::stats::delete_delivery(&mut tx, d.id).await?;
-            withdrawn.push(d.slug.clone());
-        }
-    }
-    let (status, due) = if s.status == "active" {
-        ("active", Some(now))
-    } else {
-        ("paused", None)
-    };
-    let position = target.position - 1;
-    db::enrollments::set_status(&mut tx, e.id, status, position, due, now).await?;
-    db::events::log(
-        &mut tx,
-        Some(s.id),
-        actor,
-        "moved",
-        &json!({"from": e.position, "to": target.slug, "withdrawn": withdrawn}),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Ok(()))
 }

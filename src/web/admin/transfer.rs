@@ -143,7 +143,7 @@ async fn export(State(app): State<App>) -> Result<Response, WebError> {
         .await
         .map_err(|e| WebError::Internal(e.into()))?
     {
-        if s.status != "erased" {
+        if s.status != crate::domain::SubscriberStatus::Erased {
             w.write_record(spreadsheet::row(&s)).map_err(csv_error)?;
         }
     }

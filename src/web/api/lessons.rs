@@ -18,7 +18,10 @@ use crate::db::{
     self,
     admin_lists::{InboxKey, InboxQuery},
 };
-use crate::web::admin::{form as editor, impact};
+use crate::curriculum::edit::{self, Saved};
+use crate::curriculum::{LessonContent, after_days, max_wait_days};
+use crate::domain::{InvalidInput, Phase, SendWindow};
+use crate::web::admin::render_for_admin;
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -94,6 +97,40 @@ fn some<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
     T::deserialize(d).map(Some)
 }
 
+impl LessonPatch {
+    /// The lesson's content with this patch applied, each value parsed as the lesson file
+    /// and the editor parse it; a refusal names its field.
+    fn apply(self, c: &LessonContent) -> Result<LessonContent, InvalidInput> {
+        Ok(LessonContent {
+            title: self.title.unwrap_or_else(|| c.title.clone()),
+            subject: self.subject.unwrap_or_else(|| c.subject.clone()),
+            phase: match self.phase {
+                Some(p) => Phase::parse(p.trim())?,
+                None => c.phase.clone(),
+            },
+            after_days: match self.after_days {
+                Some(d) => after_days(d)?,
+                None => c.after_days,
+            },
+            send_window: match self.send_window {
+                Some(Some(w)) => Some(SendWindow::parse(&w)?),
+                Some(None) => None,
+                None => c.send_window.clone(),
+            },
+            prompt: self.prompt.unwrap_or_else(|| c.prompt.clone()),
+            wait_for_reply: self.wait_for_reply.unwrap_or(c.wait_for_reply),
+            max_wait_days: match self.max_wait_days {
+                Some(Some(d)) => Some(max_wait_days(d)?),
+                Some(None) => None,
+                None => c.max_wait_days,
+            },
+            body: self.body.unwrap_or_else(|| c.body.clone()),
+        })
+    }
+}
+
+/// The same save as the editor's (`curriculum::edit::save`): the same checks, the render
+/// check included, and the same rescheduling, confirmed by the call itself.
 async fn update_lesson(
     State(app): State<App>,
     Extension(admin): Extension<Admin>,
@@ -108,99 +145,46 @@ async fn update_lesson(
             Some("slug"),
         )
     })?;
-    let c = &lesson.content;
-    let form = editor::EditForm {
-        slug: slug.clone(),
-        title: p.title.unwrap_or_else(|| c.title.clone()),
-        subject: p.subject.unwrap_or_else(|| c.subject.clone()),
-        phase: p.phase.unwrap_or_else(|| c.phase.as_str().to_owned()),
-        after_days: p
-            .after_days
-            .map(|d| d.to_string())
-            .unwrap_or_else(|| c.after_days.to_string()),
-        send_window: p
-            .send_window
-            .unwrap_or_else(|| c.send_window.clone())
-            .unwrap_or_default(),
-        prompt: p.prompt.unwrap_or_else(|| c.prompt.clone()),
-        wait_for_reply: p
-            .wait_for_reply
-            .unwrap_or(c.wait_for_reply)
-            .then(|| "on".into()),
-        max_wait_days: p
-            .max_wait_days
-            .unwrap_or_else(|| c.max_wait_days.map(i64::from))
-            .map(|d| d.to_string())
-            .unwrap_or_default(),
-        body: p.body.unwrap_or_else(|| c.body.clone()),
-        base_revision: p.revision.unwrap_or(lesson.revision),
-        confirmed: None,
+    let base = p.revision.unwrap_or(lesson.revision);
+    let content = p.apply(&lesson.content).map_err(|e| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string(), Some(e.field))
+    })?;
+    let change = edit::Change {
+        course: &course,
+        lessons: &lessons,
+        lesson,
+        base,
+        content,
+        author: &admin.username,
+        note: None,
+        confirmed: true,
     };
-    let mut errors = editor::Errors::new();
-    let content = form.content(&mut errors);
-    if let Some(content) = &content
-        && let Some(problem) =
-            editor::phase_problem(&lessons, Some(lesson.id), lesson.position, content.phase)
-    {
-        errors.entry("phase".into()).or_default().push(problem);
-    }
-    let content = match (content, errors.iter().next()) {
-        (Some(c), None) => c,
-        (_, Some((field, messages))) => {
-            let error = format!("{field}: {}", messages.join("; "));
+    let render = |c: &LessonContent| {
+        render_for_admin(&app, &course, &lessons, lesson.id, c, &admin).map(|_| ())
+    };
+    let impact = match edit::save(&app.db, change, render, app.config.default_timezone()).await? {
+        Saved::Saved { impact } => impact,
+        Saved::Unchanged | Saved::NeedsConfirmation(_) => None,
+        Saved::Stale { revision } => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("the lesson is at revision {revision}; fetch it again"),
+                Some("revision"),
+            ));
+        }
+        Saved::Refused(errors) => {
+            let (field, messages) = errors.iter().next().expect("refused with a problem");
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                error,
+                format!("{field}: {}", messages.join("; ")),
                 Some(field),
             ));
         }
-        (None, None) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid lesson",
-                None,
-            ));
-        }
     };
-    let moved = content.after_days != c.after_days || content.send_window != c.send_window;
-    let impact = if moved {
-        Some(
-            impact::for_lesson(
-                &app,
-                &course,
-                &editor::with_content(&lessons, lesson.id, &content),
-                lesson.id,
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
-    match editor::store_revision(
-        &app,
-        lesson,
-        form.base_revision,
-        &content,
-        &admin.username,
-        None,
-        impact.as_ref(),
-    )
-    .await?
-    {
-        editor::Stored::Stale { revision } => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("the lesson is at revision {revision}; fetch it again"),
-            Some("revision"),
-        )),
-        editor::Stored::Saved | editor::Stored::Unchanged => {
-            let (_, lessons) = lessons_of(&app).await?;
-            let l = lessons
-                .iter()
-                .find(|l| l.slug == slug)
-                .expect("the lesson just saved");
-            Ok(Json(json!({"lesson": lesson_json(l), "rescheduled": impact.map(|i| i.moved).unwrap_or(0)})).into_response())
-        }
-    }
+    let saved = db::lessons::by_slug(&app.db, course.id, &slug)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "the lesson was removed meanwhile", Some("slug")))?;
+    Ok(Json(json!({"lesson": lesson_json(&saved), "rescheduled": impact.map(|i| i.moved).unwrap_or(0)})).into_response())
 }
 
 #[derive(Deserialize)]

@@ -15,7 +15,8 @@ use super::{ApiError, ApiResult, Body, time};
 use crate::app::App;
 use crate::auth::Admin;
 use crate::db::{self, admin_lists::SubscriberQuery};
-use crate::subscriptions::{self, NewSubscriber};
+use crate::domain::SubscriberStatus;
+use crate::subscriptions::{self, AddError, NewSubscriber};
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -90,17 +91,20 @@ async fn create_subscriber(
             Some(first.field),
         )
     })?;
-    if db::subscribers::by_email(&app.db, new.email.as_str())
-        .await?
-        .is_some()
+    // A racing request for the same address gets the same 409 (the insert's unique key
+    // decides, not a read before it).
+    let id = match subscriptions::add(&app, &new, b.confirmed, &admin.username, Utc::now()).await
     {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("{} is already a subscriber", new.email),
-            Some("email"),
-        ));
-    }
-    let id = subscriptions::add(&app, &new, b.confirmed, &admin.username, Utc::now()).await?;
+        Ok(id) => id,
+        Err(AddError::AlreadySubscribed(email)) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("{email} is already a subscriber"),
+                Some("email"),
+            ));
+        }
+        Err(AddError::Other(e)) => return Err(e.into()),
+    };
     let s = find(&app, &id.to_string()).await?;
     Ok((
         StatusCode::CREATED,
@@ -155,13 +159,13 @@ async fn change(app: &App, admin: &Admin, key: &str, pause_it: bool) -> ApiResul
     let (done, want, from) = if pause_it {
         (
             subscriptions::pause(app, s.id, &admin.username, now).await?,
-            "paused",
+            SubscriberStatus::Paused,
             "active",
         )
     } else {
         (
             subscriptions::resume(app, s.id, &admin.username, now).await?,
-            "active",
+            SubscriberStatus::Active,
             "paused",
         )
     };

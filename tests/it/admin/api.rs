@@ -221,7 +221,7 @@ async fn the_json_api_manages_subscribers_lessons_and_replies(backend: Backend) 
             .await
             .unwrap()
             .unwrap()
-            .status,
+            .status.as_str(),
         "erased"
     );
     assert!(

@@ -22,7 +22,7 @@ fn edit_form<'a>(l: &'a db::lessons::Lesson, rev: &'a str) -> Vec<(&'a str, &'a 
         ("phase", l.content.phase.as_str()),
         (
             "send_window",
-            l.content.send_window.as_deref().unwrap_or(""),
+            l.content.send_window.as_ref().map_or("", |w| w.as_str()),
         ),
         ("prompt", &l.content.prompt),
         ("body", &l.content.body),
@@ -289,7 +289,7 @@ async fn lessons_can_be_added_reordered_unpublished_and_sent_as_a_test(backend: 
         added.position,
         all.iter().map(|l| l.position).max().unwrap()
     );
-    assert_eq!(added.status, "draft");
+    assert_eq!(added.status.as_str(), "draft");
     let r = session
         .post(
             &t.app,
@@ -323,7 +323,7 @@ async fn lessons_can_be_added_reordered_unpublished_and_sent_as_a_test(backend: 
             .status,
         303
     );
-    assert_eq!(lesson(&t, "one-more").await.status, "published");
+    assert_eq!(lesson(&t, "one-more").await.status.as_str(), "published");
     let before_last = all[all.len() - 2].clone();
     let r = session
         .post(
@@ -363,7 +363,7 @@ async fn lessons_can_be_added_reordered_unpublished_and_sent_as_a_test(backend: 
             .status,
         303
     );
-    assert_eq!(lesson(&t, "one-more").await.status, "draft");
+    assert_eq!(lesson(&t, "one-more").await.status.as_str(), "draft");
     // Send me a test: to the admin's address, through the configured transport.
     let r = session
         .post(&t.app, "/admin/lessons/before-we-begin/test", &[])

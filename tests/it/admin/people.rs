@@ -36,7 +36,7 @@ async fn subscriber_actions_pause_resume_move_and_erase(backend: Backend) {
             .await
             .unwrap()
             .unwrap()
-            .status,
+            .status.as_str(),
         "paused"
     );
     assert_eq!(session.post(&t.app, &path("pause"), &[]).await.status, 422);
@@ -56,7 +56,7 @@ async fn subscriber_actions_pause_resume_move_and_erase(backend: Backend) {
         .await
         .unwrap()
         .into_iter()
-        .filter(|d| d.kind == "lesson")
+        .filter(|d| d.kind.as_str() == "lesson")
         .filter_map(|d| d.lesson)
         .collect();
     assert_eq!(sent, ["before-we-begin", "tell-the-whole-truth"]);
@@ -165,7 +165,7 @@ async fn csv_import_reports_rejected_rows_and_export_lists_subscribers(backend: 
             .await
             .unwrap()
             .unwrap()
-            .status,
+            .status.as_str(),
         "active"
     );
     let export = session.get(&t.app, "/admin/subscribers/export.csv").await;

@@ -336,7 +336,7 @@ async fn hostile_mime_is_answered_quickly_and_never_attributed_to_a_subscriber(b
         .await
         .unwrap()
         .into_iter()
-        .find(|d| d.kind == "lesson")
+        .find(|d| d.kind.as_str() == "lesson")
         .expect("lesson 1 sent");
     let real = t.app.reply_address(delivery.id);
     let forged_to = forge(&real);

@@ -74,7 +74,7 @@ async fn exports_logged(t: &TestApp, sid: i64) -> Vec<(String, String)> {
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.kind == "data_exported")
+        .filter(|e| e.kind.as_str() == "data_exported")
         .map(|e| {
             let detail: Value = serde_json::from_str(&e.detail).unwrap();
             (e.actor, detail["via"].as_str().unwrap().to_owned())

@@ -1,4 +1,5 @@
-//! When a lesson is due: send windows read in the subscriber's time zone.
+//! The window math: when a lesson with a given window and `after_days` falls due, read in
+//! the subscriber's time zone.
 //!
 //! The rule (DESIGN.md, made precise): a lesson with `after_days = N` is due at the first
 //! occurrence of its window at or after the start of the local day N days after the previous
@@ -15,13 +16,13 @@
 use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
-use crate::curriculum::Window;
+use crate::domain::{SendWindow, WindowKind};
 
 /// The first occurrence of `window` at or after the local wall-clock time `local`.
-fn first_at_or_after(window: &Window, local: NaiveDateTime) -> Option<NaiveDateTime> {
-    match window {
-        Window::Immediate => Some(local),
-        Window::Cron(schedule) => {
+fn first_at_or_after(window: &SendWindow, local: NaiveDateTime) -> Option<NaiveDateTime> {
+    match window.kind() {
+        WindowKind::Immediate => Some(local),
+        WindowKind::Cron(schedule) => {
             // cron iterates strictly after its start; the wall clock is fed to it as if it
             // were UTC, so no time zone rule can interfere with the search.
             let start = Utc.from_utc_datetime(&(local - Duration::seconds(1)));
@@ -32,7 +33,7 @@ fn first_at_or_after(window: &Window, local: NaiveDateTime) -> Option<NaiveDateT
 
 /// The instant a local wall-clock time names in `tz`: gaps move forward by the jump, repeated
 /// times take their first occurrence.
-pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+pub(crate) fn resolve_local(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
     match tz.from_local_datetime(&local) {
         LocalResult::Single(t) => t.with_timezone(&Utc),
         LocalResult::Ambiguous(first, _) => first.with_timezone(&Utc),
@@ -52,22 +53,22 @@ pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
     }
 }
 
-fn local_date(tz: Tz, t: DateTime<Utc>) -> NaiveDate {
+pub(crate) fn local_date(tz: Tz, t: DateTime<Utc>) -> NaiveDate {
     t.with_timezone(&tz).date_naive()
 }
 
 /// When a lesson is due, given when the previous one was sent (or the confirmation time).
-pub fn due_after(
-    window: &Window,
+pub(crate) fn due_after(
+    window: &SendWindow,
     after_days: u32,
     previous: DateTime<Utc>,
     tz: Tz,
 ) -> DateTime<Utc> {
     let days = Duration::days(i64::from(after_days));
-    let base_local = match (window, after_days) {
+    let base_local = match (window.kind(), after_days) {
         (_, 0) => previous.with_timezone(&tz).naive_local(),
-        (Window::Immediate, _) => previous.with_timezone(&tz).naive_local() + days,
-        (Window::Cron(_), _) => (local_date(tz, previous) + days).and_time(NaiveTime::MIN),
+        (WindowKind::Immediate, _) => previous.with_timezone(&tz).naive_local() + days,
+        (WindowKind::Cron(_), _) => (local_date(tz, previous) + days).and_time(NaiveTime::MIN),
     };
     let local = first_at_or_after(window, base_local).unwrap_or(base_local);
     let due = resolve_local(tz, local);
@@ -82,7 +83,7 @@ pub fn due_after(
 
 /// The first window occurrence at or after `now`: where a resumed subscriber picks up, with
 /// no burst of the lessons they missed while paused.
-pub fn next_window(window: &Window, now: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+pub(crate) fn next_window(window: &SendWindow, now: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
     due_after(window, 0, now, tz)
 }
 
@@ -91,8 +92,8 @@ mod tests {
     use super::*;
     use chrono::Timelike;
 
-    fn cron(expr: &str) -> Window {
-        Window::parse(expr).unwrap()
+    fn cron(expr: &str) -> SendWindow {
+        SendWindow::parse(expr).unwrap()
     }
 
     fn utc(s: &str) -> DateTime<Utc> {
@@ -119,7 +120,7 @@ mod tests {
             local(due_after(&cron("0 0 8 * * *"), 0, confirmed, tz), tz),
             "2024-06-02 08:00 EDT"
         );
-        assert_eq!(due_after(&Window::Immediate, 0, confirmed, tz), confirmed);
+        assert_eq!(due_after(&SendWindow::parse("immediate").unwrap(), 0, confirmed, tz), confirmed);
     }
 
     #[test]
@@ -127,7 +128,7 @@ mod tests {
         let tz: Tz = "Europe/Paris".parse().unwrap();
         // 30 March 2024 12:00 CET + 1 day is 31 March 12:00 CEST: 23 hours later.
         let sent = utc("2024-03-30T11:00:00Z");
-        let due = due_after(&Window::Immediate, 1, sent, tz);
+        let due = due_after(&SendWindow::parse("immediate").unwrap(), 1, sent, tz);
         assert_eq!(local(due, tz), "2024-03-31 12:00 CEST");
         assert_eq!(due - sent, Duration::hours(23));
     }

@@ -1,0 +1,133 @@
+//! Reading a course folder: `course.toml` and every `NN-slug.md`, each parsed on its own,
+//! then the rules across files (numbers, slugs, declared phases in their order).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::CourseDir;
+use super::parse::{parse_course, parse_lesson};
+use super::problem::Problem;
+
+/// Lints a whole course folder: each file, then the rules across files.
+pub fn load_dir(dir: &Path) -> Result<CourseDir, Vec<Problem>> {
+    let shown = |name: &str| dir.join(name).display().to_string();
+    let mut problems = Vec::new();
+    let course_path = dir.join("course.toml");
+    let slug = dir.file_name().and_then(|s| s.to_str()).unwrap_or("");
+    let course = match std::fs::read_to_string(&course_path) {
+        Ok(text) => parse_course(slug, &text)
+            .map_err(|ps| problems.extend(ps.into_iter().map(|p| p.in_file(&shown("course.toml")))))
+            .ok(),
+        Err(e) => {
+            problems
+                .push(Problem::new(1, format!("cannot read: {e}")).in_file(&shown("course.toml")));
+            None
+        }
+    };
+    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .filter(|n| n.ends_with(".md"))
+            .collect(),
+        Err(e) => {
+            problems.push(
+                Problem::new(1, format!("cannot read the folder: {e}"))
+                    .in_file(&dir.display().to_string()),
+            );
+            return Err(problems);
+        }
+    };
+    names.sort();
+    let mut lessons = Vec::new();
+    for name in &names {
+        let text = match std::fs::read(dir.join(name)).map(String::from_utf8) {
+            Ok(Ok(text)) => text,
+            Ok(Err(_)) => {
+                problems.push(Problem::new(1, "is not UTF-8 text").in_file(&shown(name)));
+                continue;
+            }
+            Err(e) => {
+                problems.push(Problem::new(1, format!("cannot read: {e}")).in_file(&shown(name)));
+                continue;
+            }
+        };
+        match parse_lesson(name, &text) {
+            Ok(l) => lessons.push(l),
+            Err(ps) => problems.extend(ps.into_iter().map(|p| p.in_file(&shown(name)))),
+        }
+    }
+    if names.is_empty() {
+        problems.push(
+            Problem::new(1, "the course has no lesson files (NN-slug.md)")
+                .in_file(&dir.display().to_string()),
+        );
+    }
+    lessons.sort_by_key(|l| l.number);
+    let mut numbers: HashMap<u32, &str> = HashMap::new();
+    let mut slugs: HashMap<&str, &str> = HashMap::new();
+    for l in &lessons {
+        if let Some(first) = numbers.insert(l.number, &l.file_name) {
+            problems.push(
+                Problem::new(
+                    1,
+                    format!("duplicate lesson number {} (also {first})", l.number),
+                )
+                .in_file(&shown(&l.file_name)),
+            );
+        }
+        if let Some(first) = slugs.insert(l.slug.as_str(), &l.file_name) {
+            problems.push(
+                Problem::new(
+                    1,
+                    format!("duplicate slug {:?} (also {first})", l.slug.as_str()),
+                )
+                .in_file(&shown(&l.file_name)),
+            );
+        }
+    }
+    if let Some(course) = &course {
+        let phases = &course.phases;
+        for l in &lessons {
+            if let Err(e) = phases.check(&l.content.phase) {
+                problems.push(
+                    Problem::new(phase_line(&l.source), e.message).in_file(&shown(&l.file_name)),
+                );
+            }
+        }
+        for pair in lessons.windows(2) {
+            let (prev, next) = (&pair[0], &pair[1]);
+            if phases.out_of_order(&prev.content.phase, &next.content.phase) {
+                problems.push(
+                    Problem::new(
+                        phase_line(&next.source),
+                        format!(
+                            "phase {:?} comes after {:?} in {}: {}",
+                            next.content.phase.as_str(),
+                            prev.content.phase.as_str(),
+                            prev.file_name,
+                            phases.order_message()
+                        ),
+                    )
+                    .in_file(&shown(&next.file_name)),
+                );
+            }
+        }
+    }
+    match (problems.is_empty(), course) {
+        (true, Some(course)) => Ok(CourseDir {
+            dir: dir.to_owned(),
+            course,
+            lessons,
+        }),
+        _ => Err(problems),
+    }
+}
+
+fn phase_line(source: &str) -> usize {
+    source
+        .lines()
+        .position(|l| l.trim_start().starts_with("phase"))
+        .map(|i| i + 1)
+        .unwrap_or(1)
+}

@@ -1,0 +1,149 @@
+//! The rules every lesson's content must pass, wherever it comes from (a file, the admin
+//! editor, the API): the same checks, with `field` saying which input a problem is about.
+
+use pulldown_cmark::{Event, Parser, Tag};
+
+use super::LessonContent;
+use super::problem::{Problem, line_of};
+use crate::domain::InvalidInput;
+use crate::render::TEMPLATE_VARIABLES;
+
+/// Checks what a lesson says, wherever it comes from. Body problems carry the body's own
+/// 1-based line; others carry line 1 of their field.
+pub fn check_content(c: &LessonContent) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (field, value) in [("title", &c.title), ("subject", &c.subject)] {
+        if value.trim().is_empty() {
+            problems.push(Problem::in_field(
+                field,
+                1,
+                format!("{field} must not be empty"),
+            ));
+        } else if value.contains(['\r', '\n']) {
+            problems.push(Problem::in_field(
+                field,
+                1,
+                format!("{field} must be one line"),
+            ));
+        }
+    }
+    if c.prompt.trim().is_empty() {
+        problems.push(Problem::in_field(
+            "prompt",
+            1,
+            "prompt must not be empty: every lesson ends with a reflection prompt",
+        ));
+    }
+    if c.max_wait_days.is_some() && !c.wait_for_reply {
+        problems.push(Problem::in_field(
+            "max_wait_days",
+            1,
+            "max_wait_days only applies with wait_for_reply = true",
+        ));
+    }
+    if c.body.trim().is_empty() {
+        problems.push(Problem::in_field("body", 1, "the lesson body is empty"));
+    }
+    check_template(&c.body, &mut problems);
+    check_markdown(&c.body, &mut problems);
+    problems
+}
+
+fn check_template(body: &str, problems: &mut Vec<Problem>) {
+    let env = minijinja::Environment::new();
+    let template = match env.template_from_str(body) {
+        Ok(t) => t,
+        Err(e) => {
+            let line = e.line().unwrap_or(1);
+            let detail = e
+                .detail()
+                .map(str::to_owned)
+                .unwrap_or_else(|| e.kind().to_string());
+            problems.push(Problem::in_field(
+                "body",
+                line,
+                format!("template error: {detail}"),
+            ));
+            return;
+        }
+    };
+    let mut unknown: Vec<String> = template
+        .undeclared_variables(true)
+        .into_iter()
+        .filter(|v| !TEMPLATE_VARIABLES.contains(&v.as_str()))
+        .collect();
+    unknown.sort();
+    for var in unknown {
+        let line = body
+            .find(var.as_str())
+            .map(|at| line_of(body, at))
+            .unwrap_or(1);
+        problems.push(Problem::in_field(
+            "body",
+            line,
+            format!(
+                "unknown template variable `{var}` (known: {})",
+                TEMPLATE_VARIABLES.join(", ")
+            ),
+        ));
+    }
+}
+
+fn check_markdown(body: &str, problems: &mut Vec<Problem>) {
+    for (event, range) in Parser::new(body).into_offset_iter() {
+        let line = line_of(body, range.start);
+        match event {
+            Event::Start(Tag::Link { dest_url, .. })
+            | Event::Start(Tag::Image { dest_url, .. }) => {
+                let url = dest_url.trim();
+                let ok = url.starts_with("https://")
+                    || url.starts_with("http://")
+                    || url.starts_with("mailto:");
+                if !ok || url.len() < 10 || url.contains(char::is_whitespace) {
+                    problems.push(Problem::in_field(
+                        "body",
+                        line,
+                        format!("link {url:?} must be an absolute http(s):// or mailto: address"),
+                    ));
+                }
+            }
+            Event::Html(html) | Event::InlineHtml(html) => {
+                let what = if html.to_ascii_lowercase().contains("<script") {
+                    "a script tag"
+                } else {
+                    "raw HTML"
+                };
+                problems.push(Problem::in_field(
+                    "body",
+                    line,
+                    format!("{what} is not allowed in a lesson; use Markdown"),
+                ));
+            }
+            _ => {}
+        }
+    }
+}
+
+
+/// `after_days`: a whole number of days from 0 to 365.
+pub fn after_days(days: i64) -> Result<u32, InvalidInput> {
+    u32::try_from(days).ok().filter(|d| *d <= 365).ok_or_else(|| {
+        InvalidInput::new(
+            "after_days",
+            "after_days must be a whole number of days from 0 to 365",
+        )
+    })
+}
+
+/// `max_wait_days`: a whole number of days from 1 to 365.
+pub fn max_wait_days(days: i64) -> Result<u32, InvalidInput> {
+    u32::try_from(days)
+        .ok()
+        .filter(|d| (1..=365).contains(d))
+        .ok_or_else(|| {
+            InvalidInput::new(
+                "max_wait_days",
+                "max_wait_days must be a whole number of days from 1 to 365",
+            )
+        })
+}

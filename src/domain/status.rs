@@ -1,0 +1,169 @@
+//! The closed sets of states the database's CHECK constraints allow, as enums.
+//!
+//! Rows are read into these (a stored value outside the set is an error, never a silent
+//! default), SQL binds [`as_str`](SubscriberStatus::as_str), and the rest of drip matches
+//! on variants instead of comparing strings.
+
+use std::fmt;
+
+use super::InvalidInput;
+
+/// Declares one status enum: its variants and their stored names, once.
+macro_rules! status {
+    ($(#[$meta:meta])* $name:ident, $field:literal { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            pub fn parse(text: &str) -> Result<$name, InvalidInput> {
+                match text {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(InvalidInput::new(
+                        $field,
+                        format!(
+                            "{other:?} is not one of {}",
+                            [$($text),+].join(", ")
+                        ),
+                    )),
+                }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidInput;
+
+            fn try_from(text: String) -> Result<$name, InvalidInput> {
+                $name::parse(&text)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+status!(
+    /// Where a person stands with this drip as a whole.
+    SubscriberStatus, "status" {
+        Pending = "pending",
+        Active = "active",
+        Paused = "paused",
+        Unsubscribed = "unsubscribed",
+        Bounced = "bounced",
+        Erased = "erased",
+    }
+);
+
+status!(
+    /// Where a person stands in one course.
+    EnrollmentStatus, "status" {
+        Active = "active",
+        Paused = "paused",
+        Completed = "completed",
+        Stopped = "stopped",
+    }
+);
+
+status!(
+    /// What a delivery is.
+    DeliveryKind, "kind" {
+        Lesson = "lesson",
+        Confirm = "confirm",
+        Welcome = "welcome",
+        Goodbye = "goodbye",
+        Notice = "notice",
+    }
+);
+
+status!(
+    /// Where a delivery is in the outbox.
+    DeliveryStatus, "status" {
+        Queued = "queued",
+        Sent = "sent",
+        Failed = "failed",
+        Bounced = "bounced",
+    }
+);
+
+status!(
+    /// What an inbound message turned out to be.
+    ReplyKind, "kind" {
+        Reply = "reply",
+        AutoReply = "auto_reply",
+        Bounce = "bounce",
+    }
+);
+
+status!(
+    /// Whether a lesson goes out.
+    LessonStatus, "status" {
+        Published = "published",
+        Draft = "draft",
+    }
+);
+
+status!(
+    /// A command a reply carries on its first line.
+    Command, "command" {
+        Pause = "pause",
+        Resume = "resume",
+        Stop = "stop",
+    }
+);
+
+status!(
+    /// How an inbound message was tied to a delivery.
+    MatchedBy, "matched_by" {
+        Token = "token",
+        InReplyTo = "in_reply_to",
+        Sender = "sender",
+    }
+);
+
+impl SubscriberStatus {
+    /// Receiving lessons, or taking a break from them: a person drip may still write to.
+    pub fn is_enrolled(self) -> bool {
+        matches!(self, SubscriberStatus::Active | SubscriberStatus::Paused)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stored_name_reads_back() {
+        for s in SubscriberStatus::ALL {
+            assert_eq!(SubscriberStatus::parse(s.as_str()).unwrap(), *s);
+        }
+        for k in DeliveryKind::ALL {
+            assert_eq!(DeliveryKind::try_from(k.as_str().to_owned()).unwrap(), *k);
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        for k in ReplyKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+    }
+
+    #[test]
+    fn an_unknown_stored_value_is_an_error_naming_the_set() {
+        let e = EnrollmentStatus::parse("finished").unwrap_err();
+        assert_eq!(e.field, "status");
+        assert!(e.message.contains("active, paused, completed, stopped"));
+    }
+}
