@@ -249,8 +249,7 @@ impl App {
         content: &curriculum::LessonContent,
         reader: (&str, &str),
     ) -> anyhow::Result<crate::render::RenderedMail> {
-        let syllabus =
-            crate::schedule::Syllabus::new(lessons, &course.send_window, &course.phases);
+        let syllabus = crate::schedule::Syllabus::new(lessons, &course.send_window, &course.phases);
         let vars = syllabus.lesson_vars(lesson.0, lesson.1, content);
         let subscriber = db::subscribers::SubscriberRow::preview(
             reader.0,

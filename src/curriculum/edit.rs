@@ -51,9 +51,13 @@ pub struct Change<'a> {
 #[derive(Debug)]
 pub enum Saved {
     /// Stored as a new revision; `impact` is who was moved.
-    Saved { impact: Option<Impact> },
+    Saved {
+        impact: Option<Impact>,
+    },
     Unchanged,
-    Stale { revision: i64 },
+    Stale {
+        revision: i64,
+    },
     Refused(FieldErrors),
     /// The schedule changes for these people: ask before saving.
     NeedsConfirmation(Impact),
@@ -92,7 +96,10 @@ pub async fn save(
     if errors.is_empty()
         && let Err(e) = render(&content)
     {
-        errors.entry("body".into()).or_default().push(format!("{e:#}"));
+        errors
+            .entry("body".into())
+            .or_default()
+            .push(format!("{e:#}"));
     }
     if !errors.is_empty() {
         return Ok(Saved::Refused(errors));
@@ -129,7 +136,12 @@ pub async fn impact_between(
 ) -> anyhow::Result<Impact> {
     let rows = db::stats::waiting_between(db, course.id, from, to).await?;
     let syllabus = Syllabus::new(lessons, &course.send_window, &course.phases);
-    Ok(impact::compute(&syllabus, &rows, Utc::now().timestamp(), shown_in))
+    Ok(impact::compute(
+        &syllabus,
+        &rows,
+        Utc::now().timestamp(),
+        shown_in,
+    ))
 }
 
 /// The impact of `lessons` on those whose next lesson is `lesson_id` in it.
@@ -354,7 +366,9 @@ pub fn file_name(position: i64, slug: &str) -> String {
 pub enum MoveRefused {
     #[error("This lesson is already at that end of the course.")]
     AtTheEnd,
-    #[error("“{0}” and “{1}” are in different phases; {2}. Change the lesson's phase in the editor first.")]
+    #[error(
+        "“{0}” and “{1}” are in different phases; {2}. Change the lesson's phase in the editor first."
+    )]
     OtherPhase(String, String, String),
 }
 
@@ -435,8 +449,13 @@ pub async fn apply_swap(
     let (a, b) = (swap.earlier.position, swap.later.position);
     let now = Utc::now().timestamp();
     let mut tx = db.begin_write().await?;
-    db::lessons::set_position(&mut tx, swap.earlier.id, b, &file_name(b, &swap.earlier.slug))
-        .await?;
+    db::lessons::set_position(
+        &mut tx,
+        swap.earlier.id,
+        b,
+        &file_name(b, &swap.earlier.slug),
+    )
+    .await?;
     db::lessons::set_position(&mut tx, swap.later.id, a, &file_name(a, &swap.later.slug)).await?;
     db::stats::remap_positions(&mut tx, course.id, a, b).await?;
     apply_impact(&mut tx, &swap.impact, now).await?;

@@ -24,4 +24,3 @@ pub struct CourseDir {
     pub course: CourseFile,
     pub lessons: Vec<LessonFile>,
 }
-

@@ -158,7 +158,10 @@ fn parse_phases(
         let name = match Phase::parse(p.name.get_ref()) {
             Ok(name) => name,
             Err(e) => {
-                problems.push(Problem::new(line, format!("[[phases]] name: {}", e.message)));
+                problems.push(Problem::new(
+                    line,
+                    format!("[[phases]] name: {}", e.message),
+                ));
                 continue;
             }
         };
@@ -338,7 +341,6 @@ impl LessonContent {
         out.push_str(&self.body);
         out
     }
-
 }
 
 #[cfg(test)]
@@ -367,5 +369,4 @@ mod tests {
         let again = parse_lesson("02-x.md", &c.to_source()).unwrap().content;
         assert_eq!(again, c);
     }
-
 }

@@ -23,7 +23,11 @@ impl Problem {
         }
     }
 
-    pub(super) fn in_field(field: &'static str, line: usize, message: impl Into<String>) -> Problem {
+    pub(super) fn in_field(
+        field: &'static str,
+        line: usize,
+        message: impl Into<String>,
+    ) -> Problem {
         Problem {
             file: None,
             line,
@@ -46,7 +50,6 @@ impl fmt::Display for Problem {
         }
     }
 }
-
 
 /// 1-based line of a byte offset.
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {

@@ -124,15 +124,17 @@ fn check_markdown(body: &str, problems: &mut Vec<Problem>) {
     }
 }
 
-
 /// `after_days`: a whole number of days from 0 to 365.
 pub fn after_days(days: i64) -> Result<u32, InvalidInput> {
-    u32::try_from(days).ok().filter(|d| *d <= 365).ok_or_else(|| {
-        InvalidInput::new(
-            "after_days",
-            "after_days must be a whole number of days from 0 to 365",
-        )
-    })
+    u32::try_from(days)
+        .ok()
+        .filter(|d| *d <= 365)
+        .ok_or_else(|| {
+            InvalidInput::new(
+                "after_days",
+                "after_days must be a whole number of days from 0 to 365",
+            )
+        })
 }
 
 /// `max_wait_days`: a whole number of days from 1 to 365.

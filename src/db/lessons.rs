@@ -70,17 +70,25 @@ impl RevisionRow {
     /// The revision's content, parsed: a stored value no lesson could have is an error.
     pub fn content(&self) -> Result<LessonContent, InvalidInput> {
         let days = |field: &'static str, d: i64| {
-            u32::try_from(d).map_err(|_| InvalidInput::new(field, format!("stored {field} {d} is negative")))
+            u32::try_from(d)
+                .map_err(|_| InvalidInput::new(field, format!("stored {field} {d} is negative")))
         };
         Ok(LessonContent {
             title: self.title.clone(),
             subject: self.subject.clone(),
             phase: Phase::parse(&self.phase)?,
             after_days: days("after_days", self.after_days)?,
-            send_window: self.send_window.as_deref().map(SendWindow::parse).transpose()?,
+            send_window: self
+                .send_window
+                .as_deref()
+                .map(SendWindow::parse)
+                .transpose()?,
             prompt: self.prompt.clone(),
             wait_for_reply: self.wait_for_reply != 0,
-            max_wait_days: self.max_wait_days.map(|d| days("max_wait_days", d)).transpose()?,
+            max_wait_days: self
+                .max_wait_days
+                .map(|d| days("max_wait_days", d))
+                .transpose()?,
             body: self.body.clone(),
         })
     }
@@ -189,7 +197,17 @@ pub async fn insert(tx: &mut Tx, new: &NewLesson<'_>, now: i64) -> anyhow::Resul
     .bind(new.file_name)
     .fetch_one(&mut **tx)
     .await?;
-    insert_revision(tx, id, 1, new.content, new.source, new.author, "created", now).await?;
+    insert_revision(
+        tx,
+        id,
+        1,
+        new.content,
+        new.source,
+        new.author,
+        "created",
+        now,
+    )
+    .await?;
     Ok(id)
 }
 

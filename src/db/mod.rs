@@ -173,13 +173,15 @@ impl Db {
                 .map(|i| u8::from_str_radix(&old[i..i + 2], 16))
                 .collect::<Result<Vec<u8>, _>>()
                 .expect("a hex constant");
-            sqlx::query("UPDATE _sqlx_migrations SET checksum = $1 WHERE version = $2 AND checksum = $3")
-                .bind(current.checksum.to_vec())
-                .bind(version)
-                .bind(old)
-                .execute(&self.pool)
-                .await
-                .context("updating the checksum of a rewritten migration")?;
+            sqlx::query(
+                "UPDATE _sqlx_migrations SET checksum = $1 WHERE version = $2 AND checksum = $3",
+            )
+            .bind(current.checksum.to_vec())
+            .bind(version)
+            .bind(old)
+            .execute(&self.pool)
+            .await
+            .context("updating the checksum of a rewritten migration")?;
         }
         Ok(())
     }

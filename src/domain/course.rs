@@ -141,13 +141,23 @@ mod tests {
         assert!(!p.out_of_order(&s, &m) && !p.out_of_order(&m, &m) && !p.out_of_order(&s, &e));
         assert!(p.out_of_order(&e, &m) && p.out_of_order(&m, &s));
         assert_eq!(p.names(), "start, middle, end");
-        assert!(p.check(&Phase::parse("other").unwrap()).unwrap_err().message.contains("start, middle, end"));
+        assert!(
+            p.check(&Phase::parse("other").unwrap())
+                .unwrap_err()
+                .message
+                .contains("start, middle, end")
+        );
     }
 
     #[test]
     fn refuses_none_and_duplicates() {
         assert!(phases(&[]).is_err());
-        assert!(phases(&["a", "b", "a"]).unwrap_err().message.contains("twice"));
+        assert!(
+            phases(&["a", "b", "a"])
+                .unwrap_err()
+                .message
+                .contains("twice")
+        );
     }
 
     #[test]

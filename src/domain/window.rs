@@ -112,9 +112,16 @@ mod tests {
             SendWindow::parse("0 0 8 * * *").unwrap().kind(),
             WindowKind::Cron(_)
         ));
-        assert_eq!(SendWindow::parse(" 0 0 8 * * * ").unwrap().as_str(), "0 0 8 * * *");
+        assert_eq!(
+            SendWindow::parse(" 0 0 8 * * * ").unwrap().as_str(),
+            "0 0 8 * * *"
+        );
         for bad in ["0 8 * * *", "0 0 25 * * *", "soon", ""] {
-            assert_eq!(SendWindow::parse(bad).unwrap_err().field, "send_window", "{bad}");
+            assert_eq!(
+                SendWindow::parse(bad).unwrap_err().field,
+                "send_window",
+                "{bad}"
+            );
         }
     }
 }

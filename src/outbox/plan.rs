@@ -80,4 +80,3 @@ pub async fn plan_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<PlanRepor
         }
     }
 }
-

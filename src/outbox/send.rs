@@ -471,9 +471,10 @@ impl BatchContext {
                     minijinja::context! { first_lesson_at => when },
                 )?
             }
-            DeliveryKind::Goodbye => app
-                .renderer
-                .mail(MailKind::Goodbye, &ctx, minijinja::context! {})?,
+            DeliveryKind::Goodbye => {
+                app.renderer
+                    .mail(MailKind::Goodbye, &ctx, minijinja::context! {})?
+            }
             DeliveryKind::Notice => {
                 let payload: serde_json::Value =
                     serde_json::from_str(&d.payload).unwrap_or_default();

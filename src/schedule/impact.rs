@@ -65,7 +65,10 @@ fn due_for(syllabus: &Syllabus<'_>, row: &Waiting) -> Option<i64> {
                 return None;
             }
             let sent = DateTime::from_timestamp(sent, 0)?;
-            syllabus.after_send(prev, sent, row.timezone).due.map(|d| d.timestamp())
+            syllabus
+                .after_send(prev, sent, row.timezone)
+                .due
+                .map(|d| d.timestamp())
         }
         _ => {
             let base = DateTime::from_timestamp(row.last_sent_at.unwrap_or(row.created_at), 0)?;

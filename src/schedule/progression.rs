@@ -154,7 +154,12 @@ impl<'a> Syllabus<'a> {
 
     /// The variables a lesson mail shows about the lesson itself: the sender's, and the
     /// admin's and the CLI's previews (of the stored content or of an edit not yet saved).
-    pub fn lesson_vars(&self, lesson_id: i64, position: i64, content: &LessonContent) -> LessonVars {
+    pub fn lesson_vars(
+        &self,
+        lesson_id: i64,
+        position: i64,
+        content: &LessonContent,
+    ) -> LessonVars {
         let (number, of) = self.number_of(lesson_id, position);
         let phase = &content.phase;
         LessonVars {

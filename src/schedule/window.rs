@@ -120,7 +120,10 @@ mod tests {
             local(due_after(&cron("0 0 8 * * *"), 0, confirmed, tz), tz),
             "2024-06-02 08:00 EDT"
         );
-        assert_eq!(due_after(&SendWindow::parse("immediate").unwrap(), 0, confirmed, tz), confirmed);
+        assert_eq!(
+            due_after(&SendWindow::parse("immediate").unwrap(), 0, confirmed, tz),
+            confirmed
+        );
     }
 
     #[test]

@@ -25,11 +25,20 @@ pub async fn request_journal_link(
 ) -> anyhow::Result<bool> {
     let payload = json!({ JOURNAL_LINK_PAYLOAD: true });
     let mut tx = app.db.begin_write().await?;
-    if db::deliveries::mail_queued_since(&mut tx, subscriber_id, DeliveryKind::Notice, &payload, since).await? {
+    if db::deliveries::mail_queued_since(
+        &mut tx,
+        subscriber_id,
+        DeliveryKind::Notice,
+        &payload,
+        since,
+    )
+    .await?
+    {
         tx.commit().await?;
         return Ok(false);
     }
-    db::deliveries::enqueue_mail(&mut tx, subscriber_id, DeliveryKind::Notice, &payload, now).await?;
+    db::deliveries::enqueue_mail(&mut tx, subscriber_id, DeliveryKind::Notice, &payload, now)
+        .await?;
     db::events::log(
         &mut tx,
         Some(subscriber_id),

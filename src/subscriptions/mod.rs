@@ -8,10 +8,10 @@ mod journal;
 mod moves;
 pub mod spreadsheet;
 
-pub use moves::{MoveRefused, move_to_lesson};
 pub use journal::{
     JOURNAL_ACCESS_HOURS, JOURNAL_LINK_PAYLOAD, JOURNAL_RESEND_MINUTES, request_journal_link,
 };
+pub use moves::{MoveRefused, move_to_lesson};
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
@@ -121,8 +121,15 @@ pub async fn subscribe(
                 now_s,
             )
             .await?;
-            db::events::log(&mut tx, Some(id), "subscriber", "signed_up", &json!({}), now_s)
-                .await?;
+            db::events::log(
+                &mut tx,
+                Some(id),
+                "subscriber",
+                "signed_up",
+                &json!({}),
+                now_s,
+            )
+            .await?;
             queue_confirmation(&mut tx, id, None, now_s).await?;
             Subscribed::ConfirmationQueued
         }
@@ -219,7 +226,9 @@ async fn confirm_in(
     }
     if let Some(profile) = db::deliveries::latest_confirm_payload(tx, s.id).await? {
         let name = profile["name"].as_str().map(str::to_owned);
-        let tz = profile["timezone"].as_str().and_then(|t| Timezone::parse(t).ok());
+        let tz = profile["timezone"]
+            .as_str()
+            .and_then(|t| Timezone::parse(t).ok());
         if let (Some(name), Some(tz)) = (name, tz) {
             db::subscribers::update_profile(tx, s.id, &name, tz.name()).await?;
             s.name = name;
@@ -229,8 +238,7 @@ async fn confirm_in(
     db::subscribers::confirm(tx, s.id, now_s).await?;
     let tz = s.timezone;
     let due = syllabus.first_due(now, tz);
-    let enrolled =
-        db::enrollments::create(tx, s.id, course.id, due.timestamp(), now_s).await?;
+    let enrolled = db::enrollments::create(tx, s.id, course.id, due.timestamp(), now_s).await?;
     if !enrolled {
         // Enrolled before (they unsubscribed and came back): continue where they left off.
         for e in db::enrollments::for_subscriber_in(tx, s.id).await? {
@@ -473,7 +481,10 @@ async fn stop(
     db::subscribers::set_status(tx, s.id, status, now_s).await?;
     db::deliveries::withdraw_queued_lessons(tx, s.id).await?;
     for e in db::enrollments::for_subscriber_in(tx, s.id).await? {
-        if matches!(e.status, EnrollmentStatus::Active | EnrollmentStatus::Paused) {
+        if matches!(
+            e.status,
+            EnrollmentStatus::Active | EnrollmentStatus::Paused
+        ) {
             let position = db::enrollments::last_delivered_position(tx, e.id).await?;
             db::enrollments::set_status(tx, e.id, EnrollmentStatus::Stopped, position, None, now_s)
                 .await?;

@@ -17,7 +17,9 @@ pub enum MoveRefused {
     NotEnrolled(SubscriberStatus),
     #[error("This subscriber is not enrolled yet (they have not confirmed).")]
     NotConfirmed,
-    #[error("They already received “{0}”. A lesson is never sent to anyone twice, so they cannot be moved back before it; move them to a later lesson.")]
+    #[error(
+        "They already received “{0}”. A lesson is never sent to anyone twice, so they cannot be moved back before it; move them to a later lesson."
+    )]
     AlreadyReceived(String),
 }
 
@@ -54,10 +56,10 @@ pub async fn move_to_lesson(
         return Ok(Err(MoveRefused::NotConfirmed));
     };
     let deliveries = db::stats::enrollment_deliveries(&mut tx, e.id).await?;
-    if let Some(d) = deliveries
-        .iter()
-        .find(|d| d.position >= target.position && matches!(d.status, DeliveryStatus::Sent | DeliveryStatus::Bounced))
-    {
+    if let Some(d) = deliveries.iter().find(|d| {
+        d.position >= target.position
+            && matches!(d.status, DeliveryStatus::Sent | DeliveryStatus::Bounced)
+    }) {
         let title = lessons
             .iter()
             .find(|l| l.id == d.lesson_id)

@@ -457,7 +457,8 @@ async fn every_admin_page_and_api_route_refuses_anonymous_requests(backend: Back
             .await
             .unwrap()
             .unwrap()
-            .status.as_str(),
+            .status
+            .as_str(),
         "active"
     );
 }
@@ -546,7 +547,8 @@ async fn a_post_without_the_right_csrf_token_is_refused_and_changes_nothing(back
             .await
             .unwrap()
             .unwrap()
-            .status.as_str(),
+            .status
+            .as_str(),
         "active"
     );
     // The session still works: the logout above was refused too.

@@ -11,7 +11,7 @@ use crate::on_both_databases;
 use crate::support::{Backend, TestDb, repo};
 
 const SHIPPED: &str = "lessons/rebuilding-trust";
-/// A valid three-lesson course (honesty, accountability, practice) that the lint cases break.
+/// A valid three-lesson course (phases notice, reflect, act) that the lint cases break.
 const SMALL: &str = "tests/fixtures/lessons/small-course";
 const NOW: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 
@@ -123,7 +123,9 @@ fn the_shipped_course_passes_lint() {
     let phases: Vec<Phase> = lessons.iter().map(|l| l.content.phase.clone()).collect();
     let declared = &course.course.phases;
     assert!(
-        phases.windows(2).all(|w| !declared.out_of_order(&w[0], &w[1])),
+        phases
+            .windows(2)
+            .all(|w| !declared.out_of_order(&w[0], &w[1])),
         "phases out of order: {phases:?}"
     );
     let names: Vec<&str> = declared.iter().map(|p| p.name.as_str()).collect();
@@ -141,10 +143,7 @@ fn the_shipped_course_passes_lint() {
     );
 
     let course_window = &course.course.send_window;
-    for l in lessons
-        .iter()
-        .filter(|l| l.content.phase == practice)
-    {
+    for l in lessons.iter().filter(|l| l.content.phase == practice) {
         let own = l
             .content
             .send_window
@@ -232,20 +231,34 @@ const CASES: &[Case] = &[
     Case {
         rule: "phase out of order",
         breaks: &[
-            Break::Edit(
-                "02-look-back.md",
-                "phase = \"accountability\"",
-                "phase = \"practice\"",
-            ),
-            Break::Edit(
-                "03-keep-going.md",
-                "phase = \"practice\"",
-                "phase = \"accountability\"",
-            ),
+            Break::Edit("02-look-back.md", "phase = \"reflect\"", "phase = \"act\""),
+            Break::Edit("03-keep-going.md", "phase = \"act\"", "phase = \"reflect\""),
         ],
         file: "03-keep-going.md",
         line: 4,
-        message: "phase \"accountability\" comes after \"practice\"",
+        message: "phase \"reflect\" comes after \"act\" in 02-look-back.md: this course's phases go notice, reflect, act",
+    },
+    Case {
+        rule: "a phase the course does not declare",
+        breaks: &[Break::Edit(
+            "02-look-back.md",
+            "phase = \"reflect\"",
+            "phase = \"honesty\"",
+        )],
+        file: "02-look-back.md",
+        line: 4,
+        message: "\"honesty\" is not a phase of this course (its phases: notice, reflect, act)",
+    },
+    Case {
+        rule: "a phase declared twice",
+        breaks: &[Break::Edit(
+            "course.toml",
+            "name = \"act\"",
+            "name = \"notice\"",
+        )],
+        file: "course.toml",
+        line: 18,
+        message: "phase \"notice\" is declared twice in [[phases]]",
     },
     Case {
         rule: "duplicate slug",

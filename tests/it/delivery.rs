@@ -60,6 +60,7 @@ on_both_databases!(
     pause_then_resume_continues_without_a_burst,
     a_451_then_250_delivers_once,
     a_550_fails_the_delivery_and_marks_the_address_bounced,
+    a_mail_that_cannot_be_built_fails_with_its_cause_and_counts_no_bounce,
     the_server_down_for_a_while_then_back_delivers_everything_once,
     two_ticks_racing_never_send_a_lesson_twice,
     a_lesson_that_waits_for_a_reply_holds_the_next_until_max_wait_days,
@@ -302,6 +303,42 @@ async fn a_451_then_250_delivers_once(backend: Backend) {
     assert_eq!((d.status.as_str(), d.attempts), ("sent", 2));
 }
 
+async fn a_mail_that_cannot_be_built_fails_with_its_cause_and_counts_no_bounce(backend: Backend) {
+    let t = TestApp::with_smtp(backend).await;
+    let t0 = at("2026-05-04T06:00:00Z");
+    let id = confirmed_subscriber(&t, "fay@example.com", "UTC", t0).await;
+    // An address no mail can be built for (sign-up refuses it; here it got into the row
+    // some other way, as an old import or a hand edit could).
+    sqlx::query("UPDATE subscribers SET email = 'fay at example dot com' WHERE id = $1")
+        .bind(id)
+        .execute(t.app.db.pool())
+        .await
+        .unwrap();
+    let r = tick(&t, t0).await;
+    assert_eq!((r.sent, r.failed), (0, 1));
+    let d = db::deliveries::for_subscriber(&t.app.db, id).await.unwrap();
+    let lesson = d.iter().find(|d| d.kind.as_str() == "lesson").unwrap();
+    assert_eq!(lesson.status.as_str(), "failed");
+    let why = lesson.last_error.as_deref().unwrap();
+    assert!(
+        why.starts_with("build:") && why.contains("recipient"),
+        "{why}"
+    );
+    let (bounces,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM bounces WHERE subscriber_id = $1")
+            .bind(id)
+            .fetch_one(t.app.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(bounces, 0, "the mail's fault is never the reader's bounce");
+    let s = db::subscribers::by_id(&t.app.db, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.status.as_str(), "active");
+    assert!(t.smtp().messages().is_empty(), "nothing reached the server");
+}
+
 async fn a_550_fails_the_delivery_and_marks_the_address_bounced(backend: Backend) {
     let t = TestApp::with_smtp(backend).await;
     let t0 = at("2026-05-04T06:00:00Z");
@@ -312,7 +349,10 @@ async fn a_550_fails_the_delivery_and_marks_the_address_bounced(backend: Backend
     let d = &lesson_deliveries(&t, "ed@example.com").await[0];
     assert_eq!(d.status.as_str(), "failed");
     assert!(d.last_error.as_deref().unwrap().contains("550"), "{d:?}");
-    assert_eq!(subscriber(&t, "ed@example.com").await.status.as_str(), "bounced");
+    assert_eq!(
+        subscriber(&t, "ed@example.com").await.status.as_str(),
+        "bounced"
+    );
     tick_through(&t, t0 + Days::hours(1), t0 + Days::days(5)).await;
     assert!(t.smtp().messages().is_empty());
     assert_eq!(lesson_deliveries(&t, "ed@example.com").await.len(), 1);

@@ -52,6 +52,7 @@ fn text(t: &TestApp, r: &db::replies::ReplyRow) -> String {
 }
 
 on_both_databases!(
+    a_pause_whose_command_step_fails_is_applied_when_the_mail_server_retries,
     the_smtp_listener_stores_a_reply_sent_by_a_real_smtp_client,
     the_webhook_stores_a_reply_with_the_bearer_token_only,
     drip_ingest_stores_a_reply_from_a_file_and_dry_run_stores_nothing,
@@ -400,7 +401,11 @@ async fn auto_replies_and_bounces_never_count_as_answers(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(
-        d.iter().find(|d| d.kind.as_str() == "lesson").unwrap().status.as_str(),
+        d.iter()
+            .find(|d| d.kind.as_str() == "lesson")
+            .unwrap()
+            .status
+            .as_str(),
         "bounced"
     );
 }
@@ -434,12 +439,20 @@ async fn a_forged_sender_or_bounce_is_kept_but_changes_nothing(backend: Backend)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(s.status.as_str(), "active", "neither the STOP nor the report acted");
+    assert_eq!(
+        s.status.as_str(),
+        "active",
+        "neither the STOP nor the report acted"
+    );
     let d = db::deliveries::for_subscriber(&t.app.db, s.id)
         .await
         .unwrap();
     assert_eq!(
-        d.iter().find(|d| d.kind.as_str() == "lesson").unwrap().status.as_str(),
+        d.iter()
+            .find(|d| d.kind.as_str() == "lesson")
+            .unwrap()
+            .status
+            .as_str(),
         "sent"
     );
 }
@@ -463,7 +476,8 @@ async fn pause_and_stop_in_a_reply_act_on_the_subscription(backend: Backend) {
             .await
             .unwrap()
             .unwrap()
-            .status.as_str(),
+            .status
+            .as_str(),
         "paused"
     );
     let raw = reply_mail(
@@ -492,6 +506,87 @@ async fn pause_and_stop_in_a_reply_act_on_the_subscription(backend: Backend) {
         kinds.contains(&"notice".to_owned()) && kinds.contains(&"goodbye".to_owned()),
         "{kinds:?}"
     );
+}
+
+/// Makes the database refuse to pause anyone, as a lock or a restart would at that moment:
+/// a trigger on the status change, the very step the command takes after the reply is
+/// stored. Returns the statement that removes it.
+async fn refuse_pausing(t: &TestApp, backend: Backend) -> &'static str {
+    let pool = t.app.db.pool();
+    match backend {
+        Backend::Sqlite => {
+            sqlx::query(
+                "CREATE TRIGGER refuse_pause BEFORE UPDATE OF status ON subscribers \
+                 WHEN NEW.status = 'paused' BEGIN SELECT RAISE(ABORT, 'injected: the database went away'); END",
+            )
+            .execute(pool)
+            .await
+            .unwrap();
+            "DROP TRIGGER refuse_pause"
+        }
+        Backend::Postgres => {
+            sqlx::query(
+                "CREATE FUNCTION refuse_pause() RETURNS trigger AS $$ BEGIN \
+                 IF NEW.status = 'paused' THEN RAISE EXCEPTION 'injected: the database went away'; END IF; \
+                 RETURN NEW; END $$ LANGUAGE plpgsql",
+            )
+            .execute(pool)
+            .await
+            .unwrap();
+            sqlx::query(
+                "CREATE TRIGGER refuse_pause BEFORE UPDATE ON subscribers FOR EACH ROW EXECUTE FUNCTION refuse_pause()",
+            )
+            .execute(pool)
+            .await
+            .unwrap();
+            "DROP TRIGGER refuse_pause ON subscribers"
+        }
+    }
+}
+
+async fn a_pause_whose_command_step_fails_is_applied_when_the_mail_server_retries(
+    backend: Backend,
+) {
+    let t = TestApp::with_file_outbox(backend).await;
+    let (reply_to, msg_id) = lesson_sent(&t, "hal@example.com").await;
+    let raw = reply_mail(
+        "hal@example.com",
+        &reply_to,
+        &msg_id,
+        "pause-once@x.example",
+        "PAUSE\r\n\r\nI need a few days.\r\n",
+    );
+    let undo = refuse_pausing(&t, backend).await;
+    let first = inbound::ingest(&t.app, raw.as_bytes(), false, Utc::now()).await;
+    assert!(
+        first.is_err(),
+        "the command step failed, so the whole ingest must fail (the MTA then retries)"
+    );
+    // Nothing of that attempt stayed: no reply, so the retry is not taken for a duplicate.
+    assert!(replies_of(&t, "hal@example.com").await.is_empty());
+    sqlx::query(undo).execute(t.app.db.pool()).await.unwrap();
+
+    // The mail server delivers the same message again.
+    let again = inbound::ingest(&t.app, raw.as_bytes(), false, Utc::now())
+        .await
+        .unwrap();
+    assert!(
+        !again.duplicate,
+        "the retry is stored, not dropped as a copy"
+    );
+    assert_eq!(again.command, Some("pause"));
+    let s = db::subscribers::by_email(&t.app.db, "hal@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.status.as_str(), "paused", "the retry applied the PAUSE");
+    assert_eq!(replies_of(&t, "hal@example.com").await.len(), 1);
+    // A third delivery of the same mail is the duplicate, and changes nothing more.
+    let third = inbound::ingest(&t.app, raw.as_bytes(), false, Utc::now())
+        .await
+        .unwrap();
+    assert!(third.duplicate);
+    assert_eq!(replies_of(&t, "hal@example.com").await.len(), 1);
 }
 
 async fn an_answer_releases_a_lesson_that_waits_for_it(backend: Backend) {

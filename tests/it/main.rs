@@ -16,4 +16,5 @@ mod privacy;
 mod render;
 mod scale;
 mod storage;
+mod upgrade;
 mod web_public;

@@ -43,7 +43,12 @@ fn context(name: &str, course: &curriculum::CourseFile) -> MailContext {
     }
 }
 
-fn vars(course: &curriculum::CourseFile, lesson: &LessonFile, number: usize, of: usize) -> LessonVars {
+fn vars(
+    course: &curriculum::CourseFile,
+    lesson: &LessonFile,
+    number: usize,
+    of: usize,
+) -> LessonVars {
     LessonVars {
         title: lesson.content.title.clone(),
         number,

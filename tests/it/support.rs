@@ -46,17 +46,40 @@ static SKIP_NOTICE: Once = Once::new();
 /// tests what the machine can do rather than what drip does.
 pub static PROCESSES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Under `CI=true` nothing may be skipped: what a test needs from outside cargo must be
+/// there, and its absence fails the run.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// The one policy for a test that needs something outside cargo (a database server, a
+/// browser, a Python package): with it, run; without it, say in one line what was skipped
+/// and how to run it, or fail under CI. Returns whether the test should run.
+pub fn needs(what: &str, available: bool, how: &str) -> bool {
+    if available {
+        return true;
+    }
+    assert!(!in_ci(), "CI=true and {what} is missing: {how}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {what} is missing ({how})");
+    false
+}
+
 /// The PostgreSQL server for tests, or None (saying so once, past the test harness's output
-/// capture, so the skipped half is never silent).
+/// capture, so the skipped half is never silent; under CI a missing server fails).
 pub fn postgres_url() -> Option<String> {
     match std::env::var("DRIP_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
+            assert!(
+                !in_ci(),
+                "CI=true and DRIP_TEST_POSTGRES_URL is unset: the PostgreSQL half must run"
+            );
             SKIP_NOTICE.call_once(|| {
                 use std::io::Write;
                 let _ = writeln!(
                     std::io::stderr(),
-                    "note: DRIP_TEST_POSTGRES_URL is unset: the PostgreSQL half of the database tests was skipped (SQLite ran)"
+                    "skipped: the PostgreSQL half of the database tests (DRIP_TEST_POSTGRES_URL is unset; SQLite ran)"
                 );
             });
             None

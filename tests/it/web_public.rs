@@ -207,7 +207,8 @@ async fn the_unsubscribe_page_has_one_button_and_the_post_unsubscribes(backend: 
             .await
             .unwrap()
             .unwrap()
-            .status.as_str(),
+            .status
+            .as_str(),
         "active",
         "GET changes nothing"
     );
@@ -218,7 +219,8 @@ async fn the_unsubscribe_page_has_one_button_and_the_post_unsubscribes(backend: 
             .await
             .unwrap()
             .unwrap()
-            .status.as_str(),
+            .status
+            .as_str(),
         "unsubscribed"
     );
 }

@@ -103,24 +103,26 @@ impl EditForm {
                 .ok()
                 .map(Some),
         };
-        let (Some(phase), Some(send_window), Some(max_wait_days)) = (phase, window, max_wait_days)
-        else {
-            return None;
-        };
+        let parsed = phase.is_some() && window.is_some() && max_wait_days.is_some();
+        // The content rules run even when a field did not parse, so every problem shows at
+        // once; the stand-ins below are never stored (the content is returned only if all
+        // fields parsed).
         let content = LessonContent {
             title: self.title.trim().to_owned(),
             subject: self.subject.trim().to_owned(),
-            phase,
+            phase: phase.unwrap_or_else(|| Phase::parse("unparsed").expect("a slug")),
             after_days: after_days.unwrap_or(0),
-            send_window,
+            send_window: window.flatten(),
             prompt: lf(self.prompt.trim()),
             wait_for_reply: self.wait_for_reply.is_some(),
-            max_wait_days,
+            max_wait_days: max_wait_days.flatten(),
             body: lf(&self.body),
         };
         crate::curriculum::edit::content_errors(&content, errors);
+        if !parsed {
+            return None;
+        }
         let found = errors.values().map(Vec::len).sum::<usize>() > known;
         (!found).then_some(content)
     }
 }
-

@@ -51,10 +51,10 @@ pub(crate) fn render_for_admin(
     content: &crate::curriculum::LessonContent,
     admin: &Admin,
 ) -> anyhow::Result<RenderedMail> {
-    let position = lessons
-        .iter()
-        .find(|l| l.id == lesson_id)
-        .map_or_else(|| lessons.iter().map(|l| l.position).max().unwrap_or(0) + 1, |l| l.position);
+    let position = lessons.iter().find(|l| l.id == lesson_id).map_or_else(
+        || lessons.iter().map(|l| l.position).max().unwrap_or(0) + 1,
+        |l| l.position,
+    );
     let email = if admin.email.is_empty() {
         "preview@example.org"
     } else {
@@ -91,9 +91,9 @@ async fn list(
         .phases
         .iter()
         .filter_map(|p| {
-            rows_by_phase.remove(p.name.as_str()).map(
-                |rows| json!({"label": p.title, "line": p.description, "lessons": rows}),
-            )
+            rows_by_phase
+                .remove(p.name.as_str())
+                .map(|rows| json!({"label": p.title, "line": p.description, "lessons": rows}))
         })
         .collect();
     groups.extend(

@@ -170,7 +170,9 @@ async fn act(
             subscriptions::erase(&app, id, who, now).await?;
         }
         "move" => {
-            if let Err(why) = subscriptions::move_to_lesson(&app, &s, &form.lesson, who, now.timestamp()).await? {
+            if let Err(why) =
+                subscriptions::move_to_lesson(&app, &s, &form.lesson, who, now.timestamp()).await?
+            {
                 return refused("Not moved", &why.to_string());
             }
         }

@@ -14,12 +14,12 @@ use super::subscribers::find;
 use super::{ApiError, ApiResult, Body, time};
 use crate::app::App;
 use crate::auth::Admin;
+use crate::curriculum::edit::{self, Saved};
+use crate::curriculum::{LessonContent, after_days, max_wait_days};
 use crate::db::{
     self,
     admin_lists::{InboxKey, InboxQuery},
 };
-use crate::curriculum::edit::{self, Saved};
-use crate::curriculum::{LessonContent, after_days, max_wait_days};
 use crate::domain::{InvalidInput, Phase, SendWindow};
 use crate::web::admin::render_for_admin;
 
@@ -147,7 +147,11 @@ async fn update_lesson(
     })?;
     let base = p.revision.unwrap_or(lesson.revision);
     let content = p.apply(&lesson.content).map_err(|e| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string(), Some(e.field))
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            e.to_string(),
+            Some(e.field),
+        )
     })?;
     let change = edit::Change {
         course: &course,
@@ -183,8 +187,17 @@ async fn update_lesson(
     };
     let saved = db::lessons::by_slug(&app.db, course.id, &slug)
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "the lesson was removed meanwhile", Some("slug")))?;
-    Ok(Json(json!({"lesson": lesson_json(&saved), "rescheduled": impact.map(|i| i.moved).unwrap_or(0)})).into_response())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "the lesson was removed meanwhile",
+                Some("slug"),
+            )
+        })?;
+    Ok(Json(
+        json!({"lesson": lesson_json(&saved), "rescheduled": impact.map(|i| i.moved).unwrap_or(0)}),
+    )
+    .into_response())
 }
 
 #[derive(Deserialize)]

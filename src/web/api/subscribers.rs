@@ -93,8 +93,7 @@ async fn create_subscriber(
     })?;
     // A racing request for the same address gets the same 409 (the insert's unique key
     // decides, not a read before it).
-    let id = match subscriptions::add(&app, &new, b.confirmed, &admin.username, Utc::now()).await
-    {
+    let id = match subscriptions::add(&app, &new, b.confirmed, &admin.username, Utc::now()).await {
         Ok(id) => id,
         Err(AddError::AlreadySubscribed(email)) => {
             return Err(ApiError::new(

@@ -221,7 +221,8 @@ async fn the_json_api_manages_subscribers_lessons_and_replies(backend: Backend) 
             .await
             .unwrap()
             .unwrap()
-            .status.as_str(),
+            .status
+            .as_str(),
         "erased"
     );
     assert!(

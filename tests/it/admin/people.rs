@@ -36,7 +36,8 @@ async fn subscriber_actions_pause_resume_move_and_erase(backend: Backend) {
             .await
             .unwrap()
             .unwrap()
-            .status.as_str(),
+            .status
+            .as_str(),
         "paused"
     );
     assert_eq!(session.post(&t.app, &path("pause"), &[]).await.status, 422);
@@ -165,7 +166,8 @@ async fn csv_import_reports_rejected_rows_and_export_lists_subscribers(backend: 
             .await
             .unwrap()
             .unwrap()
-            .status.as_str(),
+            .status
+            .as_str(),
         "active"
     );
     let export = session.get(&t.app, "/admin/subscribers/export.csv").await;
