@@ -8,27 +8,9 @@ use regex::Regex;
 
 use super::parse::InboundMessage;
 
-/// What an inbound message is; only a `Reply` may count as an answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Written by a person.
-    Reply,
-    /// Sent by a machine on the person's behalf: out-of-office, vacation, list or bulk mail.
-    AutoReply,
-    /// A delivery failure report about a message drip sent.
-    Bounce,
-}
-
-impl Kind {
-    /// The stored name: `reply`, `auto_reply` or `bounce`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Reply => "reply",
-            Kind::AutoReply => "auto_reply",
-            Kind::Bounce => "bounce",
-        }
-    }
-}
+/// What an inbound message is; only a `Reply` may count as an answer (the stored kinds,
+/// one enum with the database's).
+pub use crate::domain::ReplyKind as Kind;
 
 /// What a bounce says about the failed delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,26 +94,7 @@ fn is_auto_reply(msg: &InboundMessage) -> bool {
 }
 
 /// A subscription command given as the first line of an answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
-    /// Stop sending lessons for now.
-    Pause,
-    /// Continue after a pause.
-    Resume,
-    /// Unsubscribe.
-    Stop,
-}
-
-impl Command {
-    /// The stored name: `pause`, `resume` or `stop`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Command::Pause => "pause",
-            Command::Resume => "resume",
-            Command::Stop => "stop",
-        }
-    }
-}
+pub use crate::domain::Command;
 
 /// The command in `answer`: its first non-empty line, trimmed, lowercased and without trailing
 /// punctuation, is exactly `pause`, `resume`, `stop` or `unsubscribe` (which means stop).

@@ -72,7 +72,7 @@ impl Handler for Inbound {
             .block_on(super::ingest(&app, &raw, false, Utc::now()))
         {
             Ok(outcome) => {
-                tracing::info!(kind = outcome.kind, stored = ?outcome.stored, duplicate = outcome.duplicate, "inbound mail received");
+                tracing::info!(kind = outcome.kind.as_str(), stored = ?outcome.stored, duplicate = outcome.duplicate, "inbound mail received");
                 response::OK
             }
             Err(e) if e.downcast_ref::<super::Unreadable>().is_some() => {

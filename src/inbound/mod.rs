@@ -14,29 +14,10 @@ use sha2::{Digest, Sha256};
 
 use crate::app::App;
 use crate::db::{self, deliveries::DeliveryRef};
-use crate::domain::{DeliveryKind, EnrollmentStatus, Purpose, ReplyKind};
+use crate::domain::{DeliveryKind, EnrollmentStatus, MatchedBy, Purpose, ReplyKind};
 use crate::schedule::Syllabus;
 use crate::subscriptions;
 use classify::{Command, Kind};
-
-/// How a message was tied to a delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MatchedBy {
-    Token,
-    InReplyTo,
-    Sender,
-}
-
-impl MatchedBy {
-    fn as_str(self) -> &'static str {
-        match self {
-            MatchedBy::Token => "token",
-            MatchedBy::InReplyTo => "in_reply_to",
-            MatchedBy::Sender => "sender",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Match {
@@ -51,9 +32,9 @@ pub struct Match {
 /// contract of `drip ingest --dry-run --json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
-    pub kind: &'static str,
+    pub kind: ReplyKind,
     pub text: String,
-    pub command: Option<&'static str>,
+    pub command: Option<Command>,
     #[serde(rename = "match")]
     pub matched: Option<Match>,
     pub flagged: bool,
@@ -114,9 +95,9 @@ pub async fn ingest(
     let flagged =
         kind == Kind::Reply && classify::distress(&text, &app.config.inbound.distress_words);
     let mut outcome = Outcome {
-        kind: kind.as_str(),
+        kind,
         text,
-        command: command.map(Command::as_str),
+        command,
         matched,
         flagged,
         stored: None,
@@ -261,9 +242,9 @@ async fn store_and_act(
             subscriber_id: delivery.as_ref().map(|d| d.subscriber_id),
             delivery_id: delivery.as_ref().map(|d| d.id),
             lesson_id: delivery.as_ref().and_then(|d| d.lesson_id),
-            kind: outcome.kind,
+            kind: outcome.kind.as_str(),
             matched_by: outcome.matched.as_ref().map(|m| m.by.as_str()),
-            command: outcome.command,
+            command: outcome.command.map(Command::as_str),
             from_addr: msg.from.as_deref().unwrap_or(""),
             subject: &msg.subject,
             text: &text,
@@ -285,7 +266,7 @@ async fn store_and_act(
         &mut tx,
         subscriber_id,
         "subscriber",
-        &format!("{}_received", outcome.kind),
+        &format!("{}_received", outcome.kind.as_str()),
         &json!({"reply": reply_id}),
         now_s,
     )
@@ -303,7 +284,7 @@ async fn store_and_act(
         )
         .await?;
     }
-    if outcome.kind == ReplyKind::Reply.as_str()
+    if outcome.kind == ReplyKind::Reply
         && let Some(d) = &delivery
     {
         release_waiting_lesson(&mut tx, d, now).await?;
