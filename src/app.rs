@@ -121,7 +121,7 @@ impl App {
     }
 
     /// Syncs at start-up, logging conflicts instead of failing: the database keeps working.
-    pub async fn sync_on_start(&self) -> anyhow::Result<()> {
+    pub(crate) async fn sync_on_start(&self) -> anyhow::Result<()> {
         let report = self.sync_lessons(false, Utc::now()).await?;
         for (slug, outcome) in &report.lessons {
             match outcome {
@@ -143,7 +143,7 @@ impl App {
             .unwrap_or_else(|e| format!("[{e}]").into_bytes())
     }
 
-    pub fn is_stopping(&self) -> bool {
+    pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
 
@@ -219,7 +219,7 @@ impl App {
         self.signer.verify(Purpose::MessageId, token).ok()
     }
 
-    pub fn mail_context(
+    pub(crate) fn mail_context(
         &self,
         course: &db::courses::CourseRow,
         subscriber: &db::subscribers::SubscriberRow,
@@ -241,7 +241,7 @@ impl App {
     /// A lesson exactly as it would be mailed (the same number, phase and layout the
     /// sender uses), addressed to a preview reader: the admin's preview, test sends and
     /// `drip lessons preview` all come through here. `content` may be an edit not saved.
-    pub fn preview_lesson(
+    pub(crate) fn preview_lesson(
         &self,
         course: &db::courses::CourseRow,
         lessons: &[db::lessons::Lesson],

@@ -24,7 +24,7 @@ pub const IDLE_SECONDS: i64 = 2 * 3600;
 pub const ABSOLUTE_SECONDS: i64 = 12 * 3600;
 /// The session cookie's name; it is scoped to `/admin`.
 pub const COOKIE: &str = "drip_admin";
-pub const MIN_PASSWORD_CHARS: usize = 12;
+pub(crate) const MIN_PASSWORD_CHARS: usize = 12;
 
 /// Argon2id with OWASP's minimum: 19 MiB of memory, 2 passes, 1 lane.
 fn argon2() -> Argon2<'static> {
@@ -33,7 +33,7 @@ fn argon2() -> Argon2<'static> {
 }
 
 /// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) for `password`.
-pub fn hash_password(password: &str) -> anyhow::Result<String> {
+pub(crate) fn hash_password(password: &str) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     argon2()
         .hash_password(password.as_bytes(), &salt)
@@ -43,7 +43,7 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
 
 /// Whether `password` matches a stored PHC string. The parameters come from the string,
 /// so hashes made with stronger settings later still verify.
-pub fn verify_password(stored: &str, password: &str) -> bool {
+pub(crate) fn verify_password(stored: &str, password: &str) -> bool {
     PasswordHash::new(stored)
         .map(|h| argon2().verify_password(password.as_bytes(), &h).is_ok())
         .unwrap_or(false)
@@ -56,7 +56,7 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password("drip decoy password, never valid").unwrap_or_default())
 }
 
-pub fn check_new_password(password: &str) -> Result<(), InvalidInput> {
+pub(crate) fn check_new_password(password: &str) -> Result<(), InvalidInput> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(InvalidInput::new(
             "password",
@@ -66,7 +66,7 @@ pub fn check_new_password(password: &str) -> Result<(), InvalidInput> {
     Ok(())
 }
 
-pub fn check_username(user: &str) -> Result<(), InvalidInput> {
+pub(crate) fn check_username(user: &str) -> Result<(), InvalidInput> {
     let ok = !user.is_empty()
         && user.len() <= 64
         && user
@@ -83,12 +83,12 @@ pub fn check_username(user: &str) -> Result<(), InvalidInput> {
 }
 
 /// 32 random bytes, URL-safe base64 without padding.
-pub fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let bytes: [u8; 32] = rand::random();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-pub fn sha256_hex(text: &str) -> String {
+pub(crate) fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -96,7 +96,7 @@ pub fn sha256_hex(text: &str) -> String {
 }
 
 /// Compares two secrets in time that does not depend on where they differ.
-pub fn same_secret(a: &str, b: &str) -> bool {
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
     let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
     a.iter()
         .zip(b.iter())
@@ -106,7 +106,7 @@ pub fn same_secret(a: &str, b: &str) -> bool {
 
 /// A signed-in admin, as a request sees them.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Admin {
+pub(crate) struct Admin {
     pub id: i64,
     pub username: String,
     pub email: String,
@@ -139,7 +139,7 @@ pub async fn add_admin(
 }
 
 /// Checks a user name and password; `None` for either wrong.
-pub async fn check_credentials(
+pub(crate) async fn check_credentials(
     db: &Db,
     user: &str,
     password: &str,
@@ -158,7 +158,7 @@ pub async fn check_credentials(
 }
 
 /// Starts a session; returns the cookie value (the only copy of the session id).
-pub async fn start_session(db: &Db, admin_id: i64, now: i64) -> anyhow::Result<String> {
+pub(crate) async fn start_session(db: &Db, admin_id: i64, now: i64) -> anyhow::Result<String> {
     let id = random_token();
     db::admins::create_session(db, &sha256_hex(&id), admin_id, &random_token(), now).await?;
     Ok(id)
@@ -167,7 +167,11 @@ pub async fn start_session(db: &Db, admin_id: i64, now: i64) -> anyhow::Result<S
 /// The admin a session cookie belongs to, if the session is within both expiries. An expired
 /// session is deleted; a live one has its idle clock restarted (at most once a minute, so
 /// browsing does not write on every request).
-pub async fn session_admin(db: &Db, cookie: &str, now: i64) -> anyhow::Result<Option<Admin>> {
+pub(crate) async fn session_admin(
+    db: &Db,
+    cookie: &str,
+    now: i64,
+) -> anyhow::Result<Option<Admin>> {
     let hash = sha256_hex(cookie);
     let Some(s) = db::admins::session(db, &hash).await? else {
         return Ok(None);
@@ -198,7 +202,7 @@ pub async fn new_api_token(db: &Db, user: &str, now: i64) -> anyhow::Result<Stri
     Ok(token)
 }
 
-pub async fn token_admin(db: &Db, token: &str, now: i64) -> anyhow::Result<Option<Admin>> {
+pub(crate) async fn token_admin(db: &Db, token: &str, now: i64) -> anyhow::Result<Option<Admin>> {
     let hash = sha256_hex(token.trim());
     let Some(a) = db::admins::by_token(db, &hash).await? else {
         return Ok(None);
@@ -218,17 +222,17 @@ pub async fn token_admin(db: &Db, token: &str, now: i64) -> anyhow::Result<Optio
 /// Failed sign-ins per client address. In memory: a restart forgets them, which costs an
 /// attacker a restart they cannot cause. Behind a reverse proxy every client shares the
 /// proxy's address, so the limit then applies to all of them together (the safe side).
-pub struct SignInLimiter {
+pub(crate) struct SignInLimiter {
     failures: Mutex<HashMap<IpAddr, Vec<i64>>>,
 }
 
 /// After this many failures within the window, sign-ins from the address are refused…
 pub const MAX_FAILURES: usize = 5;
 /// …until the oldest of them is this old.
-pub const WINDOW_SECONDS: i64 = 15 * 60;
+pub(crate) const WINDOW_SECONDS: i64 = 15 * 60;
 
 impl SignInLimiter {
-    pub fn global() -> &'static SignInLimiter {
+    pub(crate) fn global() -> &'static SignInLimiter {
         static LIMITER: OnceLock<SignInLimiter> = OnceLock::new();
         LIMITER.get_or_init(|| SignInLimiter {
             failures: Mutex::new(HashMap::new()),
@@ -249,7 +253,7 @@ impl SignInLimiter {
         Ok(())
     }
 
-    pub fn record_failure(&self, ip: IpAddr, now: i64) {
+    pub(crate) fn record_failure(&self, ip: IpAddr, now: i64) {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         // Bound the memory an attacker with many addresses can make us use.
         if map.len() > 100_000 {

@@ -198,7 +198,7 @@ impl Default for Privacy {
 }
 
 /// A hundred years: anything longer is a typo (days given as seconds, say), not a policy.
-pub const MAX_RETENTION_DAYS: i64 = 36_500;
+pub(crate) const MAX_RETENTION_DAYS: i64 = 36_500;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -312,7 +312,7 @@ impl Config {
     }
 
     /// Checks what serde cannot: addresses, URLs, the time zone, secrets.
-    pub fn validate(&mut self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&mut self) -> Result<(), ConfigError> {
         let key = |key: &'static str, message: String| ConfigError::Key { key, message };
         self.server.bind.parse::<SocketAddr>().map_err(|e| {
             key(
@@ -462,14 +462,14 @@ impl Config {
     }
 
     /// True when the web app is only reachable from this machine (development).
-    pub fn is_local(&self) -> bool {
+    pub(crate) fn is_local(&self) -> bool {
         let rest = self.server.base_url.split("://").nth(1).unwrap_or("");
         let host = rest.split(['/', ':']).next().unwrap_or("");
         matches!(host, "localhost" | "127.0.0.1" | "[" | "") || rest.starts_with("[::1]")
     }
 
     /// The default time zone, already known to be valid.
-    pub fn default_timezone(&self) -> Timezone {
+    pub(crate) fn default_timezone(&self) -> Timezone {
         Timezone::parse(&self.schedule.default_timezone).expect("validated at load")
     }
 }

@@ -44,7 +44,7 @@ impl Vault {
 
     /// Also opens data sealed under these earlier keys: each previous data key, and the key
     /// each previous secret key gave while `data_key` was empty.
-    pub fn with_previous(mut self, data_keys: &[String], secret_keys: &[String]) -> Vault {
+    pub(crate) fn with_previous(mut self, data_keys: &[String], secret_keys: &[String]) -> Vault {
         self.previous = data_keys
             .iter()
             .map(|k| derive(b"drip data key:", k))
@@ -77,7 +77,7 @@ impl Vault {
 
     /// The plain bytes and whether they were sealed under the current key (false: under a
     /// previous one, to be sealed again).
-    pub fn open_with_key(&self, stored: &[u8]) -> anyhow::Result<(Vec<u8>, bool)> {
+    pub(crate) fn open_with_key(&self, stored: &[u8]) -> anyhow::Result<(Vec<u8>, bool)> {
         let rest = stored
             .strip_prefix(MAGIC.as_slice())
             .ok_or_else(|| anyhow::anyhow!("stored reply is not sealed data"))?;

@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::mailer::SendError;
 
 /// Upper bounds of the send latency histogram, in seconds.
-pub const LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+pub(crate) const LATENCY_BUCKETS: [f64; 10] =
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
 pub struct SendMetrics {
     pub buckets: [AtomicU64; LATENCY_BUCKETS.len()],
@@ -30,11 +31,11 @@ pub static SEND: SendMetrics = SendMetrics {
 /// 1 while this process cannot open a connection to the SMTP server (see `outbox::relay`).
 static RELAY_DOWN: AtomicU64 = AtomicU64::new(0);
 
-pub fn set_relay_down(down: bool) {
+pub(crate) fn set_relay_down(down: bool) {
     RELAY_DOWN.store(u64::from(down), Ordering::Relaxed);
 }
 
-pub fn observe_send(elapsed: Duration, error: Option<&SendError>) {
+pub(crate) fn observe_send(elapsed: Duration, error: Option<&SendError>) {
     let secs = elapsed.as_secs_f64();
     for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
         if secs <= *bound {
@@ -55,7 +56,7 @@ pub fn observe_send(elapsed: Duration, error: Option<&SendError>) {
 }
 
 /// The histogram and error counters in Prometheus text format.
-pub fn render_send_metrics(out: &mut String) {
+pub(crate) fn render_send_metrics(out: &mut String) {
     use std::fmt::Write;
     let _ = writeln!(
         out,

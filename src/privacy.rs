@@ -22,10 +22,10 @@ use crate::db;
 pub const BATCH: i64 = 1000;
 
 /// The long-running loop ticks every few seconds; retention only needs to run now and then.
-pub const EVERY_SECONDS: i64 = 3600;
+pub(crate) const EVERY_SECONDS: i64 = 3600;
 
 /// [`App::retention_swept_at`] before the first sweep of a process.
-pub const NEVER: i64 = i64::MIN;
+pub(crate) const NEVER: i64 = i64::MIN;
 
 const DAY: i64 = 86_400;
 
@@ -47,7 +47,7 @@ impl RetentionReport {
 /// Sweeps unless this process already swept less than [`EVERY_SECONDS`] before `now`. The
 /// interval is read on the caller's clock (`drip tick --now` moves it like everything else);
 /// a clock that went backwards sweeps again rather than waiting for it to catch up.
-pub async fn sweep_if_due(
+pub(crate) async fn sweep_if_due(
     app: &App,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<RetentionReport>> {

@@ -12,7 +12,7 @@ use crate::app::App;
 use crate::outbox;
 
 /// Resolves on ctrl-c or SIGTERM.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -62,7 +62,7 @@ pub async fn worker_loop(app: App, mut stop: watch::Receiver<bool>) {
 }
 
 /// `drip worker`: the scheduler and the sender, no web.
-pub async fn run_worker(app: App) -> anyhow::Result<()> {
+pub(crate) async fn run_worker(app: App) -> anyhow::Result<()> {
     app.sync_on_start().await?;
     let (tx, rx) = watch::channel(false);
     let worker = tokio::spawn(worker_loop(app.clone(), rx));
@@ -78,7 +78,7 @@ pub async fn run_worker(app: App) -> anyhow::Result<()> {
 }
 
 /// `drip serve`: web app, scheduler and sender in one process.
-pub async fn run_serve(app: App) -> anyhow::Result<()> {
+pub(crate) async fn run_serve(app: App) -> anyhow::Result<()> {
     app.sync_on_start().await?;
     let bind = app.config.server.bind.clone();
     let listener = tokio::net::TcpListener::bind(&bind)

@@ -14,11 +14,11 @@ use crate::domain::{Phase, Phases, Timezone};
 use crate::schedule::{Impact, Syllabus, impact};
 
 /// Problems by the field they belong beside (`form` for the whole change).
-pub type FieldErrors = BTreeMap<String, Vec<String>>;
+pub(crate) type FieldErrors = BTreeMap<String, Vec<String>>;
 
 /// The content rules (lint's), each problem filed under its field; body problems name
 /// their line of the body.
-pub fn content_errors(content: &LessonContent, errors: &mut FieldErrors) {
+pub(crate) fn content_errors(content: &LessonContent, errors: &mut FieldErrors) {
     for p in check_content(content) {
         let field = p.field.unwrap_or("body");
         let msg = if field == "body" {
@@ -127,7 +127,7 @@ pub async fn save(
 
 /// What changing the lessons to `lessons` does to the enrollments at positions
 /// `[from, to)`, which must be every enrollment whose next lesson changes time.
-pub async fn impact_between(
+pub(crate) async fn impact_between(
     db: &Db,
     course: &CourseRow,
     lessons: &[Lesson],
@@ -145,7 +145,7 @@ pub async fn impact_between(
 }
 
 /// The impact of `lessons` on those whose next lesson is `lesson_id` in it.
-pub async fn impact_for_lesson(
+pub(crate) async fn impact_for_lesson(
     db: &Db,
     course: &CourseRow,
     lessons: &[Lesson],
@@ -163,7 +163,7 @@ pub async fn impact_for_lesson(
 }
 
 /// Moves the planned due times; a row that changed meanwhile keeps its new plan.
-pub async fn apply_impact(tx: &mut Tx, impact: &Impact, now: i64) -> anyhow::Result<usize> {
+pub(crate) async fn apply_impact(tx: &mut Tx, impact: &Impact, now: i64) -> anyhow::Result<usize> {
     let mut moved = 0;
     for c in &impact.changes {
         if db::stats::reschedule(tx, c.enrollment_id, c.was, c.due, now).await? {
@@ -175,7 +175,7 @@ pub async fn apply_impact(tx: &mut Tx, impact: &Impact, now: i64) -> anyhow::Res
 
 /// A lesson at `position` in phase `phase`: the phase must be one the course declares, and
 /// may not come before its predecessor's or after its successor's in the declared order.
-pub fn phase_problem(
+pub(crate) fn phase_problem(
     phases: &Phases,
     lessons: &[Lesson],
     this: Option<i64>,
@@ -212,7 +212,7 @@ pub fn phase_problem(
 }
 
 /// What differs between two versions of a lesson, by field name.
-pub fn changed_fields(old: &LessonContent, new: &LessonContent) -> Vec<&'static str> {
+pub(crate) fn changed_fields(old: &LessonContent, new: &LessonContent) -> Vec<&'static str> {
     let mut out = Vec::new();
     let mut check = |name, differs: bool| {
         if differs {
@@ -240,7 +240,7 @@ pub enum Stored {
 
 /// Stores `content` as the next revision of `lesson` (when it is still at `base`), and
 /// moves the due times of `impact` in the same transaction.
-pub async fn revise(
+pub(crate) async fn revise(
     db: &Db,
     lesson: &Lesson,
     base: i64,
@@ -289,7 +289,11 @@ pub async fn revise(
 }
 
 /// The lessons as they would be with `content` in place of `lesson_id`'s.
-pub fn with_content(lessons: &[Lesson], lesson_id: i64, content: &LessonContent) -> Vec<Lesson> {
+pub(crate) fn with_content(
+    lessons: &[Lesson],
+    lesson_id: i64,
+    content: &LessonContent,
+) -> Vec<Lesson> {
     let mut out = lessons.to_vec();
     if let Some(l) = out.iter_mut().find(|l| l.id == lesson_id) {
         l.content = content.clone();
@@ -374,7 +378,7 @@ pub enum MoveRefused {
 
 /// Swapping a lesson with its neighbour, worked out before it is confirmed.
 #[derive(Debug)]
-pub struct Swap {
+pub(crate) struct Swap {
     pub earlier: Lesson,
     pub later: Lesson,
     /// Whose due time moves.
@@ -388,7 +392,7 @@ pub struct Swap {
 /// is applied: whoever already had the earlier lesson keeps having had it (and skips the
 /// one moved before it: a lesson is never sent twice); whoever had neither gets both in the
 /// new order.
-pub async fn plan_swap(
+pub(crate) async fn plan_swap(
     db: &Db,
     course: &CourseRow,
     lessons: &[Lesson],
@@ -439,7 +443,7 @@ pub async fn plan_swap(
 }
 
 /// Applies a confirmed swap: positions, file names, progress and due times together.
-pub async fn apply_swap(
+pub(crate) async fn apply_swap(
     db: &Db,
     course: &CourseRow,
     swap: &Swap,
@@ -474,7 +478,7 @@ pub async fn apply_swap(
 
 /// Publishes or unpublishes a lesson. The scheduler steps over drafts, so unpublishing
 /// never strands anyone.
-pub async fn set_status(
+pub(crate) async fn set_status(
     db: &Db,
     lesson: &Lesson,
     status: crate::domain::LessonStatus,

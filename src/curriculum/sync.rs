@@ -55,7 +55,7 @@ impl SyncReport {
     }
 }
 
-pub fn hash(text: &str) -> String {
+pub(crate) fn hash(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -8,7 +8,7 @@ use super::Db;
 
 /// A subscriber as listed, with where they are in the course.
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
-pub struct SubscriberItem {
+pub(crate) struct SubscriberItem {
     pub id: i64,
     pub email: String,
     pub name: String,
@@ -21,7 +21,7 @@ pub struct SubscriberItem {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct SubscriberQuery {
+pub(crate) struct SubscriberQuery {
     pub status: Option<String>,
     /// The start of the address or of the name, any case.
     pub search: Option<String>,
@@ -77,7 +77,7 @@ pub async fn subscribers(db: &Db, q: &SubscriberQuery) -> anyhow::Result<Vec<Sub
 
 /// A reply as the inbox shows it.
 #[derive(Debug, Clone, FromRow)]
-pub struct InboxReply {
+pub(crate) struct InboxReply {
     pub id: i64,
     pub subscriber_id: Option<i64>,
     pub email: Option<String>,
@@ -97,7 +97,7 @@ pub struct InboxReply {
 
 /// Where a page of the inbox ends: flagged first, then newest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InboxKey {
+pub(crate) struct InboxKey {
     pub flagged: i64,
     pub received_at: i64,
     pub id: i64,
@@ -124,7 +124,7 @@ impl std::fmt::Display for InboxKey {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct InboxQuery {
+pub(crate) struct InboxQuery {
     pub lesson_id: Option<i64>,
     pub subscriber_id: Option<i64>,
     /// None: every kind.
@@ -202,7 +202,7 @@ pub async fn raw(db: &Db, id: i64) -> anyhow::Result<Option<(Option<i64>, Option
     )
 }
 
-pub async fn set_read(db: &Db, id: i64, read_at: Option<i64>) -> anyhow::Result<bool> {
+pub(crate) async fn set_read(db: &Db, id: i64, read_at: Option<i64>) -> anyhow::Result<bool> {
     let done = sqlx::query("UPDATE replies SET read_at = $1 WHERE id = $2")
         .bind(read_at)
         .bind(id)
@@ -211,7 +211,7 @@ pub async fn set_read(db: &Db, id: i64, read_at: Option<i64>) -> anyhow::Result<
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn set_flagged(db: &Db, id: i64, flagged: bool) -> anyhow::Result<bool> {
+pub(crate) async fn set_flagged(db: &Db, id: i64, flagged: bool) -> anyhow::Result<bool> {
     let done = sqlx::query("UPDATE replies SET flagged = $1 WHERE id = $2")
         .bind(i64::from(flagged))
         .bind(id)
@@ -221,7 +221,7 @@ pub async fn set_flagged(db: &Db, id: i64, flagged: bool) -> anyhow::Result<bool
 }
 
 /// Writes one `reply_viewed` event per reply an admin was shown, in one transaction.
-pub async fn log_views(
+pub(crate) async fn log_views(
     db: &Db,
     admin: &str,
     replies: &[(i64, Option<i64>)],

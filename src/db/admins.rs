@@ -6,12 +6,10 @@ use sqlx::FromRow;
 use super::Db;
 
 #[derive(Debug, Clone, FromRow)]
-pub struct AdminRow {
+pub(crate) struct AdminRow {
     pub id: i64,
     pub username: String,
-    pub email: String,
     pub password_hash: String,
-    pub created_at: i64,
 }
 
 pub async fn insert(
@@ -33,13 +31,13 @@ pub async fn insert(
     Ok(id)
 }
 
-pub async fn by_username(db: &Db, username: &str) -> anyhow::Result<Option<AdminRow>> {
-    Ok(sqlx::query_as(
-        "SELECT id, username, email, password_hash, created_at FROM admins WHERE username = $1",
+pub(crate) async fn by_username(db: &Db, username: &str) -> anyhow::Result<Option<AdminRow>> {
+    Ok(
+        sqlx::query_as("SELECT id, username, password_hash FROM admins WHERE username = $1")
+            .bind(username)
+            .fetch_optional(db.pool())
+            .await?,
     )
-    .bind(username)
-    .fetch_optional(db.pool())
-    .await?)
 }
 
 /// A session with its admin.
@@ -53,7 +51,7 @@ pub struct SessionRow {
     pub last_seen_at: i64,
 }
 
-pub async fn create_session(
+pub(crate) async fn create_session(
     db: &Db,
     id_hash: &str,
     admin_id: i64,
@@ -87,7 +85,7 @@ pub async fn session(db: &Db, id_hash: &str) -> anyhow::Result<Option<SessionRow
     .await?)
 }
 
-pub async fn touch_session(db: &Db, id_hash: &str, now: i64) -> anyhow::Result<()> {
+pub(crate) async fn touch_session(db: &Db, id_hash: &str, now: i64) -> anyhow::Result<()> {
     sqlx::query("UPDATE admin_sessions SET last_seen_at = $1 WHERE id_hash = $2")
         .bind(now)
         .bind(id_hash)
@@ -96,7 +94,7 @@ pub async fn touch_session(db: &Db, id_hash: &str, now: i64) -> anyhow::Result<(
     Ok(())
 }
 
-pub async fn delete_session(db: &Db, id_hash: &str) -> anyhow::Result<()> {
+pub(crate) async fn delete_session(db: &Db, id_hash: &str) -> anyhow::Result<()> {
     sqlx::query("DELETE FROM admin_sessions WHERE id_hash = $1")
         .bind(id_hash)
         .execute(db.pool())
@@ -104,7 +102,7 @@ pub async fn delete_session(db: &Db, id_hash: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn insert_token(
+pub(crate) async fn insert_token(
     db: &Db,
     admin_id: i64,
     token_hash: &str,
@@ -120,14 +118,14 @@ pub async fn insert_token(
 }
 
 #[derive(Debug, Clone, FromRow)]
-pub struct TokenAdmin {
+pub(crate) struct TokenAdmin {
     pub id: i64,
     pub username: String,
     pub email: String,
     pub last_used_at: Option<i64>,
 }
 
-pub async fn by_token(db: &Db, token_hash: &str) -> anyhow::Result<Option<TokenAdmin>> {
+pub(crate) async fn by_token(db: &Db, token_hash: &str) -> anyhow::Result<Option<TokenAdmin>> {
     Ok(sqlx::query_as(
         "SELECT a.id, a.username, a.email, t.last_used_at FROM api_tokens t JOIN admins a ON a.id = t.admin_id WHERE t.token_hash = $1",
     )
@@ -136,7 +134,7 @@ pub async fn by_token(db: &Db, token_hash: &str) -> anyhow::Result<Option<TokenA
     .await?)
 }
 
-pub async fn touch_token(db: &Db, token_hash: &str, now: i64) -> anyhow::Result<()> {
+pub(crate) async fn touch_token(db: &Db, token_hash: &str, now: i64) -> anyhow::Result<()> {
     sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE token_hash = $2")
         .bind(now)
         .bind(token_hash)

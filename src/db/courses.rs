@@ -39,13 +39,13 @@ pub async fn by_id(db: &Db, id: i64) -> anyhow::Result<CourseRow> {
     Ok(sqlx::query_as(&sql).bind(id).fetch_one(db.pool()).await?)
 }
 
-pub async fn by_id_in(tx: &mut Tx, id: i64) -> anyhow::Result<CourseRow> {
+pub(crate) async fn by_id_in(tx: &mut Tx, id: i64) -> anyhow::Result<CourseRow> {
     let sql = format!("SELECT {COLUMNS} FROM courses WHERE id = $1");
     Ok(sqlx::query_as(&sql).bind(id).fetch_one(&mut **tx).await?)
 }
 
 /// Inserts or updates the course from its file; returns its id.
-pub async fn upsert(tx: &mut Tx, course: &CourseFile, now: i64) -> anyhow::Result<i64> {
+pub(crate) async fn upsert(tx: &mut Tx, course: &CourseFile, now: i64) -> anyhow::Result<i64> {
     let phases = serde_json::to_string(&course.phases)?;
     let existing: Option<(i64,)> = sqlx::query_as("SELECT id FROM courses WHERE slug = $1")
         .bind(course.slug.as_str())

@@ -47,7 +47,7 @@ pub async fn enqueue_lessons(tx: &mut Tx, rows: &[NewLesson], now: i64) -> anyho
 }
 
 /// Queues a non-lesson mail (confirm, welcome, goodbye, notice).
-pub async fn enqueue_mail(
+pub(crate) async fn enqueue_mail(
     tx: &mut Tx,
     subscriber_id: i64,
     kind: DeliveryKind,
@@ -68,7 +68,7 @@ pub async fn enqueue_mail(
 
 /// Whether a mail of `kind` with exactly this payload was queued for the subscriber at or
 /// after `since` (to space out mails a visitor can ask for).
-pub async fn mail_queued_since(
+pub(crate) async fn mail_queued_since(
     tx: &mut Tx,
     subscriber_id: i64,
     kind: DeliveryKind,
@@ -89,7 +89,7 @@ pub async fn mail_queued_since(
 
 /// The payload of the subscriber's latest confirmation mail: the name and time zone a
 /// repeated sign-up asked for, applied when the link is used.
-pub async fn latest_confirm_payload(
+pub(crate) async fn latest_confirm_payload(
     tx: &mut Tx,
     subscriber_id: i64,
 ) -> anyhow::Result<Option<serde_json::Value>> {
@@ -160,29 +160,9 @@ pub async fn claim(
     Ok(rows)
 }
 
-/// Records a send. False when the lease was lost to another sender (which then records).
-pub async fn mark_sent(
-    tx: &mut Tx,
-    id: i64,
-    owner: &str,
-    revision: Option<i64>,
-    now: i64,
-) -> anyhow::Result<bool> {
-    let done = sqlx::query(
-        "UPDATE deliveries SET status = 'sent', sent_at = $1, revision = $2, last_error = NULL WHERE id = $3 AND status = 'queued' AND lease_owner = $4",
-    )
-    .bind(now)
-    .bind(revision)
-    .bind(id)
-    .bind(owner)
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
 /// Records many sends of one revision (None for non-lesson mails) at once; returns the ids
 /// that were still this sender's to record (a lost lease leaves a row to its new owner).
-pub async fn mark_sent_many(
+pub(crate) async fn mark_sent_many(
     tx: &mut Tx,
     ids: &[i64],
     owner: &str,
@@ -225,7 +205,7 @@ pub async fn release(db: &Db, ids: &[i64], owner: &str, due_at: i64) -> anyhow::
 }
 
 /// A transient failure: try again at `retry_at`.
-pub async fn retry_later(
+pub(crate) async fn retry_later(
     db: &Db,
     id: i64,
     owner: &str,
@@ -243,7 +223,7 @@ pub async fn retry_later(
 }
 
 /// A permanent failure (or a transient one past the maximum age) of a claimed delivery.
-pub async fn mark_failed(
+pub(crate) async fn mark_failed(
     tx: &mut Tx,
     id: i64,
     owner: &str,
@@ -263,7 +243,12 @@ pub async fn mark_failed(
 }
 
 /// A bounce came back for a delivery that had left.
-pub async fn mark_bounced(tx: &mut Tx, id: i64, error: &str, now: i64) -> anyhow::Result<()> {
+pub(crate) async fn mark_bounced(
+    tx: &mut Tx,
+    id: i64,
+    error: &str,
+    now: i64,
+) -> anyhow::Result<()> {
     sqlx::query("UPDATE deliveries SET status = 'bounced', failed_at = $1, last_error = $2 WHERE id = $3 AND status IN ('sent', 'failed', 'bounced')")
         .bind(now)
         .bind(error)
@@ -274,7 +259,10 @@ pub async fn mark_bounced(tx: &mut Tx, id: i64, error: &str, now: i64) -> anyhow
 }
 
 /// Withdraws a subscriber's queued lesson mails (on pause or unsubscribe); returns how many.
-pub async fn withdraw_queued_lessons(tx: &mut Tx, subscriber_id: i64) -> anyhow::Result<u64> {
+pub(crate) async fn withdraw_queued_lessons(
+    tx: &mut Tx,
+    subscriber_id: i64,
+) -> anyhow::Result<u64> {
     Ok(sqlx::query(
         "DELETE FROM deliveries WHERE subscriber_id = $1 AND kind = 'lesson' AND status = 'queued'",
     )
@@ -333,7 +321,10 @@ pub async fn by_id(db: &Db, id: i64) -> anyhow::Result<Option<DeliveryRef>> {
 }
 
 /// The subscriber's latest lesson mail that left.
-pub async fn latest_lesson_for(db: &Db, subscriber_id: i64) -> anyhow::Result<Option<DeliveryRef>> {
+pub(crate) async fn latest_lesson_for(
+    db: &Db,
+    subscriber_id: i64,
+) -> anyhow::Result<Option<DeliveryRef>> {
     Ok(sqlx::query_as(
         "SELECT id, subscriber_id, enrollment_id, lesson_id, kind, status FROM deliveries WHERE subscriber_id = $1 AND kind = 'lesson' AND status <> 'queued' ORDER BY id DESC LIMIT 1",
     )
@@ -343,7 +334,7 @@ pub async fn latest_lesson_for(db: &Db, subscriber_id: i64) -> anyhow::Result<Op
 }
 
 /// Counts by status, for /metrics and stats.
-pub async fn count_by_status(db: &Db) -> anyhow::Result<Vec<(String, i64)>> {
+pub(crate) async fn count_by_status(db: &Db) -> anyhow::Result<Vec<(String, i64)>> {
     Ok(
         sqlx::query_as("SELECT status, COUNT(*) FROM deliveries GROUP BY status ORDER BY status")
             .fetch_all(db.pool())
@@ -352,7 +343,7 @@ pub async fn count_by_status(db: &Db) -> anyhow::Result<Vec<(String, i64)>> {
 }
 
 /// How many are due now and the due time of the oldest.
-pub async fn queue_depth(db: &Db, now: i64) -> anyhow::Result<(i64, Option<i64>)> {
+pub(crate) async fn queue_depth(db: &Db, now: i64) -> anyhow::Result<(i64, Option<i64>)> {
     Ok(sqlx::query_as(
         "SELECT COUNT(*), MIN(due_at) FROM deliveries WHERE status = 'queued' AND due_at <= $1",
     )
@@ -362,7 +353,7 @@ pub async fn queue_depth(db: &Db, now: i64) -> anyhow::Result<(i64, Option<i64>)
 }
 
 /// Removes every mail not yet sent to a subscriber (on erasure: nothing may reach them).
-pub async fn drop_unsent(tx: &mut Tx, subscriber_id: i64) -> anyhow::Result<u64> {
+pub(crate) async fn drop_unsent(tx: &mut Tx, subscriber_id: i64) -> anyhow::Result<u64> {
     Ok(
         sqlx::query("DELETE FROM deliveries WHERE subscriber_id = $1 AND status = 'queued'")
             .bind(subscriber_id)

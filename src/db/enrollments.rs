@@ -51,7 +51,7 @@ pub async fn for_subscriber(db: &Db, subscriber_id: i64) -> anyhow::Result<Vec<E
         .await?)
 }
 
-pub async fn for_subscriber_in(
+pub(crate) async fn for_subscriber_in(
     tx: &mut Tx,
     subscriber_id: i64,
 ) -> anyhow::Result<Vec<EnrollmentRow>> {
@@ -62,7 +62,7 @@ pub async fn for_subscriber_in(
         .await?)
 }
 
-pub async fn by_id_in(tx: &mut Tx, id: i64) -> anyhow::Result<Option<EnrollmentRow>> {
+pub(crate) async fn by_id_in(tx: &mut Tx, id: i64) -> anyhow::Result<Option<EnrollmentRow>> {
     let sql = format!("SELECT {COLUMNS} FROM enrollments WHERE id = $1");
     Ok(sqlx::query_as(&sql)
         .bind(id)
@@ -72,7 +72,7 @@ pub async fn by_id_in(tx: &mut Tx, id: i64) -> anyhow::Result<Option<EnrollmentR
 
 /// A due enrollment, as the scheduler sees it.
 #[derive(Debug, Clone, FromRow)]
-pub struct Due {
+pub(crate) struct Due {
     pub id: i64,
     pub subscriber_id: i64,
     pub course_id: i64,
@@ -90,7 +90,12 @@ pub fn lock_due_sql(db: &Db) -> String {
 
 /// Up to `limit` active enrollments due at `now`, oldest first, locked for this transaction
 /// (rows another scheduler holds are skipped on PostgreSQL).
-pub async fn lock_due(db: &Db, tx: &mut Tx, now: i64, limit: i64) -> anyhow::Result<Vec<Due>> {
+pub(crate) async fn lock_due(
+    db: &Db,
+    tx: &mut Tx,
+    now: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<Due>> {
     let sql = lock_due_sql(db);
     Ok(sqlx::query_as(&sql)
         .bind(now)
@@ -100,7 +105,12 @@ pub async fn lock_due(db: &Db, tx: &mut Tx, now: i64, limit: i64) -> anyhow::Res
 }
 
 /// Moves the given enrollments to `position` with nothing planned until that lesson is sent.
-pub async fn advance(tx: &mut Tx, ids: &[i64], position: i64, now: i64) -> anyhow::Result<()> {
+pub(crate) async fn advance(
+    tx: &mut Tx,
+    ids: &[i64],
+    position: i64,
+    now: i64,
+) -> anyhow::Result<()> {
     for chunk in ids.chunks(500) {
         let sql = format!(
             "UPDATE enrollments SET position = $1, next_due_at = NULL, waiting_reply = 0, updated_at = $2 WHERE id IN ({})",
@@ -116,7 +126,7 @@ pub async fn advance(tx: &mut Tx, ids: &[i64], position: i64, now: i64) -> anyho
 }
 
 /// Marks enrollments that have received every lesson as completed.
-pub async fn complete(tx: &mut Tx, ids: &[i64], now: i64) -> anyhow::Result<()> {
+pub(crate) async fn complete(tx: &mut Tx, ids: &[i64], now: i64) -> anyhow::Result<()> {
     for chunk in ids.chunks(500) {
         let sql = format!(
             "UPDATE enrollments SET status = 'completed', next_due_at = NULL, updated_at = $1 WHERE id IN ({})",
@@ -133,7 +143,7 @@ pub async fn complete(tx: &mut Tx, ids: &[i64], now: i64) -> anyhow::Result<()> 
 
 /// Plans the next lesson after the one at `position` was sent. Does nothing if the
 /// enrollment has moved on (an admin moved it, or it was paused) since.
-pub async fn plan_next(
+pub(crate) async fn plan_next(
     tx: &mut Tx,
     id: i64,
     position: i64,
@@ -159,7 +169,7 @@ pub async fn plan_next(
 /// [`plan_next`] for many enrollments that sent the lesson at `position` and get the same
 /// next due time: one statement for a whole batch of sends in one time zone.
 #[allow(clippy::too_many_arguments)]
-pub async fn plan_next_many(
+pub(crate) async fn plan_next_many(
     tx: &mut Tx,
     ids: &[i64],
     position: i64,
@@ -188,7 +198,7 @@ pub async fn plan_next_many(
 }
 
 /// Sets when the next lesson is due (a reply released a wait, an admin moved them).
-pub async fn set_next_due(
+pub(crate) async fn set_next_due(
     tx: &mut Tx,
     id: i64,
     next_due_at: Option<i64>,
@@ -205,7 +215,7 @@ pub async fn set_next_due(
     Ok(())
 }
 
-pub async fn set_status(
+pub(crate) async fn set_status(
     tx: &mut Tx,
     id: i64,
     status: EnrollmentStatus,
@@ -226,7 +236,10 @@ pub async fn set_status(
 
 /// The position of the last lesson that actually left (sent, failed or bounced) for an
 /// enrollment: where a pause rolls back to when a queued lesson is withdrawn.
-pub async fn last_delivered_position(tx: &mut Tx, enrollment_id: i64) -> anyhow::Result<i64> {
+pub(crate) async fn last_delivered_position(
+    tx: &mut Tx,
+    enrollment_id: i64,
+) -> anyhow::Result<i64> {
     let (pos,): (i64,) = sqlx::query_as(
         "SELECT COALESCE(MAX(l.position), 0) FROM deliveries d JOIN lessons l ON l.id = d.lesson_id WHERE d.enrollment_id = $1 AND d.status <> 'queued'",
     )
@@ -234,12 +247,4 @@ pub async fn last_delivered_position(tx: &mut Tx, enrollment_id: i64) -> anyhow:
     .fetch_one(&mut **tx)
     .await?;
     Ok(pos)
-}
-
-pub async fn count_due(db: &Db, now: i64) -> anyhow::Result<i64> {
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM enrollments WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= $1")
-        .bind(now)
-        .fetch_one(db.pool())
-        .await?;
-    Ok(n)
 }

@@ -26,7 +26,7 @@ pub struct Lesson {
 }
 
 impl Lesson {
-    pub fn is_published(&self) -> bool {
+    pub(crate) fn is_published(&self) -> bool {
         self.status == LessonStatus::Published
     }
 }
@@ -142,7 +142,7 @@ pub async fn list(db: &Db, course_id: i64) -> anyhow::Result<Vec<Lesson>> {
     rows.into_iter().map(Lesson::try_from).collect()
 }
 
-pub async fn list_in(tx: &mut Tx, course_id: i64) -> anyhow::Result<Vec<Lesson>> {
+pub(crate) async fn list_in(tx: &mut Tx, course_id: i64) -> anyhow::Result<Vec<Lesson>> {
     let sql = format!(
         "{} WHERE l.course_id = $1 ORDER BY l.position, l.id",
         lesson_select()
@@ -253,7 +253,7 @@ pub async fn insert_revision(
 }
 
 /// Records that revision `revision` matches the file whose hash is `hash`.
-pub async fn mark_synced(
+pub(crate) async fn mark_synced(
     tx: &mut Tx,
     lesson_id: i64,
     revision: i64,
@@ -268,7 +268,7 @@ pub async fn mark_synced(
     Ok(())
 }
 
-pub async fn set_position(
+pub(crate) async fn set_position(
     tx: &mut Tx,
     lesson_id: i64,
     position: i64,
@@ -284,7 +284,7 @@ pub async fn set_position(
 }
 
 /// A lesson's slug by id.
-pub async fn slug_of(db: &Db, lesson_id: i64) -> anyhow::Result<Option<String>> {
+pub(crate) async fn slug_of(db: &Db, lesson_id: i64) -> anyhow::Result<Option<String>> {
     let row: Option<(String,)> = sqlx::query_as("SELECT slug FROM lessons WHERE id = $1")
         .bind(lesson_id)
         .fetch_optional(db.pool())

@@ -6,7 +6,7 @@
 //! 0/1 integers. Where the engines differ (row locks, advisory locks) the function asks
 //! [`Db::backend`] and says why.
 
-pub mod admin_lists;
+pub(crate) mod admin_lists;
 pub mod admins;
 pub mod courses;
 pub mod deliveries;
@@ -32,7 +32,7 @@ pub enum Backend {
 }
 
 impl Backend {
-    pub fn from_url(url: &str) -> Result<Backend, String> {
+    pub(crate) fn from_url(url: &str) -> Result<Backend, String> {
         let scheme = url.split(':').next().unwrap_or("");
         match scheme {
             "sqlite" => Ok(Backend::Sqlite),
@@ -46,7 +46,7 @@ impl Backend {
 }
 
 /// A URL with its password replaced, for messages and logs.
-pub fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
@@ -59,7 +59,7 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-pub type Tx = Transaction<'static, Any>;
+pub(crate) type Tx = Transaction<'static, Any>;
 
 /// The database, cheap to clone.
 #[derive(Clone, Debug)]
@@ -229,7 +229,7 @@ impl Db {
     }
 
     /// Checks that the database answers, for /healthz.
-    pub async fn ping(&self) -> anyhow::Result<()> {
+    pub(crate) async fn ping(&self) -> anyhow::Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
@@ -264,7 +264,7 @@ pub(crate) fn placeholders(start: usize, n: usize) -> String {
 /// Whether an error means the database is out of reach for now rather than the request
 /// being wrong: locked by another writer past the busy/lock timeout, the server restarting
 /// or unreachable, the pool exhausted. Worth a 503 and another try, never a lost write.
-pub fn is_unavailable(err: &anyhow::Error) -> bool {
+pub(crate) fn is_unavailable(err: &anyhow::Error) -> bool {
     err.chain().any(|e| match e.downcast_ref::<sqlx::Error>() {
         Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => true,
         Some(sqlx::Error::Database(d)) => {

@@ -89,7 +89,7 @@ pub async fn count_answers(db: &Db, subscriber_id: i64) -> anyhow::Result<i64> {
 
 /// Notes in `answered_lessons` which lessons this subscriber answered, before their replies
 /// are deleted: the answer rate counts people, not stored words.
-pub async fn keep_answer_marks_for_subscriber(
+pub(crate) async fn keep_answer_marks_for_subscriber(
     tx: &mut Tx,
     subscriber_id: i64,
 ) -> anyhow::Result<()> {
@@ -104,7 +104,7 @@ pub async fn keep_answer_marks_for_subscriber(
     Ok(())
 }
 
-pub async fn delete_for_subscriber(tx: &mut Tx, subscriber_id: i64) -> anyhow::Result<u64> {
+pub(crate) async fn delete_for_subscriber(tx: &mut Tx, subscriber_id: i64) -> anyhow::Result<u64> {
     Ok(sqlx::query("DELETE FROM replies WHERE subscriber_id = $1")
         .bind(subscriber_id)
         .execute(&mut **tx)
@@ -112,7 +112,7 @@ pub async fn delete_for_subscriber(tx: &mut Tx, subscriber_id: i64) -> anyhow::R
         .rows_affected())
 }
 
-pub async fn count_by_kind(db: &Db) -> anyhow::Result<Vec<(String, i64)>> {
+pub(crate) async fn count_by_kind(db: &Db) -> anyhow::Result<Vec<(String, i64)>> {
     Ok(
         sqlx::query_as("SELECT kind, COUNT(*) FROM replies GROUP BY kind ORDER BY kind")
             .fetch_all(db.pool())
@@ -122,7 +122,7 @@ pub async fn count_by_kind(db: &Db) -> anyhow::Result<Vec<(String, i64)>> {
 
 /// Up to `limit` replies received before `cutoff`, locked for deletion (on PostgreSQL,
 /// rows another sweeping process holds are skipped, not waited for).
-pub async fn lock_received_before(
+pub(crate) async fn lock_received_before(
     db: &Db,
     tx: &mut Tx,
     cutoff: i64,
@@ -142,7 +142,7 @@ pub async fn lock_received_before(
 
 /// Deletes these replies, first noting in `answered_lessons` which lessons they answered
 /// (see [`keep_answer_marks_for_subscriber`]). Returns how many were deleted.
-pub async fn delete_keeping_answer_marks(tx: &mut Tx, ids: &[i64]) -> anyhow::Result<u64> {
+pub(crate) async fn delete_keeping_answer_marks(tx: &mut Tx, ids: &[i64]) -> anyhow::Result<u64> {
     if ids.is_empty() {
         return Ok(0);
     }
@@ -168,7 +168,11 @@ pub async fn delete_keeping_answer_marks(tx: &mut Tx, ids: &[i64]) -> anyhow::Re
 
 /// Deletes the raw message of up to `limit` replies received before `cutoff`, keeping their
 /// text. Returns how many lost their raw message; fewer than `limit` means none is left.
-pub async fn drop_raw_received_before(tx: &mut Tx, cutoff: i64, limit: i64) -> anyhow::Result<u64> {
+pub(crate) async fn drop_raw_received_before(
+    tx: &mut Tx,
+    cutoff: i64,
+    limit: i64,
+) -> anyhow::Result<u64> {
     // `raw IS NOT NULL` outside the subquery too: on PostgreSQL a row another sweep nulled
     // meanwhile is re-checked after its lock and not counted twice.
     Ok(sqlx::query(
@@ -191,7 +195,7 @@ pub struct Sealed {
 }
 
 /// Up to `limit` replies with an id above `after`, in id order.
-pub async fn sealed_after(db: &Db, after: i64, limit: i64) -> anyhow::Result<Vec<Sealed>> {
+pub(crate) async fn sealed_after(db: &Db, after: i64, limit: i64) -> anyhow::Result<Vec<Sealed>> {
     Ok(
         sqlx::query_as("SELECT id, text, raw FROM replies WHERE id > $1 ORDER BY id LIMIT $2")
             .bind(after)
@@ -202,7 +206,12 @@ pub async fn sealed_after(db: &Db, after: i64, limit: i64) -> anyhow::Result<Vec
 }
 
 /// Replaces a reply's sealed text if it still holds `old`; true if it did.
-pub async fn replace_text(tx: &mut Tx, id: i64, old: &[u8], new: &[u8]) -> anyhow::Result<bool> {
+pub(crate) async fn replace_text(
+    tx: &mut Tx,
+    id: i64,
+    old: &[u8],
+    new: &[u8],
+) -> anyhow::Result<bool> {
     let done = sqlx::query("UPDATE replies SET text = $1 WHERE id = $2 AND text = $3")
         .bind(new.to_vec())
         .bind(id)
@@ -214,7 +223,12 @@ pub async fn replace_text(tx: &mut Tx, id: i64, old: &[u8], new: &[u8]) -> anyho
 
 /// Replaces a reply's sealed raw message if it still holds `old` (retention may have
 /// removed it meanwhile); true if it did.
-pub async fn replace_raw(tx: &mut Tx, id: i64, old: &[u8], new: &[u8]) -> anyhow::Result<bool> {
+pub(crate) async fn replace_raw(
+    tx: &mut Tx,
+    id: i64,
+    old: &[u8],
+    new: &[u8],
+) -> anyhow::Result<bool> {
     let done = sqlx::query("UPDATE replies SET raw = $1 WHERE id = $2 AND raw = $3")
         .bind(new.to_vec())
         .bind(id)

@@ -36,7 +36,7 @@ pub async fn lesson_counts(db: &Db) -> anyhow::Result<HashMap<i64, (i64, i64)>> 
 
 /// The course-wide numbers of the funnel (lessons reached come from `lesson_counts`).
 #[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Funnel {
+pub(crate) struct Funnel {
     pub signed_up: i64,
     pub confirmed: i64,
     pub finished: i64,
@@ -44,7 +44,7 @@ pub struct Funnel {
     pub bounced: i64,
 }
 
-pub async fn funnel(db: &Db, course_id: i64) -> anyhow::Result<Funnel> {
+pub(crate) async fn funnel(db: &Db, course_id: i64) -> anyhow::Result<Funnel> {
     let (signed_up, confirmed): (i64, i64) = sqlx::query_as(
         "SELECT COUNT(*), COALESCE(SUM(CASE WHEN confirmed_at IS NOT NULL THEN 1 ELSE 0 END), 0) FROM subscribers",
     )
@@ -88,7 +88,7 @@ pub struct Waiting {
 
 /// Active enrollments of a course positioned in `[from, to)`: with `from` the position of
 /// the published lesson before a lesson and `to` its own, those whose next lesson it is.
-pub async fn waiting_between(
+pub(crate) async fn waiting_between(
     db: &Db,
     course_id: i64,
     from: i64,
@@ -108,7 +108,7 @@ pub async fn waiting_between(
 
 /// Moves a planned enrollment's next due time, unless it changed meanwhile (a send or a
 /// reply got there first).
-pub async fn reschedule(
+pub(crate) async fn reschedule(
     tx: &mut Tx,
     id: i64,
     was: i64,
@@ -127,7 +127,7 @@ pub async fn reschedule(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn max_position(tx: &mut Tx, course_id: i64) -> anyhow::Result<i64> {
+pub(crate) async fn max_position(tx: &mut Tx, course_id: i64) -> anyhow::Result<i64> {
     let (n,): (Option<i64>,) =
         sqlx::query_as("SELECT MAX(position) FROM lessons WHERE course_id = $1")
             .bind(course_id)
@@ -137,7 +137,7 @@ pub async fn max_position(tx: &mut Tx, course_id: i64) -> anyhow::Result<i64> {
 }
 
 /// Publishes or unpublishes a lesson inside a transaction.
-pub async fn set_lesson_status(
+pub(crate) async fn set_lesson_status(
     tx: &mut Tx,
     lesson_id: i64,
     status: LessonStatus,
@@ -161,22 +161,21 @@ pub async fn current_revision(tx: &mut Tx, lesson_id: i64) -> anyhow::Result<i64
 
 /// One lesson mail of an enrollment, for moving a subscriber.
 #[derive(Debug, Clone, FromRow)]
-pub struct EnrollmentDelivery {
+pub(crate) struct EnrollmentDelivery {
     pub id: i64,
     pub lesson_id: i64,
     pub position: i64,
     pub slug: String,
     #[sqlx(try_from = "String")]
     pub status: DeliveryStatus,
-    pub sent_at: Option<i64>,
 }
 
-pub async fn enrollment_deliveries(
+pub(crate) async fn enrollment_deliveries(
     tx: &mut Tx,
     enrollment_id: i64,
 ) -> anyhow::Result<Vec<EnrollmentDelivery>> {
     Ok(sqlx::query_as(
-        "SELECT d.id, d.lesson_id, l.position, l.slug, d.status, d.sent_at FROM deliveries d JOIN lessons l ON l.id = d.lesson_id \
+        "SELECT d.id, d.lesson_id, l.position, l.slug, d.status FROM deliveries d JOIN lessons l ON l.id = d.lesson_id \
          WHERE d.enrollment_id = $1 AND d.kind = 'lesson' ORDER BY l.position",
     )
     .bind(enrollment_id)
@@ -184,7 +183,7 @@ pub async fn enrollment_deliveries(
     .await?)
 }
 
-pub async fn delete_delivery(tx: &mut Tx, id: i64) -> anyhow::Result<()> {
+pub(crate) async fn delete_delivery(tx: &mut Tx, id: i64) -> anyhow::Result<()> {
     sqlx::query("DELETE FROM deliveries WHERE id = $1 AND status IN ('queued', 'failed')")
         .bind(id)
         .execute(&mut **tx)
@@ -195,7 +194,12 @@ pub async fn delete_delivery(tx: &mut Tx, id: i64) -> anyhow::Result<()> {
 /// After swapping the lessons at positions `a < b`: an enrollment that had the lesson at `a`
 /// (position `a`) now has it at `b`; one moved between them, heading for the lesson that was
 /// at `b`, now heads for it at `a`.
-pub async fn remap_positions(tx: &mut Tx, course_id: i64, a: i64, b: i64) -> anyhow::Result<()> {
+pub(crate) async fn remap_positions(
+    tx: &mut Tx,
+    course_id: i64,
+    a: i64,
+    b: i64,
+) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE enrollments SET position = CASE WHEN position = $1 THEN $2 ELSE $3 END \
          WHERE course_id = $4 AND position >= $5 AND position < $6",

@@ -49,7 +49,7 @@ pub async fn by_email(db: &Db, email: &str) -> anyhow::Result<Option<SubscriberR
         .await?)
 }
 
-pub async fn by_email_in(tx: &mut Tx, email: &str) -> anyhow::Result<Option<SubscriberRow>> {
+pub(crate) async fn by_email_in(tx: &mut Tx, email: &str) -> anyhow::Result<Option<SubscriberRow>> {
     let sql = format!("SELECT {COLUMNS} FROM subscribers WHERE email = $1");
     Ok(sqlx::query_as(&sql)
         .bind(email.to_lowercase())
@@ -65,7 +65,7 @@ pub async fn by_id(db: &Db, id: i64) -> anyhow::Result<Option<SubscriberRow>> {
         .await?)
 }
 
-pub async fn by_id_in(tx: &mut Tx, id: i64) -> anyhow::Result<Option<SubscriberRow>> {
+pub(crate) async fn by_id_in(tx: &mut Tx, id: i64) -> anyhow::Result<Option<SubscriberRow>> {
     let sql = format!("SELECT {COLUMNS} FROM subscribers WHERE id = $1");
     Ok(sqlx::query_as(&sql)
         .bind(id)
@@ -75,7 +75,7 @@ pub async fn by_id_in(tx: &mut Tx, id: i64) -> anyhow::Result<Option<SubscriberR
 
 /// The subscribers with these ids (any order; missing ids are left out): the sender reads
 /// a whole batch's recipients in one query.
-pub async fn by_ids(db: &Db, ids: &[i64]) -> anyhow::Result<Vec<SubscriberRow>> {
+pub(crate) async fn by_ids(db: &Db, ids: &[i64]) -> anyhow::Result<Vec<SubscriberRow>> {
     let mut rows = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
         let sql = format!(
@@ -112,7 +112,7 @@ pub async fn insert(
     Ok(id)
 }
 
-pub async fn set_status(
+pub(crate) async fn set_status(
     tx: &mut Tx,
     id: i64,
     status: SubscriberStatus,
@@ -137,7 +137,7 @@ pub async fn confirm(tx: &mut Tx, id: i64, now: i64) -> anyhow::Result<bool> {
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn set_confirm_sent(tx: &mut Tx, id: i64, now: i64) -> anyhow::Result<()> {
+pub(crate) async fn set_confirm_sent(tx: &mut Tx, id: i64, now: i64) -> anyhow::Result<()> {
     sqlx::query("UPDATE subscribers SET confirm_sent_at = $1 WHERE id = $2")
         .bind(now)
         .bind(id)
@@ -146,7 +146,7 @@ pub async fn set_confirm_sent(tx: &mut Tx, id: i64, now: i64) -> anyhow::Result<
     Ok(())
 }
 
-pub async fn update_profile(
+pub(crate) async fn update_profile(
     tx: &mut Tx,
     id: i64,
     name: &str,
@@ -223,7 +223,9 @@ pub async fn list(db: &Db, f: &Filter) -> anyhow::Result<Vec<SubscriberRow>> {
 }
 
 /// Every subscriber in id order, streamed, for export.
-pub fn stream_all(db: &Db) -> impl futures::Stream<Item = Result<SubscriberRow, sqlx::Error>> + '_ {
+pub(crate) fn stream_all(
+    db: &Db,
+) -> impl futures::Stream<Item = Result<SubscriberRow, sqlx::Error>> + '_ {
     sqlx::query_as::<_, SubscriberRow>("SELECT id, email, name, timezone, status, created_at, confirmed_at, confirm_sent_at, status_at FROM subscribers ORDER BY id")
         .fetch(db.pool())
 }
@@ -236,7 +238,7 @@ pub async fn delete(tx: &mut Tx, id: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn record_bounce(
+pub(crate) async fn record_bounce(
     tx: &mut Tx,
     subscriber_id: i64,
     delivery_id: Option<i64>,
@@ -256,7 +258,7 @@ pub async fn record_bounce(
 }
 
 /// (hard, soft) bounces since `since`.
-pub async fn bounce_counts(
+pub(crate) async fn bounce_counts(
     tx: &mut Tx,
     subscriber_id: i64,
     since: i64,
@@ -271,7 +273,7 @@ pub async fn bounce_counts(
     Ok((hard, soft))
 }
 
-pub async fn count_by_status(db: &Db) -> anyhow::Result<Vec<(String, i64)>> {
+pub(crate) async fn count_by_status(db: &Db) -> anyhow::Result<Vec<(String, i64)>> {
     Ok(
         sqlx::query_as("SELECT status, COUNT(*) FROM subscribers GROUP BY status ORDER BY status")
             .fetch_all(db.pool())
@@ -280,7 +282,7 @@ pub async fn count_by_status(db: &Db) -> anyhow::Result<Vec<(String, i64)>> {
 }
 
 /// Replaces what identifies a person with a placeholder that cannot receive mail.
-pub async fn anonymise(tx: &mut Tx, id: i64) -> anyhow::Result<()> {
+pub(crate) async fn anonymise(tx: &mut Tx, id: i64) -> anyhow::Result<()> {
     sqlx::query("UPDATE subscribers SET email = $1, name = '', timezone = 'UTC' WHERE id = $2")
         .bind(format!("erased-{id}@erased.invalid"))
         .bind(id)

@@ -91,7 +91,7 @@ impl Phases {
     }
 
     /// The one wording of the order rule.
-    pub fn order_message(&self) -> String {
+    pub(crate) fn order_message(&self) -> String {
         format!("this course's phases go {}", self.names())
     }
 }

@@ -137,7 +137,7 @@ status!(
 
 impl SubscriberStatus {
     /// Receiving lessons, or taking a break from them: a person drip may still write to.
-    pub fn is_enrolled(self) -> bool {
+    pub(crate) fn is_enrolled(self) -> bool {
         matches!(self, SubscriberStatus::Active | SubscriberStatus::Paused)
     }
 }

@@ -34,7 +34,7 @@ impl Timezone {
     pub const UTC: Timezone = Timezone(Tz::UTC);
 
     /// Every zone name, for the subscribe form's select.
-    pub fn all_names() -> impl Iterator<Item = &'static str> {
+    pub(crate) fn all_names() -> impl Iterator<Item = &'static str> {
         chrono_tz::TZ_VARIANTS
             .iter()
             .map(|tz| tz.name())
@@ -45,6 +45,21 @@ impl Timezone {
 impl fmt::Display for Timezone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0.name())
+    }
+}
+
+/// The stored form: an IANA name, checked when the row is read.
+impl TryFrom<String> for Timezone {
+    type Error = InvalidInput;
+
+    fn try_from(name: String) -> Result<Timezone, InvalidInput> {
+        Timezone::parse(&name)
+    }
+}
+
+impl serde::Serialize for Timezone {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
 }
 
@@ -93,20 +108,5 @@ mod tests {
         let names: Vec<_> = Timezone::all_names().collect();
         assert!(names.contains(&"Europe/Paris") && names.contains(&"UTC"));
         assert!(names.len() > 300);
-    }
-}
-
-/// The stored form: an IANA name, checked when the row is read.
-impl TryFrom<String> for Timezone {
-    type Error = InvalidInput;
-
-    fn try_from(name: String) -> Result<Timezone, InvalidInput> {
-        Timezone::parse(&name)
-    }
-}
-
-impl serde::Serialize for Timezone {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
     }
 }

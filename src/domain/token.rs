@@ -68,7 +68,7 @@ impl Signer {
     }
 
     /// Also accepts tokens signed with these earlier secrets.
-    pub fn with_previous(mut self, previous: &[String]) -> Signer {
+    pub(crate) fn with_previous(mut self, previous: &[String]) -> Signer {
         self.previous = previous.iter().map(|k| k.as_bytes().to_vec()).collect();
         self
     }

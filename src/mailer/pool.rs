@@ -36,7 +36,7 @@ const CHECK_AFTER_IDLE: Duration = Duration::from_secs(2);
 /// A parked connection idle this long is closed instead of reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub struct SmtpPool {
+pub(crate) struct SmtpPool {
     host: String,
     port: u16,
     tls: config::Tls,

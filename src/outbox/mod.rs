@@ -1,7 +1,7 @@
 //! The outbox: planning due lessons into deliveries, and sending them.
 
 pub mod plan;
-pub mod ratelimit;
+pub(crate) mod ratelimit;
 pub mod relay;
 pub mod send;
 

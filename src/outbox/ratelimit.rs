@@ -18,7 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Kept as the time at which the bucket would be full again (GCRA), in whole nanoseconds,
 /// so the arithmetic is exact and tests drive it with made-up instants instead of sleeping.
 #[derive(Debug, Clone)]
-pub struct TokenBucket {
+pub(crate) struct TokenBucket {
     /// Nanoseconds between two tokens.
     interval: u64,
     /// How far ahead of the clock the bucket may run: (burst - 1) intervals.
@@ -43,7 +43,7 @@ impl TokenBucket {
 
     /// Takes one token at `now`, or says how long until one is there. An instant earlier
     /// than one seen before (callers racing for the lock) counts as that one.
-    pub fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
+    pub(crate) fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
         let now = now.saturating_duration_since(self.base).as_nanos() as u64;
         let next = self.next.max(now);
         if next - now > self.tolerance {
@@ -63,7 +63,7 @@ pub struct Limiter {
 }
 
 /// Held while one mail is being sent; dropping it frees the domain's slot.
-pub struct SendPermit {
+pub(crate) struct SendPermit {
     _domain: Option<OwnedSemaphorePermit>,
 }
 
@@ -91,12 +91,8 @@ impl Limiter {
         }
     }
 
-    pub fn unlimited() -> Limiter {
-        Limiter::new(0, 0)
-    }
-
     /// Waits until a mail to `recipient` may go: a free slot for its domain, then a token.
-    pub async fn acquire(&self, recipient: &str) -> SendPermit {
+    pub(crate) async fn acquire(&self, recipient: &str) -> SendPermit {
         let domain = match self.per_domain {
             0 => None,
             _ => {
@@ -227,7 +223,7 @@ mod tests {
             .unwrap()
             .try_take(now());
         assert!(wait.is_err(), "the 51st waits for a token");
-        assert!(Limiter::unlimited().bucket.is_none());
+        assert!(Limiter::new(0, 0).bucket.is_none());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

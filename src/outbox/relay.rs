@@ -84,7 +84,7 @@ impl RelayGate {
     }
 
     /// A mail got through: the server is back.
-    pub fn succeeded(&self, now: DateTime<Utc>) {
+    pub(crate) fn succeeded(&self, now: DateTime<Utc>) {
         let mut outage = self.outage.lock().expect("relay gate lock");
         if let Some(o) = outage.take() {
             tracing::info!(

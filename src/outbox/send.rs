@@ -55,7 +55,7 @@ enum Outcome {
 
 /// Delay before attempt `attempts + 1`: one minute doubling up to six hours, with jitter
 /// (0.5x to 1.5x) so a recovering server is not hit by every retry at once.
-pub fn backoff_seconds(attempts: i64) -> i64 {
+pub(crate) fn backoff_seconds(attempts: i64) -> i64 {
     let base = 60i64
         .saturating_mul(1 << attempts.clamp(1, 20).saturating_sub(1))
         .min(6 * 3600);

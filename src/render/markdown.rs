@@ -15,14 +15,14 @@ fn parser(markdown: &str) -> impl Iterator<Item = Event<'_>> {
     })
 }
 
-pub fn to_html(markdown: &str) -> String {
+pub(crate) fn to_html(markdown: &str) -> String {
     let mut out = String::with_capacity(markdown.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut out, parser(markdown));
     out
 }
 
 /// Markdown as plain text, with a numbered list of the links at the end.
-pub fn to_text(markdown: &str) -> String {
+pub(crate) fn to_text(markdown: &str) -> String {
     let mut w = TextWriter::default();
     for event in parser(markdown) {
         w.event(event);

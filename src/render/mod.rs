@@ -2,7 +2,7 @@
 //! Markdown placed in the email layout, then CSS inlined for mail clients.
 
 mod fast;
-pub mod markdown;
+pub(crate) mod markdown;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::curriculum::LessonContent;
 
 /// The variables a lesson body may use. Lint refuses any other.
-pub const TEMPLATE_VARIABLES: &[&str] = &[
+pub(crate) const TEMPLATE_VARIABLES: &[&str] = &[
     "subscriber",
     "subscriber.first_name",
     "subscriber.email",

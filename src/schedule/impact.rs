@@ -81,7 +81,12 @@ fn due_for(syllabus: &Syllabus<'_>, row: &Waiting) -> Option<i64> {
 
 /// What changing the lessons to `syllabus` does to `rows` (every enrollment whose next
 /// lesson changes time), at `now`, with dates shown in `shown_in`.
-pub fn compute(syllabus: &Syllabus<'_>, rows: &[Waiting], now: i64, shown_in: Timezone) -> Impact {
+pub(crate) fn compute(
+    syllabus: &Syllabus<'_>,
+    rows: &[Waiting],
+    now: i64,
+    shown_in: Timezone,
+) -> Impact {
     let tz = shown_in.tz();
     let mut impact = Impact {
         total: rows.len(),

@@ -49,7 +49,7 @@ impl<'a> Syllabus<'a> {
     }
 
     /// The next published lesson after `position` (drafts are stepped over).
-    pub fn next_after(&self, position: i64) -> Option<&'a Lesson> {
+    pub(crate) fn next_after(&self, position: i64) -> Option<&'a Lesson> {
         next_published(self.lessons, position)
     }
 
@@ -74,21 +74,31 @@ impl<'a> Syllabus<'a> {
 
     /// When the first lesson is due for someone confirming at `confirmed`; with no
     /// published lesson, at once (the next pass finds nothing and completes them).
-    pub fn first_due(&self, confirmed: DateTime<Utc>, tz: Timezone) -> DateTime<Utc> {
+    pub(crate) fn first_due(&self, confirmed: DateTime<Utc>, tz: Timezone) -> DateTime<Utc> {
         self.next_after(0)
             .map_or(confirmed, |l| self.due_from(l, confirmed, tz))
     }
 
     /// Where someone at `position` picks up at `now` (resumed, re-enrolled, moved by an
     /// admin): the next window of their next lesson, with no burst of what they missed.
-    pub fn resume_due(&self, position: i64, now: DateTime<Utc>, tz: Timezone) -> DateTime<Utc> {
+    pub(crate) fn resume_due(
+        &self,
+        position: i64,
+        now: DateTime<Utc>,
+        tz: Timezone,
+    ) -> DateTime<Utc> {
         self.next_after(position)
             .map_or(now, |l| next_window(self.window_of(l), now, tz.tz()))
     }
 
     /// When the lesson after `sent` is due, sent at `sent_at`, and whether it waits for a
     /// reply. With nothing left, due at once so the next pass completes the enrollment.
-    pub fn after_send(&self, sent: &Lesson, sent_at: DateTime<Utc>, tz: Timezone) -> AfterSend {
+    pub(crate) fn after_send(
+        &self,
+        sent: &Lesson,
+        sent_at: DateTime<Utc>,
+        tz: Timezone,
+    ) -> AfterSend {
         let Some(next) = self.next_after(sent.position) else {
             return AfterSend {
                 due: Some(sent_at),
@@ -113,7 +123,7 @@ impl<'a> Syllabus<'a> {
 
     /// When the lesson after `answered` is due once the reply it waited for arrived at
     /// `replied_at`: its usual time, or the next window after the reply if that is later.
-    pub fn after_reply(
+    pub(crate) fn after_reply(
         &self,
         answered: &Lesson,
         sent_at: DateTime<Utc>,
@@ -128,7 +138,7 @@ impl<'a> Syllabus<'a> {
 
     /// The next lesson's due time for someone at `position` whose last lesson went out at
     /// `last_sent` (or who confirmed then), re-read in `tz`; never before `now`.
-    pub fn replan(
+    pub(crate) fn replan(
         &self,
         position: i64,
         last_sent: DateTime<Utc>,
@@ -141,7 +151,7 @@ impl<'a> Syllabus<'a> {
 
     /// "Lesson 3 of 18": a published lesson's place among the published ones; a draft
     /// (previewed before publishing) is numbered where it would stand once published.
-    pub fn number_of(&self, lesson_id: i64, position: i64) -> (usize, usize) {
+    pub(crate) fn number_of(&self, lesson_id: i64, position: i64) -> (usize, usize) {
         let published = self.lessons.iter().filter(|l| l.is_published());
         let before = published
             .clone()

@@ -12,7 +12,7 @@ use crate::app::App;
 use crate::db::{self, subscribers::SubscriberRow};
 
 /// Names the document's shape, so a reader can tell versions apart.
-pub const FORMAT: &str = "drip-subscriber-data/1";
+pub(crate) const FORMAT: &str = "drip-subscriber-data/1";
 
 const ABOUT: &str = "Everything this course stores about you. Reply texts are your answers as kept (quotes and signatures removed). The raw messages (each email as received, with the lesson it quoted and the mail servers' headers) are not included; raw_message_kept says whether one is still stored, and the retention section says for how long.";
 
@@ -100,7 +100,7 @@ pub struct Export {
 }
 
 impl Export {
-    pub fn to_json(&self) -> anyhow::Result<String> {
+    pub(crate) fn to_json(&self) -> anyhow::Result<String> {
         Ok(serde_json::to_string_pretty(self)?)
     }
 }
@@ -120,7 +120,7 @@ fn public_actor(actor: &str) -> &str {
 }
 
 /// Everything stored about `s`, reply texts decrypted.
-pub async fn gather(app: &App, s: &SubscriberRow) -> anyhow::Result<SubscriberData> {
+pub(crate) async fn gather(app: &App, s: &SubscriberRow) -> anyhow::Result<SubscriberData> {
     let course = app.course().await?;
     let lessons = db::lessons::list(&app.db, course.id).await?;
     let title_of = |slug: &Option<String>| {

@@ -55,7 +55,7 @@ impl std::error::Error for Unreadable {}
 
 /// How far an import has come: bytes of the file read, and the report so far.
 #[derive(Debug, Clone, Copy)]
-pub struct Progress<'a> {
+pub(crate) struct Progress<'a> {
     pub bytes: u64,
     pub report: &'a ImportReport,
 }
@@ -73,7 +73,7 @@ pub async fn import_csv(
 }
 
 /// [`import_csv`], calling `progress` after every batch.
-pub async fn import_csv_with_progress(
+pub(crate) async fn import_csv_with_progress(
     app: &App,
     path: &Path,
     confirmed: bool,
@@ -178,7 +178,7 @@ impl<R: Read> Read for LineEnds<R> {
     }
 }
 
-pub async fn import_reader_with_progress<R: std::io::Read>(
+pub(crate) async fn import_reader_with_progress<R: std::io::Read>(
     app: &App,
     reader: R,
     confirmed: bool,

@@ -341,7 +341,7 @@ pub async fn pause(
 }
 
 /// [`pause`] inside the caller's transaction.
-pub async fn pause_in(
+pub(crate) async fn pause_in(
     tx: &mut Tx,
     subscriber_id: i64,
     actor: &str,
@@ -391,7 +391,7 @@ pub async fn resume(
 }
 
 /// [`resume`] inside the caller's transaction.
-pub async fn resume_in(
+pub(crate) async fn resume_in(
     tx: &mut Tx,
     course: &CourseRow,
     subscriber_id: i64,
@@ -440,7 +440,7 @@ pub async fn unsubscribe(
 }
 
 /// [`unsubscribe`] inside the caller's transaction.
-pub async fn unsubscribe_in(
+pub(crate) async fn unsubscribe_in(
     tx: &mut Tx,
     subscriber_id: i64,
     actor: &str,
@@ -495,7 +495,7 @@ async fn stop(
 
 /// The bounce rule (`[schedule] bounce_window_days`, `hard_bounce_limit`, `soft_bounce_limit`).
 #[derive(Debug, Clone, Copy)]
-pub struct BounceRule {
+pub(crate) struct BounceRule {
     pub window_days: i64,
     pub hard_limit: i64,
     pub soft_limit: i64,
@@ -513,7 +513,7 @@ impl BounceRule {
 
 /// Counts a bounce; returns true when it made the subscriber `bounced` (by default one hard
 /// or three soft bounces within 30 days).
-pub async fn count_bounce(
+pub(crate) async fn count_bounce(
     app: &App,
     tx: &mut Tx,
     subscriber_id: i64,
@@ -560,7 +560,7 @@ pub async fn count_bounce(
 }
 
 /// Changes the time zone; the next due time is recomputed in the new zone.
-pub async fn set_timezone(
+pub(crate) async fn set_timezone(
     app: &App,
     subscriber_id: i64,
     tz: Timezone,

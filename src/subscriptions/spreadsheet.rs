@@ -9,7 +9,7 @@
 use crate::db::subscribers::SubscriberRow;
 
 /// The export's columns; the import reads email, name and timezone by header.
-pub const COLUMNS: [&str; 6] = [
+pub(crate) const COLUMNS: [&str; 6] = [
     "email",
     "name",
     "timezone",
@@ -23,7 +23,7 @@ fn starts_a_formula(cell: &str) -> bool {
 }
 
 /// A cell as written to the file.
-pub fn to_cell(value: &str) -> String {
+pub(crate) fn to_cell(value: &str) -> String {
     if starts_a_formula(value) {
         format!("'{value}")
     } else {
@@ -32,7 +32,7 @@ pub fn to_cell(value: &str) -> String {
 }
 
 /// A cell as read back: the apostrophe [`to_cell`] added is dropped.
-pub fn from_cell(cell: &str) -> &str {
+pub(crate) fn from_cell(cell: &str) -> &str {
     match cell.strip_prefix('\'') {
         Some(rest) if starts_a_formula(rest) => rest,
         _ => cell,

@@ -10,11 +10,11 @@ use crate::curriculum::{LessonContent, after_days, max_wait_days};
 use crate::db::lessons::Lesson;
 use crate::domain::{Phase, SendWindow};
 
-pub type Errors = BTreeMap<String, Vec<String>>;
+pub(crate) type Errors = BTreeMap<String, Vec<String>>;
 
 /// The editor's fields as typed, so a refused form comes back exactly as it was.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct EditForm {
+pub(crate) struct EditForm {
     #[serde(default)]
     pub slug: String,
     #[serde(default)]
@@ -56,7 +56,7 @@ impl EditForm {
         }
     }
 
-    pub fn from_lesson(l: &Lesson) -> EditForm {
+    pub(crate) fn from_lesson(l: &Lesson) -> EditForm {
         let c = &l.content;
         EditForm {
             slug: l.slug.clone(),

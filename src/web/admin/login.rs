@@ -25,7 +25,7 @@ pub fn router() -> Router<App> {
     Router::new().route("/admin/login", get(form).post(sign_in))
 }
 
-pub fn protected_router() -> Router<App> {
+pub(crate) fn protected_router() -> Router<App> {
     Router::new()
         .route("/admin", get(|| async { see_other("/admin/lessons") }))
         .route("/admin/", get(|| async { see_other("/admin/lessons") }))

@@ -27,7 +27,7 @@ pub fn router() -> Router<App> {
 
 /// One line of a diff; `old`/`new` are 1-based line numbers on each side.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct DiffLine {
+pub(crate) struct DiffLine {
     pub tag: &'static str,
     pub old: Option<usize>,
     pub new: Option<usize>,

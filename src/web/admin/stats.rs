@@ -23,18 +23,18 @@ pub fn router() -> Router<App> {
 
 /// One bar of a chart, laid out: the template only draws.
 #[derive(Debug, Clone, Serialize)]
-pub struct Bar {
+pub(crate) struct Bar {
     pub label: String,
     pub value: String,
     pub y: usize,
     pub width: usize,
 }
 
-pub const BAR_AREA: usize = 460;
+pub(crate) const BAR_AREA: usize = 460;
 pub const ROW: usize = 26;
 
 /// Bars scaled so the largest `of` fills the chart.
-pub fn bars(rows: &[(String, f64, String)]) -> Vec<Bar> {
+pub(crate) fn bars(rows: &[(String, f64, String)]) -> Vec<Bar> {
     let max = rows.iter().map(|r| r.1).fold(0.0_f64, f64::max);
     rows.iter()
         .enumerate()
