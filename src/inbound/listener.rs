@@ -75,11 +75,11 @@ impl Handler for Inbound {
                 tracing::info!(kind = outcome.kind.as_str(), stored = ?outcome.stored, duplicate = outcome.duplicate, "inbound mail received");
                 response::OK
             }
-            Err(e) if e.downcast_ref::<super::Unreadable>().is_some() => {
+            Err(e @ super::IngestError::Unreadable(_)) => {
                 tracing::warn!(error = %e, "inbound mail refused");
                 reply(554, "5.6.0 message cannot be parsed")
             }
-            Err(e) => {
+            Err(super::IngestError::Store(e)) => {
                 tracing::error!(error = %format!("{e:#}"), "inbound mail not stored; the sender will retry");
                 reply(451, "4.3.0 cannot store the message now, try again later")
             }

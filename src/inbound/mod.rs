@@ -43,10 +43,17 @@ pub struct Outcome {
     pub duplicate: bool,
 }
 
-/// A message drip cannot read; nothing was stored.
+/// Why a message was not taken. Either way nothing was stored; the three channels answer
+/// differently (refuse for good, or ask the sender to try again).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Unreadable(pub String);
+pub enum IngestError {
+    /// A message drip cannot read: retrying will not help.
+    #[error("message: {0}")]
+    Unreadable(String),
+    /// Storing or acting failed (the database is busy or gone): retry later.
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
 
 /// Understands `raw` and, unless `dry_run`, stores it and acts on it.
 pub async fn ingest(
@@ -54,9 +61,9 @@ pub async fn ingest(
     raw: &[u8],
     dry_run: bool,
     now: DateTime<Utc>,
-) -> anyhow::Result<Outcome> {
+) -> Result<Outcome, IngestError> {
     let msg = parse::parse_message(raw, app.config.inbound.max_message_bytes)
-        .map_err(|e| Unreadable(format!("message: {e}")))?;
+        .map_err(|e| IngestError::Unreadable(e.to_string()))?;
     let (kind, bounce) = classify::classify(&msg);
     let text = match kind {
         Kind::Bounce => String::new(),

@@ -13,6 +13,7 @@ use hmac::Mac;
 use serde_json::json;
 
 use crate::app::App;
+use crate::inbound::IngestError;
 
 pub fn router() -> Router<App> {
     Router::new().route("/inbound/email", post(receive))
@@ -53,12 +54,12 @@ async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
     }
     match crate::inbound::ingest(&app, &body, false, Utc::now()).await {
         Ok(outcome) => (StatusCode::OK, Json(json!(outcome))).into_response(),
-        Err(e) if e.downcast_ref::<crate::inbound::Unreadable>().is_some() => (
+        Err(e @ IngestError::Unreadable(_)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             Json(json!({"error": e.to_string(), "field": "body"})),
         )
             .into_response(),
-        Err(e) => {
+        Err(IngestError::Store(e)) => {
             tracing::error!(error = %format!("{e:#}"), "inbound message not stored");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
