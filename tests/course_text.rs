@@ -63,7 +63,10 @@ fn split(text: &str, path: &Path) -> (String, String) {
         front.push_str(line);
         front.push('\n');
     }
-    panic!("{}: the front matter is never closed by +++", path.display());
+    panic!(
+        "{}: the front matter is never closed by +++",
+        path.display()
+    );
 }
 
 /// The text without template expressions and tags.
@@ -157,9 +160,14 @@ fn longest_shared_run(a: &[String], b: &[String]) -> Vec<String> {
 fn word_counting_and_normalising() {
     assert_eq!(
         words("Don\u{2019}t \u{201C}test\u{201D} the water\u{2014}twice, O'Brien's 2 dogs."),
-        ["dont", "test", "the", "water", "twice", "obriens", "2", "dogs"]
+        [
+            "dont", "test", "the", "water", "twice", "obriens", "2", "dogs"
+        ]
     );
-    assert_eq!(words("'quoted' - rock 'n' roll"), ["quoted", "rock", "n", "roll"]);
+    assert_eq!(
+        words("'quoted' - rock 'n' roll"),
+        ["quoted", "rock", "n", "roll"]
+    );
     assert_eq!(
         body_word_count("Hi {{ subscriber.first_name }},\n\n## Today's step\n\n- one — two"),
         5
@@ -214,8 +222,8 @@ fn no_eight_word_run_is_shared_with_the_source_articles() {
         .map(|e| e.expect("seeds entry").path())
         .filter(|p| p.is_file())
         .map(|p| {
-            let text = String::from_utf8_lossy(&std::fs::read(&p).expect("read article"))
-                .into_owned();
+            let text =
+                String::from_utf8_lossy(&std::fs::read(&p).expect("read article")).into_owned();
             (p.display().to_string(), words(&text))
         })
         .collect();
