@@ -73,6 +73,8 @@ pub async fn sync_course(
     let course_id = db::courses::upsert(&mut tx, &dir.course, now).await?;
     let existing = db::lessons::list_in(&mut tx, course_id).await?;
     let mut report = Vec::new();
+    // (old position, new position) of every lesson this sync renumbers.
+    let mut moves = Vec::new();
     for file in &dir.lessons {
         let file_hash = hash(&file.source);
         let slug = file.slug.as_str();
@@ -165,6 +167,7 @@ pub async fn sync_course(
             && current.position != position
         {
             db::lessons::set_position(&mut tx, current.id, position, &file.file_name).await?;
+            moves.push((current.position, position));
         }
         report.push((slug.to_owned(), outcome));
     }
@@ -173,6 +176,11 @@ pub async fn sync_course(
             report.push((lesson.slug.clone(), SyncOutcome::NotInFiles));
         }
     }
+    // A person's place is the position of the last lesson they were given: it moves with
+    // that lesson, or the lesson now at their old number (one they may have had) would be
+    // planned next and they would wait forever. New lessons numbered before their place are
+    // not sent to them; those after it are.
+    db::enrollments::move_positions(&mut tx, course_id, &moves, now).await?;
     tx.commit().await?;
     Ok(SyncReport {
         course_id,

@@ -14,9 +14,14 @@ pub struct NewLesson {
 }
 
 /// Queues lesson mails; a row that already exists for the same (enrollment, lesson) is left
-/// as it is, so a second enqueue never makes a second mail.
-pub async fn enqueue_lessons(tx: &mut Tx, rows: &[NewLesson], now: i64) -> anyhow::Result<u64> {
-    let mut inserted = 0;
+/// as it is, so a second enqueue never makes a second mail. Returns the enrollments whose
+/// row was new.
+pub async fn enqueue_lessons(
+    tx: &mut Tx,
+    rows: &[NewLesson],
+    now: i64,
+) -> anyhow::Result<Vec<i64>> {
+    let mut inserted = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(200) {
         let mut sql = String::from(
             "INSERT INTO deliveries (subscriber_id, enrollment_id, lesson_id, kind, status, due_at, created_at) VALUES ",
@@ -33,17 +38,39 @@ pub async fn enqueue_lessons(tx: &mut Tx, rows: &[NewLesson], now: i64) -> anyho
                 b + 4
             ));
         }
-        sql.push_str(" ON CONFLICT (enrollment_id, lesson_id) DO NOTHING");
-        let mut q = sqlx::query(&sql).bind(now);
+        sql.push_str(" ON CONFLICT (enrollment_id, lesson_id) DO NOTHING RETURNING enrollment_id");
+        let mut q = sqlx::query_as::<_, (i64,)>(&sql).bind(now);
         for r in chunk {
             q = q
                 .bind(r.subscriber_id)
                 .bind(r.enrollment_id)
                 .bind(r.lesson_id);
         }
-        inserted += q.execute(&mut **tx).await?.rows_affected();
+        inserted.extend(q.fetch_all(&mut **tx).await?.into_iter().map(|(id,)| id));
     }
     Ok(inserted)
+}
+
+/// Of these enrollments, those whose mail of `lesson_id` already left (sent, failed or
+/// bounced): a plan that lands on a lesson they had must step past it.
+pub(crate) async fn already_left(
+    tx: &mut Tx,
+    enrollment_ids: &[i64],
+    lesson_id: i64,
+) -> anyhow::Result<Vec<i64>> {
+    let mut out = Vec::new();
+    for chunk in enrollment_ids.chunks(500) {
+        let sql = format!(
+            "SELECT enrollment_id FROM deliveries WHERE lesson_id = $1 AND status <> 'queued' AND enrollment_id IN ({})",
+            super::placeholders(2, chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (i64,)>(&sql).bind(lesson_id);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        out.extend(q.fetch_all(&mut **tx).await?.into_iter().map(|(id,)| id));
+    }
+    Ok(out)
 }
 
 /// Queues a non-lesson mail (confirm, welcome, goodbye, notice).

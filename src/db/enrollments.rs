@@ -125,6 +125,35 @@ pub(crate) async fn advance(
     Ok(())
 }
 
+/// Moves every enrollment of the course at an old position to its new one, all at once (a
+/// swap of two lessons is one move each way, never applied twice).
+pub(crate) async fn move_positions(
+    tx: &mut Tx,
+    course_id: i64,
+    moves: &[(i64, i64)],
+    now: i64,
+) -> anyhow::Result<()> {
+    for chunk in moves.chunks(200) {
+        let mut sql = String::from("UPDATE enrollments SET position = CASE position");
+        for i in 0..chunk.len() {
+            sql.push_str(&format!(" WHEN ${} THEN ${}", 3 + 2 * i, 4 + 2 * i));
+        }
+        sql.push_str(&format!(
+            " ELSE position END, updated_at = $2 WHERE course_id = $1 AND position IN ({})",
+            (0..chunk.len())
+                .map(|i| format!("${}", 3 + 2 * i))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        let mut q = sqlx::query(&sql).bind(course_id).bind(now);
+        for (from, to) in chunk {
+            q = q.bind(*from).bind(*to);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// Marks enrollments that have received every lesson as completed.
 pub(crate) async fn complete(tx: &mut Tx, ids: &[i64], now: i64) -> anyhow::Result<()> {
     for chunk in ids.chunks(500) {

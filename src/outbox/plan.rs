@@ -67,10 +67,25 @@ pub async fn plan_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<PlanRepor
                 None => completed.push(row.id),
             }
         }
-        for ((_, position), rows) in &groups {
+        for ((lesson_id, position), rows) in &groups {
             let ids: Vec<i64> = rows.iter().map(|r| r.enrollment_id).collect();
             db::enrollments::advance(&mut tx, &ids, *position, now_s).await?;
-            report.enqueued += db::deliveries::enqueue_lessons(&mut tx, rows, now_s).await?;
+            let queued = db::deliveries::enqueue_lessons(&mut tx, rows, now_s).await?;
+            report.enqueued += queued.len() as u64;
+            if queued.len() < ids.len() {
+                // They already had this lesson (positions renumbered under them, say): due
+                // again at once, so the next pass plans the lesson after it instead of
+                // leaving them waiting for a send that will never come.
+                let queued: std::collections::HashSet<i64> = queued.into_iter().collect();
+                let missed: Vec<i64> = ids
+                    .iter()
+                    .copied()
+                    .filter(|id| !queued.contains(id))
+                    .collect();
+                for id in db::deliveries::already_left(&mut tx, &missed, *lesson_id).await? {
+                    db::enrollments::set_next_due(&mut tx, id, Some(now_s), now_s).await?;
+                }
+            }
         }
         db::enrollments::complete(&mut tx, &completed, now_s).await?;
         report.completed += completed.len() as u64;

@@ -61,6 +61,7 @@ on_both_databases!(
     a_451_then_250_delivers_once,
     a_550_fails_the_delivery_and_marks_the_address_bounced,
     a_mail_that_cannot_be_built_fails_with_its_cause_and_counts_no_bounce,
+    lessons_renumbered_by_a_sync_keep_everyone_going_from_their_place,
     the_server_down_for_a_while_then_back_delivers_everything_once,
     two_ticks_racing_never_send_a_lesson_twice,
     a_lesson_that_waits_for_a_reply_holds_the_next_until_max_wait_days,
@@ -92,7 +93,7 @@ async fn a_subscriber_gets_every_lesson_in_course_order_at_their_local_hour(back
     let (status, page) = request(&t.app, "GET", &path_of(&confirm_url), None, "").await;
     assert_eq!(status, 200, "{page}");
     let confirmed_at = Utc::now();
-    tick_through(&t, confirmed_at, confirmed_at + Days::days(40)).await;
+    tick_through(&t, confirmed_at, confirmed_at + Days::days(120)).await;
     let messages = smtp.messages();
     let lessons: Vec<_> = messages
         .iter()
@@ -160,7 +161,12 @@ async fn a_subscriber_gets_every_lesson_in_course_order_at_their_local_hour(back
         if l.position == 1 {
             continue;
         }
-        let (h, m) = if l.content.phase.as_str() == "practice" {
+        let (h, m) = if l
+            .content
+            .send_window
+            .as_ref()
+            .is_some_and(|w| w.as_str() == "0 30 7 * * *")
+        {
             (7, 30)
         } else {
             (8, 0)
@@ -301,6 +307,89 @@ async fn a_451_then_250_delivers_once(backend: Backend) {
     assert_eq!(m.len(), 1);
     let d = &lesson_deliveries(&t, "di@example.com").await[0];
     assert_eq!((d.status.as_str(), d.attempts), ("sent", 2));
+}
+
+/// Renames every lesson file `NN-slug.md` of `dir` to `number(NN, slug)-slug.md`.
+fn renumber(dir: &std::path::Path, number: impl Fn(u32, &str) -> u32) {
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".md"))
+        .collect();
+    // Through temporary names, so no rename lands on a file not yet moved.
+    for name in &names {
+        std::fs::rename(dir.join(name), dir.join(format!("{name}.moving"))).unwrap();
+    }
+    for name in &names {
+        let (n, rest) = name.split_once('-').unwrap();
+        let slug = rest.trim_end_matches(".md");
+        let to = format!("{:02}-{rest}", number(n.parse().unwrap(), slug));
+        std::fs::rename(dir.join(format!("{name}.moving")), dir.join(to)).unwrap();
+    }
+}
+
+async fn lessons_renumbered_by_a_sync_keep_everyone_going_from_their_place(backend: Backend) {
+    // A copy of the shipped course, numbered 02, 04, 06, ... to leave room.
+    let lessons = tempfile::tempdir().unwrap();
+    let course = lessons.path().join("rebuilding-trust");
+    std::fs::create_dir_all(&course).unwrap();
+    for e in std::fs::read_dir(crate::support::repo("lessons/rebuilding-trust")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), course.join(e.file_name())).unwrap();
+    }
+    renumber(&course, |n, _| n * 2);
+    let dir = lessons.path().to_owned();
+    let t = TestApp::build(backend, None, move |c| c.course.lessons_dir = dir).await;
+    let t0 = at("2026-05-04T06:00:00Z");
+    t.app.sync_lessons(true, t0).await.unwrap();
+    let id = confirmed_subscriber(&t, "ren@example.com", "UTC", t0).await;
+    tick_through(&t, t0, t0 + Days::days(2)).await;
+    let had = |t: &TestApp| {
+        let t = t.app.clone();
+        async move {
+            let s = db::subscribers::by_id(&t.db, id).await.unwrap().unwrap();
+            db::deliveries::for_subscriber(&t.db, s.id)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|d| d.kind.as_str() == "lesson")
+                .map(|d| d.lesson.unwrap())
+                .collect::<Vec<String>>()
+        }
+    };
+    assert_eq!(
+        had(&t).await,
+        ["before-we-begin", "a-clean-slate"],
+        "two lessons in two days"
+    );
+
+    // The author numbers the files 01, 02, ... again and inserts a lesson after the second:
+    // every position moves down under the reader.
+    renumber(&course, |n, _| if n <= 4 { n / 2 } else { n / 2 + 1 });
+    let inserted = std::fs::read_to_string(course.join("02-a-clean-slate.md"))
+        .unwrap()
+        .replacen("title = \"", "title = \"Inserted: ", 1);
+    std::fs::write(course.join("03-an-inserted-step.md"), inserted).unwrap();
+    t.app.sync_lessons(true, t0 + Days::days(2)).await.unwrap();
+
+    // Their place moved with the lesson they last had: next come the inserted lesson and
+    // the one after, with nothing skipped and nothing twice.
+    tick_through(&t, t0 + Days::days(2), t0 + Days::days(6)).await;
+    let got = had(&t).await;
+    assert_eq!(
+        &got[..4],
+        [
+            "before-we-begin",
+            "a-clean-slate",
+            "an-inserted-step",
+            "tell-the-whole-truth"
+        ],
+        "{got:?}"
+    );
+    let mut unique = got.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), got.len(), "a lesson twice: {got:?}");
 }
 
 async fn a_mail_that_cannot_be_built_fails_with_its_cause_and_counts_no_bounce(backend: Backend) {
@@ -507,7 +596,7 @@ async fn lessons_keep_their_local_hour_across_daylight_saving_changes(backend: B
     for (email, tz, start) in people {
         let t0 = at(start);
         confirmed_subscriber(&t, email, tz, t0).await;
-        tick_through(&t, t0, t0 + Days::days(40)).await;
+        tick_through(&t, t0, t0 + Days::days(120)).await;
         let sent = lesson_deliveries(&t, email).await;
         assert_eq!(
             sent.len(),
@@ -526,7 +615,12 @@ async fn lessons_keep_their_local_hour_across_daylight_saving_changes(backend: B
                 local.date_naive()
             );
             if l.position > 1 {
-                let (h, m) = if l.content.phase.as_str() == "practice" {
+                let (h, m) = if l
+                    .content
+                    .send_window
+                    .as_ref()
+                    .is_some_and(|w| w.as_str() == "0 30 7 * * *")
+                {
                     (7, 30)
                 } else {
                     (8, 0)

@@ -35,7 +35,8 @@ async fn the_course_page_shows_the_course_and_a_form(backend: Backend) {
         "name=\"email\"",
         "name=\"timezone\"",
         "Europe&#x2f;Paris",
-        "18 short lessons",
+        "26 short lessons",
+        "Follow-up",
     ] {
         assert!(page.contains(text), "{text} missing");
     }
