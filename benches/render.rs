@@ -35,6 +35,7 @@ fn context(course: &CourseDir, i: u64) -> MailContext {
         course: CourseVars {
             title: course.course.title.clone(),
             description: course.course.description.clone(),
+            footer: course.course.footer.clone(),
         },
         links: Links {
             unsubscribe: format!("https://course.example.org/unsubscribe/{token}"),
@@ -142,6 +143,7 @@ fn render(c: &mut Criterion) {
                 )),
                 course: Some("rebuilding-trust".into()),
                 lesson: Some("before-we-begin".into()),
+                from_name: None,
             };
             black_box(mailer.build(&out).unwrap().formatted())
         })

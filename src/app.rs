@@ -233,6 +233,7 @@ impl App {
             course: CourseVars {
                 title: course.title.clone(),
                 description: course.description.clone(),
+                footer: course.footer.clone(),
             },
             links: self.links(subscriber.id),
         }

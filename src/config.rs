@@ -72,6 +72,10 @@ pub struct Mail {
     pub dkim_key: String,
     #[serde(default)]
     pub dkim_selector: String,
+    /// The sender name on a discreet subscriber's lessons: one that says nothing about the
+    /// course on a lock screen.
+    #[serde(default = "default_discreet_name")]
+    pub discreet_name: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -248,6 +252,10 @@ fn default_max_connections() -> u32 {
 fn default_outbox() -> PathBuf {
     "outbox".into()
 }
+fn default_discreet_name() -> String {
+    "Lessons".into()
+}
+
 fn default_reply_local() -> String {
     "reply".into()
 }

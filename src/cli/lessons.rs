@@ -160,6 +160,7 @@ pub async fn run(app: &App, cmd: LessonsCommand, json: bool) -> anyhow::Result<E
                     unsubscribe: None,
                     course: Some(course.slug.clone()),
                     lesson: Some(slug.clone()),
+                    from_name: None,
                 };
                 app.mailer.send(&out).await?;
                 println!("sent a preview of {slug} to {address}");

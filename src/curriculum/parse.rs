@@ -17,6 +17,8 @@ pub struct CourseFile {
     pub from: String,
     pub send_window: SendWindow,
     pub phases: Phases,
+    /// A line for the foot of every lesson mail (where to find help, say); may be empty.
+    pub footer: String,
     pub source: String,
 }
 
@@ -27,6 +29,8 @@ struct RawCourse {
     description: Spanned<String>,
     from: Spanned<String>,
     send_window: Spanned<String>,
+    #[serde(default)]
+    footer: Option<Spanned<String>>,
     phases: Option<Spanned<Vec<RawPhase>>>,
 }
 
@@ -48,6 +52,9 @@ pub struct LessonContent {
     pub after_days: u32,
     pub send_window: Option<SendWindow>,
     pub prompt: String,
+    /// The line mail apps show after the subject; None: the start of the body shows.
+    #[serde(default)]
+    pub preheader: Option<String>,
     pub wait_for_reply: bool,
     pub max_wait_days: Option<u32>,
     pub body: String,
@@ -73,6 +80,7 @@ struct RawFront {
     phase: Spanned<String>,
     after_days: Spanned<i64>,
     prompt: Spanned<String>,
+    preheader: Option<Spanned<String>>,
     send_window: Option<Spanned<String>>,
     wait_for_reply: Option<Spanned<bool>>,
     max_wait_days: Option<Spanned<i64>>,
@@ -140,6 +148,10 @@ pub fn parse_course(slug: &str, text: &str) -> Result<CourseFile, Vec<Problem>> 
         from: raw.from.into_inner(),
         send_window: send_window.expect("checked above"),
         phases: phases.expect("checked above"),
+        footer: raw
+            .footer
+            .map(|f| f.into_inner().trim().to_owned())
+            .unwrap_or_default(),
         source: text.to_owned(),
     })
 }
@@ -282,6 +294,10 @@ pub fn parse_lesson(file_name: &str, text: &str) -> Result<LessonFile, Vec<Probl
         after_days: after_days.unwrap_or(0),
         send_window,
         prompt: raw.prompt.get_ref().clone(),
+        preheader: raw
+            .preheader
+            .as_ref()
+            .map(|p| p.get_ref().trim().to_owned()),
         wait_for_reply,
         max_wait_days,
         body: body.to_owned(),
@@ -291,6 +307,7 @@ pub fn parse_lesson(file_name: &str, text: &str) -> Result<LessonFile, Vec<Probl
             "title" => at(raw.title.span()),
             "subject" => at(raw.subject.span()),
             "prompt" => at(raw.prompt.span()),
+            "preheader" => raw.preheader.as_ref().map_or(1, |p| at(p.span())),
             "send_window" => raw.send_window.as_ref().map_or(1, |w| at(w.span())),
             "max_wait_days" => raw.max_wait_days.as_ref().map_or(1, |m| at(m.span())),
             _ => body_line,
@@ -335,6 +352,9 @@ impl LessonContent {
         }
         if let Some(m) = self.max_wait_days {
             out.push_str(&format!("max_wait_days = {m}\n"));
+        }
+        if let Some(p) = &self.preheader {
+            out.push_str(&format!("preheader = {}\n", q(p)));
         }
         out.push_str(&format!("prompt = {}\n", q(&self.prompt)));
         out.push_str("+++\n");

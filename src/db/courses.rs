@@ -19,12 +19,13 @@ pub struct CourseRow {
     pub send_window: SendWindow,
     #[sqlx(try_from = "String")]
     pub phases: Phases,
+    pub footer: String,
     pub source: String,
     pub updated_at: i64,
 }
 
 const COLUMNS: &str =
-    "id, slug, title, description, from_name, send_window, phases, source, updated_at";
+    "id, slug, title, description, from_name, send_window, phases, footer, source, updated_at";
 
 pub async fn by_slug(db: &Db, slug: &str) -> anyhow::Result<Option<CourseRow>> {
     let sql = format!("SELECT {COLUMNS} FROM courses WHERE slug = $1");
@@ -53,7 +54,7 @@ pub(crate) async fn upsert(tx: &mut Tx, course: &CourseFile, now: i64) -> anyhow
         .await?;
     if let Some((id,)) = existing {
         sqlx::query(
-            "UPDATE courses SET title = $1, description = $2, from_name = $3, send_window = $4, phases = $5, source = $6, updated_at = $7 WHERE id = $8",
+            "UPDATE courses SET title = $1, description = $2, from_name = $3, send_window = $4, phases = $5, source = $6, updated_at = $7, footer = $9 WHERE id = $8",
         )
         .bind(&course.title)
         .bind(&course.description)
@@ -63,12 +64,13 @@ pub(crate) async fn upsert(tx: &mut Tx, course: &CourseFile, now: i64) -> anyhow
         .bind(&course.source)
         .bind(now)
         .bind(id)
+        .bind(&course.footer)
         .execute(&mut **tx)
         .await?;
         return Ok(id);
     }
     let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO courses (slug, title, description, from_name, send_window, phases, source, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        "INSERT INTO courses (slug, title, description, from_name, send_window, phases, source, updated_at, footer) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
     )
     .bind(course.slug.as_str())
     .bind(&course.title)
@@ -78,6 +80,7 @@ pub(crate) async fn upsert(tx: &mut Tx, course: &CourseFile, now: i64) -> anyhow
     .bind(&phases)
     .bind(&course.source)
     .bind(now)
+    .bind(&course.footer)
     .fetch_one(&mut **tx)
     .await?;
     Ok(id)

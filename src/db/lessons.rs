@@ -57,6 +57,7 @@ pub struct RevisionRow {
     pub after_days: i64,
     pub send_window: Option<String>,
     pub prompt: String,
+    pub preheader: Option<String>,
     pub wait_for_reply: i64,
     pub max_wait_days: Option<i64>,
     pub body: String,
@@ -84,6 +85,7 @@ impl RevisionRow {
                 .map(SendWindow::parse)
                 .transpose()?,
             prompt: self.prompt.clone(),
+            preheader: self.preheader.clone(),
             wait_for_reply: self.wait_for_reply != 0,
             max_wait_days: self
                 .max_wait_days
@@ -94,7 +96,7 @@ impl RevisionRow {
     }
 }
 
-const REV_COLUMNS: &str = "r.revision, r.title, r.subject, r.phase, r.after_days, r.send_window, r.prompt, r.wait_for_reply, r.max_wait_days, r.body, r.source, r.author, r.note, r.created_at";
+const REV_COLUMNS: &str = "r.revision, r.title, r.subject, r.phase, r.after_days, r.send_window, r.prompt, r.preheader, r.wait_for_reply, r.max_wait_days, r.body, r.source, r.author, r.note, r.created_at";
 
 fn lesson_select() -> String {
     format!(
@@ -224,8 +226,8 @@ pub async fn insert_revision(
     now: i64,
 ) -> anyhow::Result<()> {
     sqlx::query(
-        "INSERT INTO lesson_revisions (lesson_id, revision, title, subject, phase, after_days, send_window, prompt, wait_for_reply, max_wait_days, body, source, author, note, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        "INSERT INTO lesson_revisions (lesson_id, revision, title, subject, phase, after_days, send_window, prompt, wait_for_reply, max_wait_days, body, source, author, note, created_at, preheader) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(lesson_id)
     .bind(revision)
@@ -242,6 +244,7 @@ pub async fn insert_revision(
     .bind(author)
     .bind(note)
     .bind(now)
+    .bind(c.preheader.as_deref())
     .execute(&mut **tx)
     .await?;
     sqlx::query("UPDATE lessons SET current_revision = $1 WHERE id = $2")

@@ -15,6 +15,8 @@ pub struct SubscriberRow {
     pub timezone: Timezone,
     #[sqlx(try_from = "String")]
     pub status: SubscriberStatus,
+    /// Neutral sender name, subject and preheader on lesson mails.
+    pub discreet: i64,
     pub created_at: i64,
     pub confirmed_at: Option<i64>,
     pub confirm_sent_at: Option<i64>,
@@ -30,6 +32,7 @@ impl SubscriberRow {
             name: name.to_owned(),
             timezone,
             status: SubscriberStatus::Active,
+            discreet: 0,
             created_at: 0,
             confirmed_at: None,
             confirm_sent_at: None,
@@ -38,8 +41,7 @@ impl SubscriberRow {
     }
 }
 
-const COLUMNS: &str =
-    "id, email, name, timezone, status, created_at, confirmed_at, confirm_sent_at, status_at";
+const COLUMNS: &str = "id, email, name, timezone, status, discreet, created_at, confirmed_at, confirm_sent_at, status_at";
 
 pub async fn by_email(db: &Db, email: &str) -> anyhow::Result<Option<SubscriberRow>> {
     let sql = format!("SELECT {COLUMNS} FROM subscribers WHERE email = $1");
@@ -222,11 +224,20 @@ pub async fn list(db: &Db, f: &Filter) -> anyhow::Result<Vec<SubscriberRow>> {
     Ok(q.bind(f.limit).fetch_all(db.pool()).await?)
 }
 
+pub(crate) async fn set_discreet(tx: &mut Tx, id: i64, on: bool) -> anyhow::Result<()> {
+    sqlx::query("UPDATE subscribers SET discreet = $1 WHERE id = $2")
+        .bind(i64::from(on))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Every subscriber in id order, streamed, for export.
 pub(crate) fn stream_all(
     db: &Db,
 ) -> impl futures::Stream<Item = Result<SubscriberRow, sqlx::Error>> + '_ {
-    sqlx::query_as::<_, SubscriberRow>("SELECT id, email, name, timezone, status, created_at, confirmed_at, confirm_sent_at, status_at FROM subscribers ORDER BY id")
+    sqlx::query_as::<_, SubscriberRow>("SELECT id, email, name, timezone, status, discreet, created_at, confirmed_at, confirm_sent_at, status_at FROM subscribers ORDER BY id")
         .fetch(db.pool())
 }
 

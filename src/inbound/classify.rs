@@ -131,13 +131,25 @@ pub fn distress(answer: &str, words: &[String]) -> bool {
         })
 }
 
-/// Lowercases, straightens apostrophes and makes every whitespace run one space.
+/// Lowercases, drops accents (é is e: phones type either), straightens apostrophes, reads
+/// a hyphen as a space ("self-harm" is "self harm") and makes every whitespace run one
+/// space, so a phrase in the list matches however it was typed.
 fn fold(text: &str) -> String {
-    text.split_whitespace()
+    use unicode_normalization::UnicodeNormalization;
+    let plain: String = text
+        .nfd()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .map(|c| match c {
+            '’' | 'ʼ' | '‘' => '\'',
+            '-' | '‐' | '‑' | '–' => ' ',
+            c => c,
+        })
+        .collect();
+    plain
+        .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
         .to_lowercase()
-        .replace(['’', 'ʼ'], "'")
 }
 
 #[cfg(test)]
@@ -277,5 +289,49 @@ mod tests {
         assert!(!distress("It takes skill and patience.", &words));
         assert!(!distress("Killing time at the station.", &words));
         assert!(!distress("anything", &[]));
+    }
+
+    /// The list shipped in config.toml, read as drip reads it.
+    fn shipped_list() -> Vec<String> {
+        let config: toml::Value = toml::from_str(include_str!("../../config.toml")).unwrap();
+        config["inbound"]["distress_words"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_shipped_list_flags_danger_and_not_what_readers_say_about_themselves() {
+        let words = shipped_list();
+        for flagged in [
+            "I keep not wanting to live.",
+            "Some days I don't want to be here anymore",
+            "he threatened to kill himself if I left",
+            "I'm scared of him when he drinks",
+            "she won't let me leave the house",
+            "I have thought about self harm",
+            "I was abusive and I know it",
+            "je ne veux plus vivre comme ça",
+            "j'ai peur de lui",
+            "il m'a frappee hier",
+            "elle menace de me tuer",
+        ] {
+            assert!(distress(flagged, &words), "not flagged: {flagged}");
+        }
+        for calm in [
+            "My alcohol abuse started at university.",
+            "I hurt her badly when I lied.",
+            "It hit me how much I had lost.",
+            "I could kill for a quiet evening.",
+            "She was afraid I would lie again.",
+            "We control our spending together now.",
+            "mon abus d'alcool a tout abîmé",
+            "j'ai violé sa confiance",
+            "je l'ai blessée en mentant",
+        ] {
+            assert!(!distress(calm, &words), "flagged: {calm}");
+        }
     }
 }

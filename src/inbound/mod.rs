@@ -300,15 +300,26 @@ async fn store_and_act(
         && !app.config.inbound.help_text.is_empty()
         && let Some(sid) = subscriber_id
     {
-        let paragraphs = [
-            "Thank you for writing. Your answer is saved with your course.".to_owned(),
-            app.config.inbound.help_text.clone(),
+        // Truthful about what happened: a word matched, nobody read anything yet.
+        let mut paragraphs = vec![
+            "Your reply has been saved with your course.".to_owned(),
+            "This message was sent automatically, because your reply contained words that can mean someone is in danger or thinking about suicide. Nobody has read your reply yet. The people who run this course may see it later, but not straight away, and they cannot offer crisis help.".to_owned(),
         ];
+        paragraphs.extend(
+            app.config
+                .inbound
+                .help_text
+                .split("\n\n")
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned),
+        );
+        paragraphs.push("If your reply was about something else, there is nothing you need to do, and your course goes on as usual. If you would like to stop for a while, reply PAUSE.".to_owned());
         db::deliveries::enqueue_mail(
             &mut tx,
             sid,
             DeliveryKind::Notice,
-            &json!({"title": "We read your reply", "paragraphs": paragraphs}),
+            &json!({"title": "Your reply is saved. Where to find help now", "paragraphs": paragraphs}),
             now_s,
         )
         .await?;

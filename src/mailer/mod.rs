@@ -37,6 +37,8 @@ pub struct Outgoing {
     pub unsubscribe: Option<(String, String)>,
     pub course: Option<String>,
     pub lesson: Option<String>,
+    /// A sender name in place of `[mail] from`'s (discreet mails); the address stays.
+    pub from_name: Option<String>,
 }
 
 /// Why a send did not happen; the sender retries `Transient` and gives up on `Permanent`.
@@ -131,7 +133,10 @@ impl Mailer {
                 .with_context(|| format!("recipient {:?}", out.to))?,
         );
         let mut builder = Message::builder()
-            .from(self.from.clone())
+            .from(match &out.from_name {
+                Some(name) => Mailbox::new(Some(name.clone()), self.from.email.clone()),
+                None => self.from.clone(),
+            })
             .to(to)
             .subject(out.subject.clone())
             .message_id(Some(format!("<{}>", out.message_id)))
@@ -313,6 +318,7 @@ mod tests {
             unsubscribe: Some(("https://course.example.org/unsubscribe/1-abc".into(), "mailto:reply+1-abc@example.org?subject=unsubscribe".into())),
             course: Some("rebuilding-trust".into()),
             lesson: Some("a-clean-slate".into()),
+            from_name: None,
         }
     }
 

@@ -451,7 +451,15 @@ impl BatchContext {
                     .syllabus()
                     .lesson_vars(lesson.id, lesson.position, &lesson.content);
                 lesson_ref = Some(index);
-                app.renderer.lesson(&lesson.content, &vars, &ctx)?
+                if s.discreet != 0 {
+                    // What a lock screen shows says nothing about the course.
+                    let mut content = lesson.content.clone();
+                    content.subject = format!("Lesson {} of {}", vars.number, vars.of);
+                    content.preheader = Some("Your next short read is here.".into());
+                    app.renderer.lesson(&content, &vars, &ctx)?
+                } else {
+                    app.renderer.lesson(&lesson.content, &vars, &ctx)?
+                }
             }
             DeliveryKind::Confirm => app.renderer.mail(
                 MailKind::Confirm,
@@ -524,6 +532,7 @@ impl BatchContext {
                 unsubscribe,
                 course: Some(self.course.slug.clone()),
                 lesson: lesson.map(|l| l.slug.clone()),
+                from_name: (s.discreet != 0).then(|| app.config.mail.discreet_name.clone()),
             },
             lesson_ref,
         ))

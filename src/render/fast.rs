@@ -17,7 +17,6 @@
 //! always takes the full pipeline.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use pulldown_cmark::{Event, Options, Parser, Tag};
@@ -232,7 +231,6 @@ fn places_in_body(markdown: &str) -> [Place; SLOTS] {
 /// The compiled form of one lesson for one set of lesson and course values.
 #[derive(Debug)]
 pub(super) struct Entry {
-    key: Key,
     compiled: Option<Compiled>,
     /// The lesson body's template, parsed once, for mails that take the full pipeline.
     body: Option<minijinja::Environment<'static>>,
@@ -268,12 +266,9 @@ struct Key {
     body: String,
     subject: String,
     prompt: String,
-    title: String,
-    number: usize,
-    of: usize,
-    phase: String,
-    course_title: String,
-    course_description: String,
+    preheader: Option<String>,
+    vars: LessonVars,
+    course: CourseVars,
 }
 
 impl Key {
@@ -282,41 +277,18 @@ impl Key {
             body: lesson.body.clone(),
             subject: lesson.subject.clone(),
             prompt: lesson.prompt.clone(),
-            title: vars.title.clone(),
-            number: vars.number,
-            of: vars.of,
-            phase: vars.phase.clone(),
-            course_title: course.title.clone(),
-            course_description: course.description.clone(),
+            preheader: lesson.preheader.clone(),
+            vars: vars.clone(),
+            course: course.clone(),
         }
     }
-
-    fn matches(&self, lesson: &LessonContent, vars: &LessonVars, course: &CourseVars) -> bool {
-        self.body == lesson.body
-            && self.subject == lesson.subject
-            && self.prompt == lesson.prompt
-            && self.title == vars.title
-            && self.number == vars.number
-            && self.of == vars.of
-            && self.phase == vars.phase
-            && self.course_title == course.title
-            && self.course_description == course.description
-    }
-}
-
-fn hash_of(lesson: &LessonContent, vars: &LessonVars, course: &CourseVars) -> u64 {
-    let mut h = DefaultHasher::new();
-    (&lesson.body, &lesson.subject, &lesson.prompt).hash(&mut h);
-    (&vars.title, vars.number, vars.of, &vars.phase).hash(&mut h);
-    (&course.title, &course.description).hash(&mut h);
-    h.finish()
 }
 
 /// Compiled lessons, keyed by their content: an edited lesson is a new entry, and the cache
 /// is emptied when it holds more than a few hundred (old revisions).
 #[derive(Debug, Default)]
 pub(super) struct Cache {
-    entries: Mutex<HashMap<u64, Arc<Entry>>>,
+    entries: Mutex<HashMap<Key, Arc<Entry>>>,
 }
 
 const MAX_ENTRIES: usize = 512;
@@ -332,10 +304,8 @@ impl Cache {
         layout_allows: bool,
         full: impl Fn(&MailContext) -> anyhow::Result<(RenderedMail, String)>,
     ) -> Arc<Entry> {
-        let hash = hash_of(lesson, vars, course);
-        if let Some(e) = self.entries.lock().expect("render cache").get(&hash)
-            && e.key.matches(lesson, vars, course)
-        {
+        let key = Key::new(lesson, vars, course);
+        if let Some(e) = self.entries.lock().expect("render cache").get(&key) {
             return e.clone();
         }
         // Compiled outside the lock; two threads may both compile a new lesson once.
@@ -346,7 +316,6 @@ impl Cache {
             .then_some(body);
         let entry = Arc::new(Entry {
             body,
-            key: Key::new(lesson, vars, course),
             compiled: if layout_allows && plain_uses_only(&lesson.body) {
                 compile(course, &full)
             } else {
@@ -357,7 +326,7 @@ impl Cache {
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert(hash, entry.clone());
+        entries.insert(key, entry.clone());
         entry
     }
 }
@@ -581,7 +550,7 @@ mod tests {
             "_u_",
             "Ann\u{a0}",
             "back\\slash",
-            "friend",
+            "there",
             "#hash",
             "a..b",
         ];
@@ -614,6 +583,7 @@ mod tests {
                     course: CourseVars {
                         title: "Rebuilding Trust".into(),
                         description: "A course.".into(),
+                        footer: "Help is near: findahelpline.com".into(),
                     },
                     links: Links {
                         unsubscribe: format!("{base}/unsubscribe/{token}"),

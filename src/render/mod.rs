@@ -46,7 +46,7 @@ impl SubscriberVars {
         let first = name.split_whitespace().next().unwrap_or("");
         SubscriberVars {
             first_name: if first.is_empty() {
-                "friend".into()
+                "there".into()
             } else {
                 first.to_owned()
             },
@@ -56,13 +56,15 @@ impl SubscriberVars {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct CourseVars {
     pub title: String,
     pub description: String,
+    /// The course's line for the foot of every lesson mail; may be empty.
+    pub footer: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct LessonVars {
     pub title: String,
     pub number: usize,
@@ -268,6 +270,7 @@ impl Renderer {
             subscriber => &ctx.subscriber, course => &ctx.course, links => &ctx.links, lesson => vars,
             subject => &lesson.subject,
             prompt => &lesson.prompt,
+            preheader => &lesson.preheader,
             content_html => Value::from_safe_string(markdown::to_html(&markdown)),
             content_text => markdown::to_text(&markdown),
         };

@@ -559,6 +559,31 @@ pub(crate) async fn count_bounce(
     Ok(dead)
 }
 
+/// Turns discreet mails on or off (see the sender's `compose`: a plain sender name, subject
+/// and preheader on every lesson mail).
+pub async fn set_discreet(
+    app: &App,
+    subscriber_id: i64,
+    on: bool,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let now_s = now.timestamp();
+    let mut tx = app.db.begin_write().await?;
+    db::subscribers::set_discreet(&mut tx, subscriber_id, on).await?;
+    db::events::log(
+        &mut tx,
+        Some(subscriber_id),
+        actor,
+        "discreet_changed",
+        &json!({"discreet": on}),
+        now_s,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Changes the time zone; the next due time is recomputed in the new zone.
 pub(crate) async fn set_timezone(
     app: &App,

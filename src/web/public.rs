@@ -84,6 +84,9 @@ struct SubscribeForm {
     name: String,
     #[serde(default)]
     timezone: String,
+    /// The discreet checkbox: "on" when ticked, absent when not.
+    #[serde(default)]
+    discreet: Option<String>,
 }
 
 pub(super) fn render(
@@ -278,7 +281,7 @@ async fn preferences_context(
         .next();
     Ok(json!({
         "course": course,
-        "subscriber": { "email": s.email, "name": s.name, "timezone": s.timezone, "status": s.status },
+        "subscriber": { "email": s.email, "name": s.name, "timezone": s.timezone, "status": s.status, "discreet": s.discreet != 0 },
         "position": enrollment.map(|e| e.position).unwrap_or(0),
         "timezones": Timezone::all_names().collect::<Vec<_>>(),
         "token": token,
@@ -301,6 +304,9 @@ struct PreferencesForm {
     action: String,
     #[serde(default)]
     timezone: String,
+    /// The discreet checkbox: "on" when ticked, absent when not.
+    #[serde(default)]
+    discreet: Option<String>,
 }
 
 async fn preferences(
@@ -323,6 +329,15 @@ async fn preferences(
             subscriptions::unsubscribe(&app, s.id, "subscriber", now).await?;
             "You are unsubscribed. No more lessons will come."
         }
+        "discreet" => {
+            let on = form.discreet.is_some();
+            subscriptions::set_discreet(&app, s.id, on, "subscriber", now).await?;
+            if on {
+                "Saved: lessons now come with a plain sender name and subject."
+            } else {
+                "Saved: lessons come with their usual sender name and subject."
+            }
+        }
         "timezone" => match Timezone::parse(&form.timezone) {
             Ok(tz) => {
                 subscriptions::set_timezone(&app, s.id, tz, "subscriber", now).await?;
@@ -344,7 +359,7 @@ async fn preferences(
         _ => {
             return Ok((
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "action: must be pause, resume, timezone or unsubscribe",
+                "action: must be pause, resume, timezone, discreet or unsubscribe",
             )
                 .into_response());
         }

@@ -62,6 +62,7 @@ on_both_databases!(
     a_550_fails_the_delivery_and_marks_the_address_bounced,
     a_mail_that_cannot_be_built_fails_with_its_cause_and_counts_no_bounce,
     lessons_renumbered_by_a_sync_keep_everyone_going_from_their_place,
+    a_discreet_reader_gets_a_plain_sender_subject_and_preheader,
     the_server_down_for_a_while_then_back_delivers_everything_once,
     two_ticks_racing_never_send_a_lesson_twice,
     a_lesson_that_waits_for_a_reply_holds_the_next_until_max_wait_days,
@@ -307,6 +308,66 @@ async fn a_451_then_250_delivers_once(backend: Backend) {
     assert_eq!(m.len(), 1);
     let d = &lesson_deliveries(&t, "di@example.com").await[0];
     assert_eq!((d.status.as_str(), d.attempts), ("sent", 2));
+}
+
+async fn a_discreet_reader_gets_a_plain_sender_subject_and_preheader(backend: Backend) {
+    let t = TestApp::with_smtp(backend).await;
+    let t0 = Utc::now();
+    let quiet = confirmed_subscriber(&t, "quiet@example.com", "UTC", t0).await;
+    let open = confirmed_subscriber(&t, "open@example.com", "UTC", t0).await;
+    // The reader ticks "Discreet mails" on their preferences page.
+    let path = format!(
+        "/preferences/{}",
+        t.app.signer.sign(drip::domain::Purpose::Preferences, quiet)
+    );
+    let (status, page) = request(
+        &t.app,
+        "POST",
+        &path,
+        Some("application/x-www-form-urlencoded"),
+        "action=discreet&discreet=on",
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("checked"), "the choice shows as made");
+    tick(&t, t0).await;
+    let messages = t.smtp().wait_for(2, Duration::from_secs(5)).await;
+    let to = |who: &str| {
+        messages
+            .iter()
+            .find(|m| m.to.iter().any(|r| r.contains(who)))
+            .unwrap()
+            .clone()
+    };
+    let (q, o) = (to("quiet@"), to("open@"));
+    let course = t.app.course().await.unwrap();
+    let lessons = db::lessons::list(&t.app.db, course.id).await.unwrap();
+    let first = &lessons[0].content;
+
+    let of = lessons.len();
+    assert_eq!(q.header("Subject").unwrap(), format!("Lesson 1 of {of}"));
+    let from = q.header("From").unwrap();
+    assert!(from.starts_with("Lessons <"), "{from}");
+    assert!(!from.contains(&course.title), "{from}");
+    let html = crate::support::html_part(&q.data);
+    assert!(
+        html.contains("Your next short read is here."),
+        "a neutral preheader"
+    );
+    assert!(!html.contains(first.preheader.as_deref().unwrap()));
+    // The course's own help line is there in discreet mails too.
+    assert!(html.contains("findahelpline.com"), "the course's footer");
+
+    // (The "·" travels as an encoded word; the title itself is plain.)
+    assert!(o.header("Subject").unwrap().ends_with(&first.title));
+    assert!(!q.header("Subject").unwrap().contains(&first.title));
+    assert!(o.header("From").unwrap().contains("Rebuilding Trust"));
+    let html = crate::support::html_part(&o.data);
+    assert!(
+        html.contains(first.preheader.as_deref().unwrap()),
+        "the lesson's own preheader"
+    );
+    let _ = open;
 }
 
 /// Renames every lesson file `NN-slug.md` of `dir` to `number(NN, slug)-slug.md`.

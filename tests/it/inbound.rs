@@ -105,7 +105,10 @@ async fn a_reply_with_distress_words_is_flagged_and_the_acknowledgement_points_t
         .find(|(name, _)| name.ends_with("-notice.eml"))
         .expect("the acknowledgement was sent");
     let text = crate::support::text_part(&mail);
-    assert!(text.contains("emergency number or a crisis line"), "{text}");
+    // It says what happened (nobody read it), and where help is.
+    assert!(text.contains("Nobody has read your reply yet"), "{text}");
+    assert!(!text.contains("We read"), "{text}");
+    assert!(text.contains("emergency number"), "{text}");
     // drip never answers the content itself: the acknowledgement does not quote the reply.
     assert!(!text.contains("drinks"));
     // An ordinary answer is not flagged.

@@ -34,6 +34,7 @@ fn context(name: &str, course: &curriculum::CourseFile) -> MailContext {
         course: CourseVars {
             title: course.title.clone(),
             description: course.description.clone(),
+            footer: course.footer.clone(),
         },
         links: Links {
             unsubscribe: UNSUBSCRIBE.into(),

@@ -424,9 +424,18 @@ impl SmtpServer {
 
 /// The decoded text/plain part of a message (quoted-printable, as drip sends it).
 pub fn text_part(data: &str) -> String {
+    part(data, "text/plain")
+}
+
+/// The decoded text/html part of a message.
+pub fn html_part(data: &str) -> String {
+    part(data, "text/html")
+}
+
+fn part(data: &str, content_type: &str) -> String {
     let start = data
-        .find("Content-Type: text/plain")
-        .expect("a text/plain part");
+        .find(&format!("Content-Type: {content_type}"))
+        .unwrap_or_else(|| panic!("a {content_type} part"));
     let rest = &data[start..];
     let body_start = rest.find("\r\n\r\n").map(|i| i + 4).unwrap_or(0);
     let body = &rest[body_start..];

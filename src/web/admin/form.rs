@@ -30,6 +30,8 @@ pub(crate) struct EditForm {
     #[serde(default)]
     pub prompt: String,
     #[serde(default)]
+    pub preheader: String,
+    #[serde(default)]
     pub wait_for_reply: Option<String>,
     #[serde(default)]
     pub max_wait_days: String,
@@ -70,6 +72,7 @@ impl EditForm {
                 .map(|w| w.as_str().to_owned())
                 .unwrap_or_default(),
             prompt: c.prompt.clone(),
+            preheader: c.preheader.clone().unwrap_or_default(),
             wait_for_reply: c.wait_for_reply.then(|| "on".into()),
             max_wait_days: c.max_wait_days.map(|d| d.to_string()).unwrap_or_default(),
             body: c.body.clone(),
@@ -114,6 +117,7 @@ impl EditForm {
             after_days: after_days.unwrap_or(0),
             send_window: window.flatten(),
             prompt: lf(self.prompt.trim()),
+            preheader: Some(self.preheader.trim().to_owned()).filter(|p| !p.is_empty()),
             wait_for_reply: self.wait_for_reply.is_some(),
             max_wait_days: max_wait_days.flatten(),
             body: lf(&self.body),

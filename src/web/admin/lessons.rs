@@ -205,6 +205,7 @@ async fn send_test(
         unsubscribe: None,
         course: Some(course.slug.clone()),
         lesson: Some(slug.clone()),
+        from_name: None,
     };
     match app.mailer.send(&out).await {
         Ok(()) => Ok(see_other(&format!("{back}?done=test_sent"))),

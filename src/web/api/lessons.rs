@@ -38,7 +38,7 @@ fn lesson_json(l: &db::lessons::Lesson) -> Value {
         "slug": l.slug, "position": l.position, "status": l.status, "revision": l.revision, "author": l.author,
         "updated_at": time(Some(l.updated_at)), "title": l.content.title, "subject": l.content.subject,
         "phase": l.content.phase, "after_days": l.content.after_days, "send_window": l.content.send_window,
-        "prompt": l.content.prompt, "wait_for_reply": l.content.wait_for_reply, "max_wait_days": l.content.max_wait_days,
+        "prompt": l.content.prompt, "preheader": l.content.preheader, "wait_for_reply": l.content.wait_for_reply, "max_wait_days": l.content.max_wait_days,
         "body": l.content.body,
     })
 }
@@ -83,6 +83,8 @@ struct LessonPatch {
     #[serde(default, deserialize_with = "some")]
     send_window: Option<Option<String>>,
     prompt: Option<String>,
+    #[serde(default, deserialize_with = "some")]
+    preheader: Option<Option<String>>,
     wait_for_reply: Option<bool>,
     #[serde(default, deserialize_with = "some")]
     max_wait_days: Option<Option<i64>>,
@@ -118,6 +120,7 @@ impl LessonPatch {
                 None => c.send_window.clone(),
             },
             prompt: self.prompt.unwrap_or_else(|| c.prompt.clone()),
+            preheader: self.preheader.unwrap_or_else(|| c.preheader.clone()),
             wait_for_reply: self.wait_for_reply.unwrap_or(c.wait_for_reply),
             max_wait_days: match self.max_wait_days {
                 Some(Some(d)) => Some(max_wait_days(d)?),
