@@ -27,14 +27,14 @@ pub fn check_content(c: &LessonContent) -> Vec<Problem> {
             ));
         }
     }
-    if let Some(p) = &c.preheader {
-        if p.trim().is_empty() || p.contains(['\r', '\n']) || p.chars().count() > 150 {
-            problems.push(Problem::in_field(
-                "preheader",
-                1,
-                "preheader must be one line of 1 to 150 characters",
-            ));
-        }
+    if let Some(p) = &c.preheader
+        && (p.trim().is_empty() || p.contains(['\r', '\n']) || p.chars().count() > 150)
+    {
+        problems.push(Problem::in_field(
+            "preheader",
+            1,
+            "preheader must be one line of 1 to 150 characters",
+        ));
     }
     if c.prompt.trim().is_empty() {
         problems.push(Problem::in_field(
