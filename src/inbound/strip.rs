@@ -1,19 +1,36 @@
-//! Keeps only what the person wrote in a reply: drops quoted text, attribution lines, forwarded-header blocks, signatures and device footers.
+//! Keeps only what the person wrote in a reply: drops quoted text, attribution lines, forwarded-header blocks, signatures, device footers and banners.
+//!
+//! The words clients use, per language, are data in `strip/lang/*.toml` (see `lang.rs` and
+//! the README's "Reply languages"); the rules that use them are in `strip/markers.rs` (one
+//! line at a time) and `strip/scan.rs` (the walk over the lines).
 
+mod lang;
 mod markers;
 mod scan;
+
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 /// Returns the text the person wrote in `body`, a decoded reply body.
 ///
 /// Quoted lines (`>`) are dropped wherever they are, so inline answers between quotes are kept;
 /// an attribution ("On … wrote:" and its translations), a forwarded-header block, an
-/// "Original Message" separator or a `-- ` signature ends the answer; "Sent from my …" footers
-/// are dropped only at the very end. Line ends become `\n`, trailing spaces and blank lines at
+/// "Original Message" separator or a `-- ` signature ends the answer; device footers ("Sent
+/// from my …") and gateway banners are dropped at either end. If a marker at the very top
+/// would leave nothing, the text below it is the answer (a forward sent without comment, or a
+/// reply written under the attribution). Line ends become `\n`, trailing spaces and blank lines at
 /// either end go. Linear in the input.
 pub fn extract_answer(body: &str) -> String {
     let text = body.replace("\r\n", "\n").replace('\r', "\n");
     let lines: Vec<&str> = text.split('\n').collect();
-    let mut kept = scan::Scanner::new(&lines).written_lines();
+    let mut scanner = scan::Scanner::new(&lines);
+    let (mut kept, cut) = scanner.written_lines(0);
+    if !kept.iter().any(|l| !is_blank(l))
+        && let Some(resume) = cut.and_then(|c| c.resume)
+    {
+        kept = scanner.written_lines(resume).0;
+    }
     drop_trailing_footers(&mut kept);
     let first = kept.iter().position(|l| !is_blank(l)).unwrap_or(kept.len());
     kept[first..]
@@ -27,11 +44,19 @@ fn is_quoted(line: &str) -> bool {
     line.trim_start().starts_with('>')
 }
 
+/// Blank, counting zero-width and direction marks as nothing.
 fn is_blank(line: &str) -> bool {
-    line.trim().is_empty()
+    line.chars()
+        .all(|c| c.is_whitespace() || markers::is_invisible(c))
 }
 
-/// Drops blank lines, rules and "Sent from my …" footers from the end.
+/// "-Ann" or "-- Ann Lee" on its own at the end: a name written as a signature.
+static DASH_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*-{1,2}\s?\p{Lu}[\p{L}'.]*(\s\p{Lu}[\p{L}'.]*){0,2}\s*$")
+        .expect("built-in pattern")
+});
+
+/// Drops blank lines, rules, device footers and a dash-name signature from the end.
 fn drop_trailing_footers(lines: &mut Vec<&str>) {
     // Clients add one or two footer lines; the cap only bounds the work on crafted input.
     let mut footers_left = 64;
@@ -43,6 +68,13 @@ fn drop_trailing_footers(lines: &mut Vec<&str>) {
             lines.pop();
         } else {
             break;
+        }
+    }
+    let n = lines.len();
+    if n >= 3 && is_blank(lines[n - 2]) && DASH_NAME.is_match(lines[n - 1]) {
+        lines.truncate(n - 1);
+        while lines.last().is_some_and(|l| is_blank(l)) {
+            lines.pop();
         }
     }
 }
