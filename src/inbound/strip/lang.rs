@@ -93,6 +93,9 @@ pub(super) struct HeaderWords {
 pub(super) struct SeparatorWords {
     /// Titles clients frame with dashes ("-----Original Message-----").
     pub titles: Vec<String>,
+    /// The same for forwards ("---------- Forwarded message ---------"): sent with no comment
+    /// above, the forwarded text is what the person sent.
+    pub forwards: Vec<String>,
     /// Lines ending in a colon that introduce a forward ("Begin forwarded message:").
     pub intros: Vec<String>,
     /// The word for "message": a dash-framed title holding it is a separator.
@@ -181,6 +184,7 @@ pub(super) fn alternation(words: &[&str]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{extract_answer, markers};
     use super::*;
 
     #[test]
@@ -195,5 +199,202 @@ mod tests {
     fn alternation_escapes_and_puts_longer_phrases_first() {
         let alt = alternation(&["a", "a.b c", "A"]);
         assert_eq!(alt, r"a\.b\s+c|a");
+    }
+
+    const ANSWER: &str = "My own answer, in my own words.";
+
+    /// Lowercased, with marks and whitespace runs made plain, as the patterns see text.
+    fn plain(s: &str) -> String {
+        markers::normalise(s).to_lowercase()
+    }
+
+    /// Notes in `problems` each entry of `list` that no text in `covered_by` contains.
+    fn check_covered(
+        problems: &mut Vec<String>,
+        code: &str,
+        what: &str,
+        list: &[String],
+        covered_by: &[String],
+    ) {
+        let texts: Vec<String> = covered_by.iter().map(|t| plain(t)).collect();
+        for entry in list {
+            let entry = plain(entry);
+            if !texts.iter().any(|t| t.contains(&entry)) {
+                problems.push(format!("{code}.toml: {what} {entry:?} has no example"));
+            }
+        }
+    }
+
+    /// Notes in `problems` when `got` differs from `want`.
+    fn check(problems: &mut Vec<String>, code: &str, case: &str, got: String, want: &str) {
+        if got != want {
+            problems.push(format!("{code}.toml: {case:?} gave {got:?}"));
+        }
+    }
+
+    fn assert_none(problems: Vec<String>) {
+        assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn attribution_examples_end_the_answer_and_prose_stays() {
+        let mut problems = Vec::new();
+        for (code, lang) in LANGUAGES.iter() {
+            let a = &lang.attribution;
+            for example in &a.examples {
+                let body = format!("{ANSWER}\n\n{example}\n> Their earlier words.\n");
+                check(&mut problems, code, example, extract_answer(&body), ANSWER);
+            }
+            for prose in &a.prose {
+                let body = format!("{prose}\nAnd then some more of my own words.");
+                check(&mut problems, code, prose, extract_answer(&body), &body);
+            }
+            check_covered(&mut problems, code, "opener", &a.openers, &a.examples);
+            check_covered(
+                &mut problems,
+                code,
+                "continuation",
+                &a.continuations,
+                &a.examples,
+            );
+            check_covered(&mut problems, code, "verb", &a.verbs, &a.examples);
+            check_covered(
+                &mut problems,
+                code,
+                "first-person phrase",
+                &a.first_person,
+                &a.prose,
+            );
+        }
+        assert_none(problems);
+    }
+
+    #[test]
+    fn header_block_examples_end_the_answer() {
+        let mut problems = Vec::new();
+        for (code, lang) in LANGUAGES.iter() {
+            let h = &lang.headers;
+            for example in &h.examples {
+                let body = format!("{ANSWER}\n\n{example}\n\nTheir earlier words.\n");
+                check(&mut problems, code, example, extract_answer(&body), ANSWER);
+            }
+            for (what, list) in [
+                ("from label", &h.from),
+                ("date label", &h.date),
+                ("to label", &h.to),
+                ("label", &h.other),
+            ] {
+                check_covered(&mut problems, code, what, list, &h.examples);
+            }
+        }
+        assert_none(problems);
+    }
+
+    #[test]
+    fn separator_examples_end_the_answer() {
+        let mut problems = Vec::new();
+        for (code, lang) in LANGUAGES.iter() {
+            let s = &lang.separators;
+            for example in &s.examples {
+                let body = format!("{ANSWER}\n\n{example}\n\nTheir earlier words.\n");
+                check(&mut problems, code, example, extract_answer(&body), ANSWER);
+            }
+            check_covered(&mut problems, code, "title", &s.titles, &s.examples);
+            check_covered(
+                &mut problems,
+                code,
+                "forward title",
+                &s.forwards,
+                &s.examples,
+            );
+            check_covered(&mut problems, code, "intro", &s.intros, &s.examples);
+            check_covered(
+                &mut problems,
+                code,
+                "message word",
+                &s.message_words,
+                &s.examples,
+            );
+            check_covered(
+                &mut problems,
+                code,
+                "reply-above marker",
+                &s.reply_above,
+                &s.examples,
+            );
+        }
+        assert_none(problems);
+    }
+
+    #[test]
+    fn device_examples_are_dropped_and_prose_stays() {
+        let mut problems = Vec::new();
+        for (code, lang) in LANGUAGES.iter() {
+            let d = &lang.device;
+            for example in &d.examples {
+                if !markers::is_device_line(example) {
+                    problems.push(format!("{code}.toml: {example:?} is no device line"));
+                }
+                let body = format!("{ANSWER}\n\n{example}\n");
+                check(&mut problems, code, example, extract_answer(&body), ANSWER);
+            }
+            for prose in &d.prose {
+                let body = format!("{ANSWER}\n\n{prose}");
+                check(&mut problems, code, prose, extract_answer(&body), &body);
+            }
+            for template in &d.templates {
+                let pattern = regex::Regex::new(&markers::template_pattern(template))
+                    .unwrap_or_else(|e| panic!("{code}.toml: template {template:?}: {e}"));
+                if !d
+                    .examples
+                    .iter()
+                    .any(|e| pattern.is_match(&markers::normalise(e)))
+                {
+                    problems.push(format!("{code}.toml: template {template:?} has no example"));
+                }
+            }
+            check_covered(
+                &mut problems,
+                code,
+                "possessive",
+                &d.possessives,
+                &d.examples,
+            );
+        }
+        assert_none(problems);
+    }
+
+    #[test]
+    fn banner_examples_are_dropped() {
+        let mut problems = Vec::new();
+        for (code, lang) in LANGUAGES.iter() {
+            let b = &lang.banners;
+            for example in &b.examples {
+                let body = format!("{example}\n\n{ANSWER}");
+                check(&mut problems, code, example, extract_answer(&body), ANSWER);
+            }
+            for pattern in &b.patterns {
+                let re = regex::Regex::new(&format!("(?i){pattern}"))
+                    .unwrap_or_else(|e| panic!("{code}.toml: banner {pattern:?}: {e}"));
+                if !b
+                    .examples
+                    .iter()
+                    .any(|e| re.is_match(&markers::normalise(e)))
+                {
+                    problems.push(format!("{code}.toml: banner {pattern:?} has no example"));
+                }
+            }
+        }
+        assert_none(problems);
+    }
+
+    #[test]
+    fn device_names_are_known_to_the_footer_test() {
+        let unknown: Vec<&str> = all(|l| &l.device.brands)
+            .into_iter()
+            .chain(all(|l| &l.device.names))
+            .filter(|name| !markers::is_device_line(&format!("Sent from my {name}")))
+            .collect();
+        assert!(unknown.is_empty(), "common.toml: {unknown:?}");
     }
 }

@@ -283,6 +283,12 @@ static SEPARATOR: LazyLock<Regex> = LazyLock::new(|| {
         words(|l| &l.separators.titles)
     ))
 });
+static FORWARD_TITLE: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"(?i)^[\s*_]*-{{2,}}\s*({})\b",
+        words(|l| &l.separators.forwards)
+    ))
+});
 static FORWARD_INTRO: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
         r"(?i)^[\s*_-]*({})[\s*]*[:：]",
@@ -322,7 +328,7 @@ pub(super) fn may_be_separator(line: &str) -> bool {
 /// "reply above this line" marker.
 pub(super) fn is_separator(line: &str) -> bool {
     let line = normalise(line);
-    if SEPARATOR.is_match(&line) || FORWARD_INTRO.is_match(&line) {
+    if SEPARATOR.is_match(&line) || is_forward_normalised(&line) {
         return true;
     }
     if let Some(title) = FRAMED_TITLE
@@ -335,6 +341,15 @@ pub(super) fn is_separator(line: &str) -> bool {
         return true;
     }
     line.len() <= 160 && REPLY_ABOVE.is_match(&line)
+}
+
+/// Whether the line opens a forwarded message: "---------- Forwarded message ---------", "Begin forwarded message:".
+pub(super) fn is_forward(line: &str) -> bool {
+    line.len() <= MAX_MARKER_LINE && is_forward_normalised(&normalise(line))
+}
+
+fn is_forward_normalised(line: &str) -> bool {
+    FORWARD_TITLE.is_match(line) || FORWARD_INTRO.is_match(line)
 }
 
 /// Whether the line is a dash-framed title of any kind ("---- Anything ----"): above a header
@@ -378,14 +393,13 @@ pub(super) fn is_spaced_rule(line: &str) -> bool {
 static URL: LazyLock<Regex> = LazyLock::new(|| {
     re(r"\(\s*https?://[^)]*\)|<\s*(https?://|mailto:)[^>]*>|https?://\S+|[\[\]]")
 });
-/// Each device template as a regex with one group, the device; a set finds candidates fast.
-static DEVICE_TEMPLATES: LazyLock<(RegexSet, Vec<Regex>)> = LazyLock::new(|| {
-    let patterns: Vec<String> = lang::all(|l| &l.device.templates)
+/// Every device template in one regex; each alternative has one group, its device.
+static DEVICE_TEMPLATES: LazyLock<Regex> = LazyLock::new(|| {
+    let alternatives: Vec<String> = lang::all(|l| &l.device.templates)
         .iter()
-        .map(|t| template_pattern(t))
+        .map(|t| format!("(?:{})", template_body(t)))
         .collect();
-    let set = RegexSet::new(&patterns).expect("device templates");
-    (set, patterns.iter().map(|p| re(p)).collect())
+    re(&format!("(?i)^(?:{})$", alternatives.join("|")))
 });
 static DEVICE_NAME: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
@@ -400,8 +414,14 @@ static JOINER: LazyLock<Regex> =
     LazyLock::new(|| re(&format!(r"(?i)\s({})\s", words(|l| &l.device.joiners))));
 
 /// Turns "sent from {device}" into an anchored, case-insensitive regex capturing the device.
+#[cfg(test)]
 pub(super) fn template_pattern(template: &str) -> String {
-    let mut out = String::from("(?i)^");
+    format!("(?i)^{}$", template_body(template))
+}
+
+/// The regex for one template, unanchored: literal words, `{device}` as the one group, `{word}` as any word.
+fn template_body(template: &str) -> String {
+    let mut out = String::new();
     for (i, part) in template.trim().split("{device}").enumerate() {
         if i > 0 {
             out.push_str(r"\s*(.+?)\s*");
@@ -419,7 +439,6 @@ pub(super) fn template_pattern(template: &str) -> String {
             .join(r"\S+");
         out.push_str(&literal);
     }
-    out.push('$');
     out
 }
 
@@ -437,13 +456,10 @@ pub(super) fn is_device_line(line: &str) -> bool {
     if l.starts_with("<<") && l.ends_with(">>") && l.to_lowercase().starts_with("<<sent by") {
         return true;
     }
-    let (set, templates) = &*DEVICE_TEMPLATES;
-    set.matches(l).into_iter().any(|i| {
-        templates[i]
-            .captures(l)
-            .and_then(|c| c.get(1))
-            .is_some_and(|device| names_a_device(device.as_str()))
-    })
+    DEVICE_TEMPLATES
+        .captures(l)
+        .and_then(|c| c.iter().skip(1).flatten().next())
+        .is_some_and(|device| names_a_device(device.as_str()))
 }
 
 /// Whether the words a footer template left over name a device or an app: a known name, a

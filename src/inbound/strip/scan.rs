@@ -168,12 +168,10 @@ impl<'l, 'a> Scanner<'l, 'a> {
                 && may_be_marker
                 && markers::may_end_attribution(line)
                 && !markers::opens_attribution(line)
+                && let Some((at, sure)) = self.attribution_inside(i)
             {
-                if let Some((at, sure)) = self.attribution_inside(i) {
-                    attribution = Some((1, sure));
-                    prefix =
-                        Some(line[..at].trim_end_matches(|c: char| c == '-' || c.is_whitespace()));
-                }
+                attribution = Some((1, sure));
+                prefix = Some(line[..at].trim_end_matches(|c: char| c == '-' || c.is_whitespace()));
             }
             if let Some((len, sureness)) = attribution {
                 let after = self.next_content[i + len];
@@ -317,11 +315,17 @@ impl<'l, 'a> Scanner<'l, 'a> {
         }
         let separator =
             markers::may_be_separator(line) && self.spend() && markers::is_separator(line);
-        if separator || self.starts_header_block(i) {
-            return Some(Some(self.after_header_block(i)));
+        // Only a forward's text may stand for the answer: below an "Original Message" or a
+        // bare header block is the message being answered.
+        if separator {
+            let forward = markers::is_forward(line);
+            return Some(forward.then(|| self.after_header_block(i)));
+        }
+        if self.starts_header_block(i) {
+            return Some(None);
         }
         if line.contains('@') && self.spend() && markers::is_run_together_headers(line) {
-            return Some(Some(i + 1));
+            return Some(None);
         }
         None
     }
@@ -478,8 +482,12 @@ impl<'l, 'a> Scanner<'l, 'a> {
             if !self.spend() {
                 return None;
             }
+            // The person's part carries no date: "At 18:40 on 5 March, Ann writes:" is one attribution.
             let rest = &line[at..];
-            if markers::is_dated(rest) && markers::attribution(rest) == Some(Attribution::Certain) {
+            if markers::is_dated(rest)
+                && !markers::is_dated(&line[..at])
+                && markers::attribution(rest) == Some(Attribution::Certain)
+            {
                 return Some((at, Attribution::Certain));
             }
         }
