@@ -1,19 +1,36 @@
-//! Keeps only what the person wrote in a reply: drops quoted text, attribution lines, forwarded-header blocks, signatures and device footers.
+//! Keeps only what the person wrote in a reply: drops quoted text, attribution lines, forwarded-header blocks, signatures, device footers and banners.
+//!
+//! The words clients use, per language, are data in `strip/lang/*.toml` (see `lang.rs` and
+//! the README's "Reply languages"); the rules that use them are in `strip/markers.rs` (one
+//! line at a time) and `strip/scan.rs` (the walk over the lines).
 
+mod lang;
 mod markers;
 mod scan;
+
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 /// Returns the text the person wrote in `body`, a decoded reply body.
 ///
 /// Quoted lines (`>`) are dropped wherever they are, so inline answers between quotes are kept;
 /// an attribution ("On … wrote:" and its translations), a forwarded-header block, an
-/// "Original Message" separator or a `-- ` signature ends the answer; "Sent from my …" footers
-/// are dropped only at the very end. Line ends become `\n`, trailing spaces and blank lines at
+/// "Original Message" separator or a `-- ` signature ends the answer; device footers ("Sent
+/// from my …") and gateway banners are dropped at either end. If a forward's separator or
+/// an attribution at the very top would leave nothing, the text below it is the answer (a
+/// forward sent without comment, or a reply written under the attribution). Line ends become `\n`, trailing spaces and blank lines at
 /// either end go. Linear in the input.
 pub fn extract_answer(body: &str) -> String {
     let text = body.replace("\r\n", "\n").replace('\r', "\n");
     let lines: Vec<&str> = text.split('\n').collect();
-    let mut kept = scan::Scanner::new(&lines).written_lines();
+    let mut scanner = scan::Scanner::new(&lines);
+    let (mut kept, cut) = scanner.written_lines(0);
+    if !kept.iter().any(|l| !is_blank(l))
+        && let Some(resume) = cut.and_then(|c| c.resume)
+    {
+        kept = scanner.written_lines(resume).0;
+    }
     drop_trailing_footers(&mut kept);
     let first = kept.iter().position(|l| !is_blank(l)).unwrap_or(kept.len());
     kept[first..]
@@ -27,11 +44,19 @@ fn is_quoted(line: &str) -> bool {
     line.trim_start().starts_with('>')
 }
 
+/// Blank, counting zero-width and direction marks as nothing.
 fn is_blank(line: &str) -> bool {
-    line.trim().is_empty()
+    line.chars()
+        .all(|c| c.is_whitespace() || markers::is_invisible(c))
 }
 
-/// Drops blank lines, rules and "Sent from my …" footers from the end.
+/// "-Ann" or "-- Ann Lee" on its own at the end: a name written as a signature.
+static DASH_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*-{1,2}\s?\p{Lu}[\p{L}'.]*(\s\p{Lu}[\p{L}'.]*){0,2}\s*$")
+        .expect("built-in pattern")
+});
+
+/// Drops blank lines, rules, device footers and a dash-name signature from the end.
 fn drop_trailing_footers(lines: &mut Vec<&str>) {
     // Clients add one or two footer lines; the cap only bounds the work on crafted input.
     let mut footers_left = 64;
@@ -43,6 +68,13 @@ fn drop_trailing_footers(lines: &mut Vec<&str>) {
             lines.pop();
         } else {
             break;
+        }
+    }
+    let n = lines.len();
+    if n >= 3 && is_blank(lines[n - 2]) && DASH_NAME.is_match(lines[n - 1]) {
+        lines.truncate(n - 1);
+        while lines.last().is_some_and(|l| is_blank(l)) {
+            lines.pop();
         }
     }
 }
@@ -166,6 +198,108 @@ mod tests {
     }
 
     #[test]
+    fn recognises_attributions_by_shape_without_a_known_opener() {
+        // Date first, no verb: the bracketed address and the colon close it.
+        let body = "Fine by me.\n\n05.03.2024, 18.40, \"Desk\" <desk@example.net>:\n\nTheir text.";
+        assert_eq!(extract_answer(body), "Fine by me.");
+        // The timestamp line above "<address> kirjoitti:" is the attribution's first line.
+        let body = "Kiitos.\n\nti 5. maaliskuuta 2024 klo 18.40 Desk\n<desk@example.net> kirjoitti:\n> Their text.";
+        assert_eq!(extract_answer(body), "Kiitos.");
+        // Polymail wraps the address over several lines and closes on "> wrote:".
+        let body = "Done.\n\nOn Tue, Mar 5, 2024 at 6:40 PM Desk\n\n<\nmailto:Desk <desk@example.net>\n> wrote:\nTheir text.";
+        assert_eq!(extract_answer(body), "Done.");
+        // "---- Ann wrote ----" above a quote.
+        assert_eq!(
+            extract_answer("Yes.\n\n---- Ann Lee wrote ----\n\n> Will you?\n"),
+            "Yes."
+        );
+    }
+
+    #[test]
+    fn keeps_text_typed_on_the_attributions_line() {
+        assert_eq!(
+            extract_answer(
+                "sure thing On Tue, Mar 5, 2024 at 6:40 PM, desk@example.net wrote:\n> Ready?"
+            ),
+            "sure thing"
+        );
+        assert_eq!(
+            extract_answer("Ruth Le Blanc <ruth@example.com> wrote:\n> Ready?"),
+            ""
+        );
+    }
+
+    #[test]
+    fn wrapped_quote_lines_without_a_marker_stay_quoted() {
+        let body = "My reply.\n\nOn Tue, Mar 5, 2024 at 6:40 PM Desk <desk@example.net> wrote:\n> A long quoted sentence that the client wrapped at seventy characters or\nso, leaving this tail without a marker.\n> Next quoted line.\n";
+        assert_eq!(extract_answer(body), "My reply.");
+        // An answer between quotes stays, even right under a quoted line.
+        let body = "> Did you tell them?\nYes, on Sunday.\n> And then?\n";
+        assert_eq!(extract_answer(body), "Yes, on Sunday.");
+    }
+
+    #[test]
+    fn device_lines_anywhere_but_inside_a_paragraph() {
+        // Between the answer and an unquoted copy of the lesson.
+        let body = "It helped.\n\nSent from my Fairphone 5\n\nLesson three: what did you hide?";
+        assert_eq!(extract_answer(body), "It helped.");
+        // At the top.
+        assert_eq!(
+            extract_answer("Sent from my iPad\n\nHello,\n\nIt helped."),
+            "Hello,\n\nIt helped."
+        );
+        // Inside a paragraph it is the person's sentence.
+        let body = "Hello.\n\nSent from my iPad\nwhile waiting for the bus, sorry.";
+        assert_eq!(extract_answer(body), body);
+    }
+
+    #[test]
+    fn drops_banners_above_and_footers_below() {
+        let body = "CAUTION: This message came from an external sender.\n\nHi,\n\nIt helped.";
+        assert_eq!(extract_answer(body), "Hi,\n\nIt helped.");
+        let body = "It helped.\n\nRuth\n\n* * *\n\nRuth Lee, Lee & Daughters\nhttps://example.com";
+        assert_eq!(extract_answer(body), "It helped.\n\nRuth");
+        // A spaced rule with much text below is the person's section break.
+        let long = format!("Part one.\n\n* * *\n\n{}", "More of my story.\n".repeat(12));
+        assert_eq!(extract_answer(&long), long.trim_end());
+        assert_eq!(extract_answer("It helped.\n\n-Ruth Lee\n"), "It helped.");
+    }
+
+    #[test]
+    fn header_blocks_take_the_lines_above_them() {
+        let body = "Danke.\n-----Alte Nachricht-----\nVon: Desk <desk@example.net>\nDatum: 5. März 2024\nAn: Ruth\nBetreff: Woche zwei";
+        assert_eq!(extract_answer(body), "Danke.");
+        let body = "Danke.\nAm 05.03.24 um 18:40 schrieb Desk\nVon: Desk <desk@example.net>\nDatum: 5. März 2024\nAn: Ruth";
+        assert_eq!(extract_answer(body), "Danke.");
+        let body =
+            "Fine.\n\nDate: Tue, 5 Mar 2024 18:40:00 +0100\nTo: ruth@example.com\n\nTheir text.";
+        assert_eq!(extract_answer(body), "Fine.");
+    }
+
+    #[test]
+    fn no_blank_line_where_the_person_left_none() {
+        let body = "Yes.\nOn 5 Mar 2024, at 18:40, Desk wrote:\n\n> Ready?\n\nRuth";
+        assert_eq!(extract_answer(body), "Yes.\nRuth");
+    }
+
+    #[test]
+    fn a_marker_at_the_very_top_leaves_the_text_below() {
+        let forward = "---------- Forwarded message ---------\nFrom: Desk <desk@example.net>\nDate: Tue, Mar 5, 2024 at 6:40 PM\nSubject: Week\n  two\nTo: ruth@example.com\n\nThe text I forwarded.";
+        assert_eq!(extract_answer(forward), "The text I forwarded.");
+        let under =
+            "On 5 Mar 2024 18:40, \"Desk\" <desk@example.net> wrote:\n\nMy answer below it.";
+        assert_eq!(extract_answer(under), "My answer below it.");
+        assert_eq!(extract_answer("-- \nRuth Lee"), "");
+        // Below a bare header block is the lesson being answered, not the person's words.
+        let outlook = "From: Desk <desk@example.net>\nSent: Tuesday, March 5, 2024 6:40 PM\nTo: Ruth\nSubject: Week two\n\nWhat did you hide?";
+        assert_eq!(extract_answer(outlook), "");
+        assert_eq!(
+            extract_answer("-----Original Message-----\nFrom: x\n\nWhat did you hide?"),
+            ""
+        );
+    }
+
+    #[test]
     /// Inputs built to make a careless scanner quadratic (about 10^12 steps at these sizes,
     /// hours of work). Each must finish; the bound is a hang detector, generous enough for
     /// a loaded machine, not a speed target (the fuzz target and benchmarks measure speed).
@@ -188,6 +322,13 @@ mod tests {
             "To: a\n".repeat(1 << 17),
             "> On 1 Jan 2024 a@b wrote:\nOn 1 Jan 2024 a@b wrote:\n".repeat(1 << 14),
             "-\n".repeat(1 << 19),
+            "* * *\n".repeat(1 << 17),
+            "> a\nb\n".repeat(1 << 16),
+            "x On 1 Jan 2024 a@b wrote:\n> q\n".repeat(1 << 14),
+            "Sent from my iPhone\n\n".repeat(1 << 16),
+            "On 1 Jan 2024 at 9:00 Ann\n\n<\n> wrote:\n".repeat(1 << 14),
+            format!("{}x", "\u{200b}".repeat(1 << 18)),
+            "Date: 1 Jan 2024 9:00\nTo: a@b\n".repeat(1 << 15),
         ];
         for input in inputs {
             let head: String = input.chars().take(20).collect();
