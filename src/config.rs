@@ -757,6 +757,52 @@ mod tests {
     }
 
     #[test]
+    fn relay_settings_that_would_expose_the_password_name_their_key() {
+        let base = Config::from_toml_str(&shipped()).unwrap();
+        let err = |c: &mut Config| c.validate().unwrap_err().to_string();
+
+        let mut c = base.clone();
+        c.smtp.tls_verify = false;
+        assert!(c.validate().is_ok(), "a lab on localhost may turn it off");
+        c.server.base_url = "https://course.example.org".into();
+        c.security.secret_key = "0123456789abcdef0123456789abcdef".into();
+        let e = err(&mut c);
+        assert!(
+            e.contains("smtp.tls_verify") && e.contains("localhost"),
+            "{e}"
+        );
+
+        let mut c = base.clone();
+        c.smtp.username = "course@example.org".into();
+        c.smtp.password = "secret".into();
+        let e = err(&mut c);
+        assert!(
+            e.contains("smtp.tls") && e.contains("allow_plain_auth") && !e.contains("secret"),
+            "{e}"
+        );
+        c.smtp.allow_plain_auth = true;
+        assert!(c.validate().is_ok());
+        c.smtp.allow_plain_auth = false;
+        c.smtp.tls = Tls::Starttls;
+        assert!(c.validate().is_ok());
+
+        let mut c = base.clone();
+        c.smtp.tls = Tls::Starttls;
+        c.smtp.password = "secret".into();
+        let e = err(&mut c);
+        assert!(e.contains("smtp.username"), "{e}");
+    }
+
+    #[test]
+    fn the_smtp_password_stays_out_of_debug_output() {
+        let mut c = Config::from_toml_str(&shipped()).unwrap();
+        c.smtp.password = "hunter2-from-the-environment".into();
+        let text = format!("{c:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("password: \"<set>\""), "{text}");
+    }
+
+    #[test]
     fn a_public_base_url_requires_a_secret() {
         let text = shipped().replace(
             "base_url = \"http://127.0.0.1:8080\"",

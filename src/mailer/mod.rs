@@ -95,8 +95,8 @@ impl std::fmt::Debug for Mailer {
 
 impl Mailer {
     pub fn from_config(config: &Config) -> anyhow::Result<Mailer> {
-        let from: Mailbox = config.mail.from.parse().context("mail.from")?;
-        let transport = match config.mail.transport {
+        let mut mailer = Self::composer(config)?;
+        mailer.transport = match config.mail.transport {
             config::Transport::File => {
                 std::fs::create_dir_all(&config.mail.outbox_dir).with_context(|| {
                     format!(
@@ -111,21 +111,11 @@ impl Mailer {
                 pool::Dialer::new(&config.smtp)?,
             ))),
         };
-        let dkim = if config.mail.dkim_key.is_empty() {
-            None
-        } else {
-            Some(Arc::new(dkim_config(&config.mail, from.email.domain())?))
-        };
-        Ok(Mailer {
-            send_timeout: Duration::from_secs(config.smtp.timeout_seconds.max(1) * 2),
-            transport,
-            from,
-            dkim,
-        })
+        Ok(mailer)
     }
 
-    /// A mailer that only builds messages (the check's test message): same From and DKIM
-    /// as the configured one, and no transport of its own to set up.
+    /// A mailer that only builds messages (the check's test message): From and DKIM as
+    /// configured, and a transport that is never used.
     fn composer(config: &Config) -> anyhow::Result<Mailer> {
         let from: Mailbox = config.mail.from.parse().context("mail.from")?;
         let dkim = if config.mail.dkim_key.is_empty() {

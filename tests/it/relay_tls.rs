@@ -65,6 +65,30 @@ fn pki() -> Pki {
     }
 }
 
+/// What the reporter had: one self-signed certificate marked as a CA, used as the
+/// relay's own certificate and trusted through `ca_file`.
+fn ca_as_server_pki() -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    let cert_path = dir.path().join("ca-and-server.pem");
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    let key_path = dir.path().join("server.key");
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    Pki {
+        ca: cert_path.clone(),
+        cert: cert_path,
+        key: key_path,
+        _dir: dir,
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     /// Port 587 style: STARTTLS required before anything else, then AUTH.
@@ -414,6 +438,30 @@ async fn an_untrusted_certificate_is_refused_with_the_fix_then_accepted_with_ca_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_certificate_used_as_the_relays_own_is_explained() {
+    let pki = ca_as_server_pki();
+    let Some(relay) = Relay::start(&pki, Mode::Starttls) else {
+        return;
+    };
+    let t = TestApp::build(Backend::Sqlite, None, |c| {
+        point_at(c, &relay, Mode::Starttls, "localhost", Some(&pki.ca))
+    })
+    .await;
+    seed_due(&t.app, 1).await;
+    let report = drip::outbox::tick(&t.app, Utc::now()).await.unwrap();
+    assert_eq!((report.sent, report.held), (0, 1));
+    let problem = t.app.relay.problem().unwrap();
+    assert_eq!(problem.kind, Problem::Certificate);
+    assert!(
+        problem
+            .message
+            .contains("the relay presents a CA certificate as its own server certificate"),
+        "{problem}"
+    );
+    nothing_spent(&t, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_without_tls_is_refused_unless_allowed() {
     let pki = pki();
     let Some(relay) = Relay::start(&pki, Mode::Plain) else {
@@ -442,6 +490,32 @@ async fn auth_without_tls_is_refused_unless_allowed() {
     );
     assert_eq!(relay.messages().len(), 2);
     assert_eq!(relay.auth_log()[0], format!("PLAIN ok {USER}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_in_clear_to_a_relay_that_requires_starttls_holds_the_queue() {
+    let pki = pki();
+    let Some(relay) = Relay::start(&pki, Mode::Starttls) else {
+        return;
+    };
+    // tls = "none" and no sign-in: the relay answers MAIL with 530, which every mail would
+    // get. That is the setup's fault, not the subscribers': held, not bounced.
+    let t = TestApp::build(Backend::Sqlite, None, |c| {
+        point_at(c, &relay, Mode::Plain, "127.0.0.1", None);
+        c.smtp.username.clear();
+        c.smtp.password.clear();
+    })
+    .await;
+    seed_due(&t.app, 3).await;
+    let report = drip::outbox::tick(&t.app, Utc::now()).await.unwrap();
+    assert_eq!((report.sent, report.failed, report.held), (0, 0, 3));
+    let problem = t.app.relay.problem().expect("held for a reason");
+    assert_eq!(problem.kind, Problem::Refused);
+    assert!(
+        problem.message.contains("530") && problem.message.contains("tls = \"starttls\""),
+        "{problem}"
+    );
+    nothing_spent(&t, 3).await;
 }
 
 /// The environment for a drip process pointed at `relay` over STARTTLS.
@@ -642,5 +716,59 @@ async fn smtp_check_prints_every_step_and_names_the_fix() {
         relay.messages().len(),
         1,
         "nothing sent by the failed checks"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_statistics_page_runs_the_check_and_shows_what_holds_the_queue() {
+    let pki = pki();
+    let Some(relay) = Relay::start(&pki, Mode::Starttls) else {
+        return;
+    };
+    let t = TestApp::build(Backend::Sqlite, None, |c| {
+        point_at(c, &relay, Mode::Starttls, "localhost", Some(&pki.ca))
+    })
+    .await;
+    crate::admin::add_test_admin(&t.app).await;
+    let session = crate::admin::sign_in(&t.app).await;
+    let page = session.get(&t.app, "/admin/stats").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("Check the SMTP relay now"),
+        "{}",
+        page.body
+    );
+
+    let done = session.post(&t.app, "/admin/stats/smtp-check", &[]).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let page = session.get(&t.app, "/admin/stats").await;
+    for expected in [
+        "works: drip can hand mail to localhost:",
+        "certificate verified: subject CN=localhost",
+        &format!("signed in as {USER} with PLAIN"),
+    ] {
+        assert!(
+            page.body.contains(expected),
+            "{expected:?} missing from\n{}",
+            page.body
+        );
+    }
+    assert!(relay.messages().is_empty(), "the button sends nothing");
+
+    // The same instance with a wrong password: the page says what holds the queue.
+    let mut config = (*t.app.config).clone();
+    config.smtp.password = "wrong".into();
+    let wrong = drip::app::App::with_db(config, t.app.db.clone()).unwrap();
+    seed_due(&wrong, 2).await;
+    let report = drip::outbox::tick(&wrong, Utc::now()).await.unwrap();
+    assert_eq!((report.sent, report.held), (0, 2));
+    let page = session.get(&wrong, "/admin/stats").await;
+    assert!(
+        page.body.contains("The queue is held:")
+            && page
+                .body
+                .contains("(535 5.7.8 Authentication credentials invalid); check [smtp] username"),
+        "{}",
+        page.body
     );
 }
