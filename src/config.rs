@@ -86,7 +86,9 @@ pub enum Tls {
     Tls,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The relay drip hands its mail to. `Debug` leaves the password out: a password set through
+/// `DRIP_SMTP__PASSWORD` must not reach a log through a debug print of the configuration.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Smtp {
     pub host: String,
@@ -100,6 +102,13 @@ pub struct Smtp {
     pub max_per_second: u32,
     /// Mails in flight at once to one recipient domain; 0: unlimited.
     pub max_connections_per_domain: u32,
+    /// A PEM file of one or more CA certificates trusted beside the system's store and the
+    /// built-in roots; empty: none.
+    pub ca_file: String,
+    /// false accepts any certificate: a lab only, refused unless server.base_url is local.
+    pub tls_verify: bool,
+    /// AUTH over a connection without TLS (`tls = "none"`) only when true.
+    pub allow_plain_auth: bool,
 }
 
 impl Default for Smtp {
@@ -114,7 +123,73 @@ impl Default for Smtp {
             timeout_seconds: 30,
             max_per_second: 0,
             max_connections_per_domain: 0,
+            ca_file: String::new(),
+            tls_verify: true,
+            allow_plain_auth: false,
         }
+    }
+}
+
+impl std::fmt::Debug for Smtp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Smtp")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field(
+                "password",
+                &if self.password.is_empty() {
+                    ""
+                } else {
+                    "<set>"
+                },
+            )
+            .field("pool_size", &self.pool_size)
+            .field("timeout_seconds", &self.timeout_seconds)
+            .field("max_per_second", &self.max_per_second)
+            .field(
+                "max_connections_per_domain",
+                &self.max_connections_per_domain,
+            )
+            .field("ca_file", &self.ca_file)
+            .field("tls_verify", &self.tls_verify)
+            .field("allow_plain_auth", &self.allow_plain_auth)
+            .finish()
+    }
+}
+
+impl Smtp {
+    /// What the [smtp] keys cannot be together; `local`: server.base_url is on localhost.
+    /// The error is the key to change and why.
+    pub fn check(&self, local: bool) -> Result<(), (&'static str, String)> {
+        if self.pool_size == 0 {
+            return Err(("smtp.pool_size", "must be at least 1".into()));
+        }
+        if !self.tls_verify && !local {
+            return Err((
+                "smtp.tls_verify",
+                "false accepts any certificate, so anyone on the path can read the mail and the password; it is for a lab only and refused when server.base_url is not on localhost (give the relay a certificate, or trust its CA with smtp.ca_file)".into(),
+            ));
+        }
+        if !self.username.is_empty() && self.tls == Tls::None && !self.allow_plain_auth {
+            return Err((
+                "smtp.tls",
+                "is \"none\" but smtp.username is set: AUTH would send the password unencrypted; set smtp.tls = \"starttls\" (port 587) or \"tls\" (port 465), or smtp.allow_plain_auth = true for a relay on this machine".into(),
+            ));
+        }
+        if self.username.is_empty() != self.password.is_empty() {
+            let (key, missing) = if self.username.is_empty() {
+                ("smtp.username", "smtp.password is set")
+            } else {
+                ("smtp.password", "smtp.username is set")
+            };
+            return Err((
+                key,
+                format!("is empty but {missing}: set both to sign in to the relay, or neither"),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -320,7 +395,7 @@ impl Config {
     }
 
     /// Checks what serde cannot: addresses, URLs, the time zone, secrets.
-    pub(crate) fn validate(&mut self) -> Result<(), ConfigError> {
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
         let key = |key: &'static str, message: String| ConfigError::Key { key, message };
         self.server.bind.parse::<SocketAddr>().map_err(|e| {
             key(
@@ -378,9 +453,8 @@ impl Config {
                 "is required when mail.dkim_key is set".into(),
             ));
         }
-        if self.smtp.pool_size == 0 {
-            return Err(key("smtp.pool_size", "must be at least 1".into()));
-        }
+        let local = self.is_local();
+        self.smtp.check(local).map_err(|(k, m)| key(k, m))?;
         if self.mail.transport == Transport::Smtp && self.smtp.host.is_empty() {
             return Err(key(
                 "smtp.host",
@@ -688,6 +762,52 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("/nonexistent/drip.toml"), "{err}");
+    }
+
+    #[test]
+    fn relay_settings_that_would_expose_the_password_name_their_key() {
+        let base = Config::from_toml_str(&shipped()).unwrap();
+        let err = |c: &mut Config| c.validate().unwrap_err().to_string();
+
+        let mut c = base.clone();
+        c.smtp.tls_verify = false;
+        assert!(c.validate().is_ok(), "a lab on localhost may turn it off");
+        c.server.base_url = "https://course.example.org".into();
+        c.security.secret_key = "0123456789abcdef0123456789abcdef".into();
+        let e = err(&mut c);
+        assert!(
+            e.contains("smtp.tls_verify") && e.contains("localhost"),
+            "{e}"
+        );
+
+        let mut c = base.clone();
+        c.smtp.username = "course@example.org".into();
+        c.smtp.password = "secret".into();
+        let e = err(&mut c);
+        assert!(
+            e.contains("smtp.tls") && e.contains("allow_plain_auth") && !e.contains("secret"),
+            "{e}"
+        );
+        c.smtp.allow_plain_auth = true;
+        assert!(c.validate().is_ok());
+        c.smtp.allow_plain_auth = false;
+        c.smtp.tls = Tls::Starttls;
+        assert!(c.validate().is_ok());
+
+        let mut c = base.clone();
+        c.smtp.tls = Tls::Starttls;
+        c.smtp.password = "secret".into();
+        let e = err(&mut c);
+        assert!(e.contains("smtp.username"), "{e}");
+    }
+
+    #[test]
+    fn the_smtp_password_stays_out_of_debug_output() {
+        let mut c = Config::from_toml_str(&shipped()).unwrap();
+        c.smtp.password = "hunter2-from-the-environment".into();
+        let text = format!("{c:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("password: \"<set>\""), "{text}");
     }
 
     #[test]

@@ -1,10 +1,15 @@
-//! Process-wide counters for `/metrics`: send latency and SMTP errors by class. Gauges that
-//! live in the database (queue depth, deliveries by status) are read at scrape time.
+//! Process-wide counters for `/metrics`: send latency and SMTP errors by class, what holds
+//! the queue (the relay unreachable, or refusing drip's TLS or sign-in, with what to fix),
+//! and the last `smtp check` run in this process. Gauges that live in the database (queue
+//! depth, deliveries by status) are read at scrape time.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::mailer::SendError;
+use chrono::{DateTime, Utc};
+
+use crate::mailer::{RelayProblem, SendError};
 
 /// Upper bounds of the send latency histogram, in seconds.
 pub(crate) const LATENCY_BUCKETS: [f64; 10] =
@@ -17,6 +22,7 @@ pub struct SendMetrics {
     pub errors_4xx: AtomicU64,
     pub errors_5xx: AtomicU64,
     pub errors_connection: AtomicU64,
+    pub errors_setup: AtomicU64,
 }
 
 pub static SEND: SendMetrics = SendMetrics {
@@ -26,13 +32,48 @@ pub static SEND: SendMetrics = SendMetrics {
     errors_4xx: AtomicU64::new(0),
     errors_5xx: AtomicU64::new(0),
     errors_connection: AtomicU64::new(0),
+    errors_setup: AtomicU64::new(0),
 };
 
-/// 1 while this process cannot open a connection to the SMTP server (see `outbox::relay`).
-static RELAY_DOWN: AtomicU64 = AtomicU64::new(0);
+/// What holds this process's queue (see `outbox::relay`), None while mail flows.
+static RELAY_PROBLEM: Mutex<Option<RelayProblem>> = Mutex::new(None);
 
-pub(crate) fn set_relay_down(down: bool) {
-    RELAY_DOWN.store(u64::from(down), Ordering::Relaxed);
+pub fn set_relay_problem(problem: Option<&RelayProblem>) {
+    *RELAY_PROBLEM.lock().expect("metrics lock") = problem.cloned();
+}
+
+/// What holds the queue now, as this process saw it last.
+pub fn relay_problem() -> Option<RelayProblem> {
+    RELAY_PROBLEM.lock().expect("metrics lock").clone()
+}
+
+/// The last `smtp check` run in this process (the admin's statistics page runs one).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LastCheck {
+    pub at: DateTime<Utc>,
+    pub ok: bool,
+    /// Each step as printed by `drip smtp check`.
+    pub steps: Vec<String>,
+    /// The last line: it works, or what to change.
+    pub verdict: String,
+}
+
+static LAST_CHECK: Mutex<Option<LastCheck>> = Mutex::new(None);
+
+pub fn set_last_check(check: LastCheck) {
+    *LAST_CHECK.lock().expect("metrics lock") = Some(check);
+}
+
+pub fn last_check() -> Option<LastCheck> {
+    LAST_CHECK.lock().expect("metrics lock").clone()
+}
+
+/// A Prometheus label value: backslash, double quote and line feed escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 pub(crate) fn observe_send(elapsed: Duration, error: Option<&SendError>) {
@@ -49,6 +90,7 @@ pub(crate) fn observe_send(elapsed: Duration, error: Option<&SendError>) {
         let counter = match e.class() {
             "4xx" => &SEND.errors_4xx,
             "5xx" => &SEND.errors_5xx,
+            "setup" => &SEND.errors_setup,
             _ => &SEND.errors_connection,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -81,6 +123,7 @@ pub(crate) fn render_send_metrics(out: &mut String) {
         SEND.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
     );
     let _ = writeln!(out, "drip_send_duration_seconds_count {count}");
+    let problem = relay_problem();
     let _ = writeln!(
         out,
         "# HELP drip_smtp_unreachable 1 while no connection to the SMTP server can be opened."
@@ -89,14 +132,46 @@ pub(crate) fn render_send_metrics(out: &mut String) {
     let _ = writeln!(
         out,
         "drip_smtp_unreachable {}",
-        RELAY_DOWN.load(Ordering::Relaxed)
+        u8::from(problem.as_ref().is_some_and(|p| p.kind.is_connection()))
     );
+    let _ = writeln!(
+        out,
+        "# HELP drip_smtp_relay_problem 1 while the queue is held because the relay cannot be used; kind and fix say why and what to change."
+    );
+    let _ = writeln!(out, "# TYPE drip_smtp_relay_problem gauge");
+    match &problem {
+        Some(p) => {
+            let _ = writeln!(
+                out,
+                "drip_smtp_relay_problem{{kind=\"{}\",fix=\"{}\"}} 1",
+                p.kind.label(),
+                label(&p.message)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "drip_smtp_relay_problem 0");
+        }
+    }
+    if let Some(check) = last_check() {
+        let _ = writeln!(
+            out,
+            "# HELP drip_smtp_check_ok Result of the last SMTP check in this process (1: works); verdict says what to change.\n# TYPE drip_smtp_check_ok gauge\ndrip_smtp_check_ok{{verdict=\"{}\"}} {}",
+            label(&check.verdict),
+            u8::from(check.ok)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP drip_smtp_check_timestamp_seconds When the last SMTP check ran.\n# TYPE drip_smtp_check_timestamp_seconds gauge\ndrip_smtp_check_timestamp_seconds {}",
+            check.at.timestamp()
+        );
+    }
     let _ = writeln!(out, "# HELP drip_smtp_errors_total Failed sends by class.");
     let _ = writeln!(out, "# TYPE drip_smtp_errors_total counter");
     for (class, c) in [
         ("4xx", &SEND.errors_4xx),
         ("5xx", &SEND.errors_5xx),
         ("connection", &SEND.errors_connection),
+        ("setup", &SEND.errors_setup),
     ] {
         let _ = writeln!(
             out,

@@ -3,6 +3,7 @@
 
 mod lessons;
 mod simulate;
+mod smtp;
 mod subscribers;
 
 use std::path::PathBuf;
@@ -82,6 +83,9 @@ pub enum Command {
     /// Key rotation.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The SMTP relay: `smtp check [--to EMAIL]` tries the [smtp] settings step by step.
+    #[command(subcommand)]
+    Smtp(smtp::SmtpCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -293,6 +297,9 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     if let Command::Lessons(LessonsCommand::Lint) = &cli.command {
         return lessons::lint(&config, json);
     }
+    if let Command::Smtp(cmd) = cli.command {
+        return smtp::run(&config, cmd, json).await;
+    }
     let app = App::start(config).await?;
     match cli.command {
         Command::Serve => crate::server::run_serve(app).await?,
@@ -377,6 +384,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 report.unreadable
             );
         }
+        Command::Smtp(_) => unreachable!("smtp commands run before the app starts"),
         Command::Admin(AdminCommand::Token { user }) => {
             let token = crate::auth::new_api_token(&app.db, &user, Utc::now().timestamp()).await?;
             println!("{token}");

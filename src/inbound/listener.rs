@@ -1,12 +1,18 @@
 //! The inbound SMTP listener (mailin): accepts mail for the reply domain only, bounds its
 //! size, and answers 250 only once the message is stored, like an MTA. A failure to store
 //! answers 451, so the sending server keeps the message and tries again.
+//!
+//! mailin is the protocol; the sockets are ours: `THREADS` threads each accept and serve one
+//! connection at a time (mailin-embedded's server did the same with a pool of 8, but pulls
+//! in rustls with its default aws-lc-rs backend for a STARTTLS this listener never offers).
 
-use std::net::{IpAddr, TcpListener};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::net::{IpAddr, TcpListener, TcpStream};
+use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
-use mailin_embedded::{Handler, Response, Server, response};
+use mailin::{Action, Handler, Response, SessionBuilder, response};
 
 use crate::app::App;
 
@@ -91,6 +97,11 @@ impl Handler for Inbound {
     }
 }
 
+/// Connections served at once; more wait in the kernel's backlog.
+const THREADS: usize = 8;
+/// A client silent this long is dropped.
+const IDLE: Duration = Duration::from_secs(300);
+
 /// Starts the listener on `bind` in its own threads; returns the bound address.
 pub fn spawn(app: App, bind: &str) -> anyhow::Result<std::net::SocketAddr> {
     let listener = TcpListener::bind(bind)
@@ -102,19 +113,67 @@ pub fn spawn(app: App, bind: &str) -> anyhow::Result<std::net::SocketAddr> {
         data: Vec::new(),
         too_big: false,
     };
-    let mut server = Server::new(handler);
-    server
-        .with_name(app.config.mail.reply_domain.clone())
-        .with_num_threads(8)
-        .with_tcp_listener(listener);
-    std::thread::Builder::new()
-        .name("drip-inbound-smtp".into())
-        .spawn(move || {
-            if let Err(e) = server.serve() {
-                tracing::error!(error = %e, "inbound SMTP listener stopped");
-            }
-        })
-        .context("starting the inbound SMTP listener")?;
+    let sessions = SessionBuilder::new(app.config.mail.reply_domain.clone());
+    for i in 0..THREADS {
+        let listener = listener
+            .try_clone()
+            .context("starting the inbound SMTP listener")?;
+        let (handler, sessions) = (handler.clone(), sessions.clone());
+        std::thread::Builder::new()
+            .name(format!("drip-inbound-smtp-{i}"))
+            .spawn(move || {
+                loop {
+                    match listener.accept() {
+                        Ok((stream, peer)) => {
+                            if let Err(e) = serve(stream, peer.ip(), &sessions, handler.clone()) {
+                                tracing::debug!(%peer, error = %e, "inbound SMTP session ended");
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "inbound SMTP listener: accept failed");
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                    }
+                }
+            })
+            .context("starting the inbound SMTP listener")?;
+    }
     tracing::info!(%addr, "inbound SMTP listener started");
     Ok(addr)
+}
+
+/// One SMTP session, line by line through mailin, until QUIT, an error or silence.
+fn serve(
+    stream: TcpStream,
+    remote: IpAddr,
+    sessions: &SessionBuilder,
+    handler: Inbound,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(IDLE))?;
+    stream.set_write_timeout(Some(IDLE))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = BufWriter::new(stream);
+    let mut session = sessions.build(remote, handler);
+    let answer = |writer: &mut BufWriter<TcpStream>, reply: &Response| {
+        reply.write_to(writer)?;
+        writer.flush()
+    };
+    answer(&mut writer, &session.greeting())?;
+    let mut line = Vec::with_capacity(1024);
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        let next = session.process(&line);
+        match next.action {
+            Action::Reply => answer(&mut writer, &next)?,
+            Action::Close => return answer(&mut writer, &next),
+            // STARTTLS is never offered, so mailin never asks for it.
+            Action::UpgradeTls => {
+                return answer(&mut writer, &reply(454, "4.7.0 TLS not available"));
+            }
+            Action::NoReply => {}
+        }
+    }
 }

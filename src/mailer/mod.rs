@@ -1,8 +1,12 @@
 //! Building and sending mail with lettre: every header DESIGN.md lists, bodies always
 //! quoted-printable, an optional DKIM signature, and two transports (.eml files in the
-//! outbox folder, or pooled SMTP to a relay; the pool is in [`pool`]).
+//! outbox folder, or pooled SMTP to a relay; the pool is in [`pool`], what TLS trusts in
+//! [`tls`], the relay's refusals explained in [`problem`], `drip smtp check` in [`check`]).
 
+pub mod check;
 pub mod pool;
+pub mod problem;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,10 +20,9 @@ use lettre::message::dkim::{
 };
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::TlsParameters;
 
 use crate::config::{self, Config};
+pub use problem::{Problem, RelayProblem};
 
 /// A mail ready to go: rendered parts and the headers that tie it to drip.
 #[derive(Debug, Clone)]
@@ -42,16 +45,18 @@ pub struct Outgoing {
 }
 
 /// Why a send did not happen; the sender retries `Transient` and gives up on `Permanent`.
-/// `Unreachable` is no fault of the mail: no connection to the server could be opened, so
-/// the sender hands the mail back untouched and waits for the server (see `outbox::relay`).
+/// `Unreachable` is no fault of the mail: the relay cannot take any mail now (no connection,
+/// or it refuses drip's TLS, sign-in or settings; the [`RelayProblem`] says which and what to
+/// change), so the sender hands the mail back untouched and holds the queue until the relay
+/// takes mail again (see `outbox::relay`). It never counts as a bounce.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SendError {
     /// The message could not be built (an address or header lettre refuses): the mail's
     /// fault, not the recipient's, so it never counts as a bounce.
     #[error("the message could not be built: {0}")]
     Build(String),
-    #[error("SMTP server unreachable: {0}")]
-    Unreachable(String),
+    #[error("{0}")]
+    Unreachable(RelayProblem),
     #[error("temporary failure: {0}")]
     Transient(String),
     #[error("permanent failure {code}: {message}")]
@@ -59,12 +64,14 @@ pub enum SendError {
 }
 
 impl SendError {
-    /// "4xx", "5xx" or "connection", for metrics.
+    /// "4xx", "5xx", "connection" or "setup" (the relay refuses drip's TLS, sign-in or
+    /// settings), for metrics.
     pub fn class(&self) -> &'static str {
         match self {
             SendError::Build(_) => "build",
             SendError::Permanent { .. } => "5xx",
             SendError::Transient(m) if m.starts_with('4') => "4xx",
+            SendError::Unreachable(p) if !p.kind.is_connection() => "setup",
             SendError::Transient(_) | SendError::Unreachable(_) => "connection",
         }
     }
@@ -95,8 +102,8 @@ impl std::fmt::Debug for Mailer {
 
 impl Mailer {
     pub fn from_config(config: &Config) -> anyhow::Result<Mailer> {
-        let from: Mailbox = config.mail.from.parse().context("mail.from")?;
-        let transport = match config.mail.transport {
+        let mut mailer = Self::composer(config)?;
+        mailer.transport = match config.mail.transport {
             config::Transport::File => {
                 std::fs::create_dir_all(&config.mail.outbox_dir).with_context(|| {
                     format!(
@@ -106,8 +113,18 @@ impl Mailer {
                 })?;
                 Transport::File(config.mail.outbox_dir.clone())
             }
-            config::Transport::Smtp => Transport::Smtp(Arc::new(smtp_transport(&config.smtp)?)),
+            config::Transport::Smtp => Transport::Smtp(Arc::new(pool::SmtpPool::new(
+                &config.smtp,
+                pool::Dialer::new(&config.smtp)?,
+            ))),
         };
+        Ok(mailer)
+    }
+
+    /// A mailer that only builds messages (the check's test message): From and DKIM as
+    /// configured, and a transport that is never used.
+    fn composer(config: &Config) -> anyhow::Result<Mailer> {
+        let from: Mailbox = config.mail.from.parse().context("mail.from")?;
         let dkim = if config.mail.dkim_key.is_empty() {
             None
         } else {
@@ -115,7 +132,7 @@ impl Mailer {
         };
         Ok(Mailer {
             send_timeout: Duration::from_secs(config.smtp.timeout_seconds.max(1) * 2),
-            transport,
+            transport: Transport::File(PathBuf::new()),
             from,
             dkim,
         })
@@ -241,6 +258,10 @@ impl Mailer {
 }
 
 fn classify(e: &lettre::transport::smtp::Error) -> SendError {
+    // A refusal that every mail would get (no sign-in, no TLS, no relaying) is the setup's.
+    if let Some(p) = problem::setup_refusal(e) {
+        return SendError::Unreachable(p);
+    }
     let code = e.status().map(|c| c.to_string());
     let message = e.to_string();
     if e.is_permanent() {
@@ -255,18 +276,6 @@ fn classify(e: &lettre::transport::smtp::Error) -> SendError {
             None => message,
         })
     }
-}
-
-fn smtp_transport(smtp: &config::Smtp) -> anyhow::Result<pool::SmtpPool> {
-    let tls_parameters = match smtp.tls {
-        config::Tls::None => None,
-        config::Tls::Starttls | config::Tls::Tls => {
-            Some(TlsParameters::new(smtp.host.clone()).context("smtp.host: TLS parameters")?)
-        }
-    };
-    let credentials = (!smtp.username.is_empty())
-        .then(|| Credentials::new(smtp.username.clone(), smtp.password.clone()));
-    Ok(pool::SmtpPool::new(smtp, tls_parameters, credentials))
 }
 
 fn dkim_config(mail: &config::Mail, domain: &str) -> anyhow::Result<DkimConfig> {

@@ -13,6 +13,7 @@ mod delivery;
 mod faults;
 mod inbound;
 mod privacy;
+mod relay_tls;
 mod render;
 mod scale;
 mod storage;

@@ -1,11 +1,12 @@
 //! Course statistics: the funnel (signed up, confirmed, each lesson reached, finished,
 //! unsubscribed, bounced) and the answer rate per lesson, as server-rendered SVG bar charts
-//! and as tables.
+//! and as tables; and the mail relay: what holds the queue now, and the last `smtp check`
+//! (a button runs one in this process).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde::Serialize;
 use serde_json::json;
@@ -18,7 +19,9 @@ use crate::db;
 use crate::web::WebError;
 
 pub fn router() -> Router<App> {
-    Router::new().route("/admin/stats", get(stats))
+    Router::new()
+        .route("/admin/stats", get(stats))
+        .route("/admin/stats/smtp-check", post(smtp_check))
 }
 
 /// One bar of a chart, laid out: the template only draws.
@@ -133,6 +136,24 @@ async fn stats(
             "nav": "stats", "funnel": f, "funnel_rows": funnel.iter().map(|(l, n)| json!({"label": l, "n": n, "pct": pct(*n, f.signed_up)})).collect::<Vec<_>>(),
             "per_lesson": per_lesson, "funnel_bars": funnel_bars, "answer_bars": answer_bars,
             "funnel_height": funnel.len() * ROW, "answer_height": lessons.len() * ROW, "bar_area": BAR_AREA,
+            "relay": relay(&app),
         }),
     )
+}
+
+/// The relay as the sender sees it now, and the last check run in this process.
+fn relay(app: &App) -> serde_json::Value {
+    let smtp = &app.config.smtp;
+    json!({
+        "server": format!("{}:{}", smtp.host, smtp.port),
+        "smtp": app.config.mail.transport == crate::config::Transport::Smtp,
+        "problem": app.relay.problem().map(|p| p.message),
+        "check": crate::metrics::last_check(),
+    })
+}
+
+/// Runs `drip smtp check` (without a test message) with this process's settings.
+async fn smtp_check(State(app): State<App>) -> Response {
+    crate::mailer::check::run(&app.config, None, |_| {}).await;
+    super::see_other("/admin/stats#relay")
 }
