@@ -38,18 +38,18 @@ pub static SEND: SendMetrics = SendMetrics {
 /// What holds this process's queue (see `outbox::relay`), None while mail flows.
 static RELAY_PROBLEM: Mutex<Option<RelayProblem>> = Mutex::new(None);
 
-pub fn set_relay_problem(problem: Option<&RelayProblem>) {
+pub(crate) fn set_relay_problem(problem: Option<&RelayProblem>) {
     *RELAY_PROBLEM.lock().expect("metrics lock") = problem.cloned();
 }
 
 /// What holds the queue now, as this process saw it last.
-pub fn relay_problem() -> Option<RelayProblem> {
+pub(crate) fn relay_problem() -> Option<RelayProblem> {
     RELAY_PROBLEM.lock().expect("metrics lock").clone()
 }
 
 /// The last `smtp check` run in this process (the admin's statistics page runs one).
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct LastCheck {
+pub(crate) struct LastCheck {
     pub at: DateTime<Utc>,
     pub ok: bool,
     /// Each step as printed by `drip smtp check`.
@@ -60,11 +60,11 @@ pub struct LastCheck {
 
 static LAST_CHECK: Mutex<Option<LastCheck>> = Mutex::new(None);
 
-pub fn set_last_check(check: LastCheck) {
+pub(crate) fn set_last_check(check: LastCheck) {
     *LAST_CHECK.lock().expect("metrics lock") = Some(check);
 }
 
-pub fn last_check() -> Option<LastCheck> {
+pub(crate) fn last_check() -> Option<LastCheck> {
     LAST_CHECK.lock().expect("metrics lock").clone()
 }
 

@@ -43,7 +43,7 @@ pub enum Error {
 
 /// What one step of opening a session saw, for `drip smtp check`.
 #[derive(Debug, Clone)]
-pub enum Seen {
+pub(crate) enum Seen {
     /// TCP is up (for implicit TLS: TLS too, and the greeting and EHLO were read inside it).
     Connected { server: String, implicit_tls: bool },
     /// The server's first reply (not seen for implicit TLS: lettre reads it inside TLS).
@@ -69,7 +69,7 @@ const CHECK_AFTER_IDLE: Duration = Duration::from_secs(2);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How to open a session with the relay: address, TLS, sign-in.
-pub struct Dialer {
+pub(crate) struct Dialer {
     host: String,
     port: u16,
     tls: config::Tls,
@@ -90,7 +90,7 @@ impl Dialer {
 
     /// The same settings with other TLS parameters (the check's second look at a
     /// certificate that did not verify).
-    pub fn with_parameters(
+    pub(crate) fn with_parameters(
         smtp: &config::Smtp,
         tls_parameters: Option<TlsParameters>,
         trust: Trust,
@@ -113,10 +113,6 @@ impl Dialer {
 
     pub fn server(&self) -> String {
         format!("{}:{}", self.host, self.port)
-    }
-
-    pub fn hello(&self) -> &ClientId {
-        &self.hello
     }
 
     pub fn timeout(&self) -> Duration {
@@ -373,7 +369,7 @@ fn certificate_of(conn: &AsyncSmtpConnection) -> Option<CertificateInfo> {
 }
 
 /// The extension keywords of an EHLO reply (its first line is the server's name).
-pub fn extensions(lines: &[String]) -> String {
+pub(crate) fn extensions(lines: &[String]) -> String {
     let list: Vec<&str> = lines.iter().skip(1).map(|l| l.trim()).collect();
     if list.is_empty() {
         "nothing".into()
@@ -447,7 +443,7 @@ impl AsyncTokioStream for Tap {
     }
 }
 
-pub struct SmtpPool {
+pub(crate) struct SmtpPool {
     dialer: Dialer,
     /// One permit per connection in use: at most `pool_size` open at once.
     slots: Semaphore,

@@ -45,7 +45,7 @@ impl Problem {
     }
 
     /// True when the relay could not be reached at all (an outage more than a setting).
-    pub fn is_connection(self) -> bool {
+    pub(crate) fn is_connection(self) -> bool {
         matches!(self, Problem::Unreachable | Problem::Greeting)
     }
 }
@@ -73,7 +73,7 @@ impl RelayProblem {
 }
 
 /// The server's reply in an error, as "535 5.7.8 Authentication credentials invalid".
-pub fn reply_text(e: &SmtpError) -> String {
+pub(crate) fn reply_text(e: &SmtpError) -> String {
     // lettre prints "permanent error (535): 5.7.8 Authentication credentials invalid".
     let text = e.to_string();
     let detail = text
@@ -89,7 +89,7 @@ pub fn reply_text(e: &SmtpError) -> String {
 /// A refusal in the middle of a mail (MAIL, RCPT or DATA) that would be the same for every
 /// mail: the relay wants a sign-in or TLS, or refuses to relay for drip, or will not let this
 /// user send as `[mail] from`. None for everything else (a refused recipient is that mail's).
-pub fn setup_refusal(e: &SmtpError) -> Option<RelayProblem> {
+pub(crate) fn setup_refusal(e: &SmtpError) -> Option<RelayProblem> {
     let code = e.status()?.to_string();
     let reply = reply_text(e);
     let lower = reply.to_ascii_lowercase();
@@ -131,7 +131,9 @@ pub fn setup_refusal(e: &SmtpError) -> Option<RelayProblem> {
 }
 
 /// The rustls error somewhere in an error's chain (lettre wraps it in an I/O error).
-pub fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+pub(crate) fn rustls_error<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a rustls::Error> {
     let mut next = Some(e);
     while let Some(err) = next {
         if let Some(r) = err.downcast_ref::<rustls::Error>() {
@@ -149,7 +151,7 @@ pub fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a 
 }
 
 /// A failed TLS handshake with `host:port`, explained.
-pub fn tls_failure(
+pub(crate) fn tls_failure(
     error: &rustls::Error,
     server: &str,
     host: &str,
@@ -229,7 +231,7 @@ pub fn tls_failure(
 }
 
 /// Why opening a session failed, from lettre's error at one step of it.
-pub fn at_step(
+pub(crate) fn at_step(
     step: Step,
     e: &SmtpError,
     server: &str,
@@ -301,7 +303,7 @@ pub fn at_step(
 
 /// The steps of opening a session, for [`at_step`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// TCP (and, for implicit TLS, the handshake, the greeting and EHLO: lettre does them in one).
     Connect,
     Greeting,

@@ -25,7 +25,7 @@ pub struct Trust {
 }
 
 /// The TLS parameters for `smtp` (None for `tls = "none"`), and what they trust.
-pub fn parameters(smtp: &config::Smtp) -> anyhow::Result<(Option<TlsParameters>, Trust)> {
+pub(crate) fn parameters(smtp: &config::Smtp) -> anyhow::Result<(Option<TlsParameters>, Trust)> {
     if smtp.tls == config::Tls::None {
         return Ok((None, Trust::default()));
     }
@@ -114,7 +114,7 @@ pub fn ca_file(path: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
 
 /// Subject, issuer and expiry of a DER certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertificateInfo {
+pub(crate) struct CertificateInfo {
     pub subject: String,
     pub issuer: String,
     pub not_after: DateTime<Utc>,

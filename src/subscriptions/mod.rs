@@ -561,7 +561,7 @@ pub(crate) async fn count_bounce(
 
 /// Turns discreet mails on or off (see the sender's `compose`: a plain sender name, subject
 /// and preheader on every lesson mail).
-pub async fn set_discreet(
+pub(crate) async fn set_discreet(
     app: &App,
     subscriber_id: i64,
     on: bool,
