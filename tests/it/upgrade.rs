@@ -135,5 +135,8 @@ async fn a_database_of_the_previous_release_upgrades_with_everyone_in_place(back
         .unwrap()
         .unwrap();
     let titles: Vec<&str> = course.phases.iter().map(|p| p.title.as_str()).collect();
-    assert_eq!(titles, ["Honesty", "Accountability", "Daily practice"]);
+    assert_eq!(
+        titles,
+        ["Honesty", "Accountability", "Daily practice", "Follow-up"]
+    );
 }

@@ -275,7 +275,7 @@ async fn lessons_can_be_added_reordered_unpublished_and_sent_as_a_test(backend: 
         ("slug", "one-more"),
         ("title", "One more"),
         ("subject", "Bonus"),
-        ("phase", "practice"),
+        ("phase", "follow-up"),
         ("after_days", "2"),
         ("prompt", "What now?"),
         ("body", "Hello {{ subscriber.first_name }}."),
