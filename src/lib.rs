@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod privacy;
 pub mod render;
+mod replies;
 pub mod schedule;
 pub mod server;
 pub mod subscriptions;

@@ -19,6 +19,8 @@ use crate::db::{
     self,
     admin_lists::{InboxKey, InboxQuery},
 };
+use crate::domain::ReplyKind;
+use crate::replies::{self, Read};
 use crate::web::WebError;
 
 const PAGE: i64 = 30;
@@ -51,10 +53,15 @@ async fn inbox(
     Query(p): Query<InboxParams>,
 ) -> Result<Response, WebError> {
     let (_, lessons) = course_and_lessons(&app).await?;
+    // "all", or one kind; anything else shows the people's replies.
     let kind = match p.kind.as_str() {
         "all" => None,
-        "auto_reply" | "bounce" => Some(p.kind.clone()),
-        _ => Some("reply".to_owned()),
+        other => Some(
+            ReplyKind::parse(other)
+                .unwrap_or(ReplyKind::Reply)
+                .as_str()
+                .to_owned(),
+        ),
     };
     let q = InboxQuery {
         lesson_id: lessons.iter().find(|l| l.slug == p.lesson).map(|l| l.id),
@@ -65,31 +72,22 @@ async fn inbox(
         after: InboxKey::parse(&p.after),
         limit: PAGE + 1,
     };
-    let mut rows = db::admin_lists::inbox(&app.db, &q).await?;
+    let mut rows = replies::read(&app, &q, &admin.username, "inbox", Utc::now()).await?;
     let more = rows.len() as i64 > PAGE;
     rows.truncate(PAGE as usize);
     let items: Vec<_> = rows
         .iter()
-        .map(|r| {
+        .map(|Read { row: r, text }| {
             let lesson = lessons.iter().find(|l| Some(l.id) == r.lesson_id);
             json!({
                 "id": r.id, "subscriber_id": r.subscriber_id, "email": r.email, "name": r.name, "from": r.from_addr,
                 "subject": r.subject, "kind": r.kind, "command": r.command, "has_raw": r.has_raw != 0,
                 "flagged": r.flagged != 0, "flag_reason": r.flag_reason, "read": r.read_at.is_some(), "received_at": r.received_at,
-                "text": String::from_utf8_lossy(&app.open_reply_text(&r.text)),
+                "text": text,
                 "lesson": lesson.map(|l| json!({"slug": l.slug, "title": l.content.title, "prompt": l.content.prompt})),
             })
         })
         .collect();
-    let viewed: Vec<(i64, Option<i64>)> = rows.iter().map(|r| (r.id, r.subscriber_id)).collect();
-    db::admin_lists::log_views(
-        &app.db,
-        &admin.username,
-        &viewed,
-        "inbox",
-        Utc::now().timestamp(),
-    )
-    .await?;
     let filters = format!(
         "lesson={}&flagged={}&unread={}&kind={}",
         super::encode(&p.lesson),
@@ -98,12 +96,7 @@ async fn inbox(
         super::encode(&p.kind)
     );
     let next = more.then(|| {
-        let last = rows.last().expect("more than one page");
-        let key = InboxKey {
-            flagged: last.flagged,
-            received_at: last.received_at,
-            id: last.id,
-        };
+        let key = replies::next_key(&rows.last().expect("more than one page").row);
         format!("/admin/replies?{filters}&after={key}")
     });
     page(
@@ -125,20 +118,11 @@ async fn raw(
     Extension(admin): Extension<Admin>,
     Path(id): Path<i64>,
 ) -> Result<Response, WebError> {
-    let Some((subscriber, Some(sealed))) = db::admin_lists::raw(&app.db, id).await? else {
+    let Some(text) = replies::read_raw(&app, id, &admin.username, Utc::now()).await? else {
         return Err(WebError::NotFound(
             "There is no raw message for this reply.",
         ));
     };
-    db::admin_lists::log_views(
-        &app.db,
-        &admin.username,
-        &[(id, subscriber)],
-        "raw",
-        Utc::now().timestamp(),
-    )
-    .await?;
-    let text = String::from_utf8_lossy(&app.open_reply_text(&sealed)).into_owned();
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),

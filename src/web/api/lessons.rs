@@ -21,6 +21,7 @@ use crate::db::{
     admin_lists::{InboxKey, InboxQuery},
 };
 use crate::domain::{InvalidInput, Phase, SendWindow};
+use crate::replies::{self, Read};
 use crate::web::admin::render_for_admin;
 
 pub fn router() -> Router<App> {
@@ -265,33 +266,15 @@ async fn list_replies(
         after,
         limit,
     };
-    let rows = db::admin_lists::inbox(&app.db, &q).await?;
-    let viewed: Vec<(i64, Option<i64>)> = rows.iter().map(|r| (r.id, r.subscriber_id)).collect();
-    db::admin_lists::log_views(
-        &app.db,
-        &admin.username,
-        &viewed,
-        "api",
-        Utc::now().timestamp(),
-    )
-    .await?;
+    let rows = replies::read(&app, &q, &admin.username, "api", Utc::now()).await?;
     let next = (rows.len() as i64 == limit)
-        .then(|| {
-            rows.last().map(|r| {
-                InboxKey {
-                    flagged: r.flagged,
-                    received_at: r.received_at,
-                    id: r.id,
-                }
-                .to_string()
-            })
-        })
+        .then(|| rows.last().map(|r| replies::next_key(&r.row).to_string()))
         .flatten();
     let items: Vec<Value> = rows
         .iter()
-        .map(|r| json!({
+        .map(|Read { row: r, text }| json!({
             "id": r.id, "subscriber_id": r.subscriber_id, "email": r.email, "lesson": lessons.iter().find(|l| Some(l.id) == r.lesson_id).map(|l| l.slug.clone()),
-            "kind": r.kind, "command": r.command, "text": String::from_utf8_lossy(&app.open_reply_text(&r.text)),
+            "kind": r.kind, "command": r.command, "text": text,
             "flagged": r.flagged != 0, "read": r.read_at.is_some(), "received_at": time(Some(r.received_at)),
         }))
         .collect();
