@@ -3,6 +3,7 @@
 use sqlx::FromRow;
 
 use super::{Db, Tx};
+use crate::domain::ReplyKind;
 
 #[derive(Debug, Clone)]
 pub struct NewReply<'a> {
@@ -54,7 +55,8 @@ pub struct ReplyRow {
     pub subscriber_id: Option<i64>,
     pub lesson_id: Option<i64>,
     pub lesson: Option<String>,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: ReplyKind,
     pub matched_by: Option<String>,
     pub command: Option<String>,
     pub from_addr: String,

@@ -169,7 +169,7 @@ pub(crate) async fn gather(app: &App, s: &SubscriberRow) -> anyhow::Result<Subsc
             id: r.id,
             text: String::from_utf8_lossy(&app.open_reply_text(&r.text)).into_owned(),
             lesson: r.lesson,
-            kind: r.kind,
+            kind: r.kind.as_str().to_owned(),
             command: r.command,
             matched_by: r.matched_by,
             from: r.from_addr,

@@ -105,7 +105,7 @@ async fn journal(
     let replies = db::replies::for_subscriber(&app.db, s.id).await?;
     let entries: Vec<serde_json::Value> = replies
         .iter()
-        .filter(|r| r.kind == "reply")
+        .filter(|r| r.kind == crate::domain::ReplyKind::Reply)
         .map(|r| {
             let lesson = lessons.iter().find(|l| Some(l.id) == r.lesson_id);
             json!({

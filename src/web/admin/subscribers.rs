@@ -16,18 +16,11 @@ use super::{message, page, see_other};
 use crate::app::App;
 use crate::auth::Admin;
 use crate::db::{self, admin_lists::SubscriberQuery};
+use crate::domain::SubscriberStatus;
 use crate::subscriptions;
 use crate::web::WebError;
 
 const PAGE: i64 = 50;
-const STATUSES: &[&str] = &[
-    "pending",
-    "active",
-    "paused",
-    "unsubscribed",
-    "bounced",
-    "erased",
-];
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -58,9 +51,9 @@ async fn list(
         slug => lessons.iter().find(|l| l.slug == slug).map(|l| l.position),
     };
     let query = SubscriberQuery {
-        status: STATUSES
-            .contains(&q.status.as_str())
-            .then(|| q.status.clone()),
+        status: SubscriberStatus::parse(&q.status)
+            .ok()
+            .map(|s| s.as_str().to_owned()),
         search: Some(q.q.trim().to_owned()).filter(|s| !s.is_empty()),
         reached,
         before_id: q.before,
@@ -96,7 +89,7 @@ async fn list(
         "subscribers",
         json!({
             "nav": "subscribers", "items": items, "next": next, "q": q.q, "status": q.status, "reached": q.reached,
-            "statuses": STATUSES, "lessons": lessons.iter().map(|l| json!({"slug": l.slug, "title": l.content.title, "position": l.position})).collect::<Vec<_>>(),
+            "statuses": SubscriberStatus::ALL, "lessons": lessons.iter().map(|l| json!({"slug": l.slug, "title": l.content.title, "position": l.position})).collect::<Vec<_>>(),
             "first_page": q.before.is_none(), "first": filters,
         }),
     )

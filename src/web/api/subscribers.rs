@@ -159,13 +159,13 @@ async fn change(app: &App, admin: &Admin, key: &str, pause_it: bool) -> ApiResul
         (
             subscriptions::pause(app, s.id, &admin.username, now).await?,
             SubscriberStatus::Paused,
-            "active",
+            SubscriberStatus::Active,
         )
     } else {
         (
             subscriptions::resume(app, s.id, &admin.username, now).await?,
             SubscriberStatus::Active,
-            "paused",
+            SubscriberStatus::Paused,
         )
     };
     if !done && s.status != want {
