@@ -188,8 +188,8 @@ fn environment(app: &App) -> Arc<Environment<'static>> {
     type Cache = Mutex<HashMap<(PathBuf, String), Arc<Environment<'static>>>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let dir = app.config.course.templates_dir.join("web").join("admin");
-    let tz_name = app.config.schedule.default_timezone.clone();
-    let key = (dir.clone(), tz_name.clone());
+    let tz = app.config.default_timezone();
+    let key = (dir.clone(), tz.name().to_owned());
     let mut cache = CACHE
         .get_or_init(Default::default)
         .lock()
@@ -206,7 +206,7 @@ fn environment(app: &App) -> Arc<Environment<'static>> {
                     AutoEscape::None
                 }
             });
-            let tz: chrono_tz::Tz = tz_name.parse().unwrap_or(chrono_tz::UTC);
+            let tz = tz.tz();
             env.add_filter("time", move |t: Option<i64>| -> String {
                 t.map(|t| format_time(t, tz)).unwrap_or_else(|| "—".into())
             });
