@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::AsJson;
 use crate::app::App;
 use crate::auth;
 
@@ -26,56 +27,8 @@ pub fn router(app: &App) -> Router<App> {
     Router::new().nest("/api/v1", v1)
 }
 
-/// An API error: status, message and the field it is about.
-#[derive(Debug)]
-pub(crate) struct ApiError {
-    status: StatusCode,
-    error: String,
-    field: Option<String>,
-}
-
-impl ApiError {
-    pub(crate) fn new(
-        status: StatusCode,
-        error: impl Into<String>,
-        field: Option<&str>,
-    ) -> ApiError {
-        ApiError {
-            status,
-            error: error.into(),
-            field: field.map(str::to_owned),
-        }
-    }
-}
-
-impl From<anyhow::Error> for ApiError {
-    fn from(e: anyhow::Error) -> Self {
-        if crate::db::is_unavailable(&e) {
-            tracing::warn!(error = %format!("{e:#}"), "database unavailable; answered 503");
-            return ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the database is busy or restarting; nothing was changed, try again shortly",
-                None,
-            );
-        }
-        tracing::error!(error = %format!("{e:#}"), "API request failed");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error; see the server log",
-            None,
-        )
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({"error": self.error, "field": self.field})),
-        )
-            .into_response()
-    }
-}
+/// The API's errors are the web's one error, answered as JSON.
+pub(crate) type ApiError = AsJson;
 
 pub(crate) type ApiResult = Result<Response, ApiError>;
 
@@ -90,10 +43,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         Json::<T>::from_request(req, state)
             .await
             .map(|Json(v)| Body(v))
-            .map_err(|e| {
-                let (status, error, field) = super::json_rejection(&e);
-                ApiError::new(status, error, Some(&field))
-            })
+            .map_err(|e| AsJson(e.into()))
     }
 }
 

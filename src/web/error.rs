@@ -1,17 +1,86 @@
-//! One error type for every handler: a page (or JSON) the person can act on, and the cause
-//! of a 500 in the log, never in the response.
+//! One error type for every handler: what went wrong, in words the person can act on, and
+//! the cause of a 500 in the log, never in the response. A page answers it as HTML; the JSON
+//! API, the inbound webhook and a JSON sign-up wrap it in [`AsJson`] and answer
+//! `{"error": "...", "field": "..." | null}` with the same status.
 
+use std::borrow::Cow;
+
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use serde_json::json;
+
+use crate::domain::InvalidInput;
 
 #[derive(Debug)]
 pub enum WebError {
     /// A link whose token is wrong, truncated or from another purpose, or a missing row.
     NotFound(&'static str),
+    /// The input was refused; `field` names what to fix. 422 unless `status` says otherwise
+    /// (401 a missing token, 409 a conflict, 413 too large, 415 not JSON, ...).
+    Refused {
+        status: StatusCode,
+        message: String,
+        field: Option<String>,
+    },
     /// The database is locked or restarting: nothing was done, try again shortly.
     Unavailable(anyhow::Error),
     Internal(anyhow::Error),
+}
+
+impl WebError {
+    /// A refusal with its status, message and the field it is about.
+    pub(crate) fn refused(
+        status: StatusCode,
+        message: impl Into<String>,
+        field: Option<&str>,
+    ) -> Self {
+        WebError::Refused {
+            status,
+            message: message.into(),
+            field: field.map(str::to_owned),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            WebError::NotFound(_) => StatusCode::NOT_FOUND,
+            WebError::Refused { status, .. } => *status,
+            WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Logs what needs logging; returns (title, message, field) to show.
+    fn shown(&self) -> (&'static str, Cow<'_, str>, Option<&str>) {
+        match self {
+            WebError::NotFound(what) => ("Link not found", Cow::Borrowed(*what), None),
+            WebError::Refused { message, field, .. } => (
+                "Not accepted",
+                Cow::Borrowed(message.as_str()),
+                field.as_deref(),
+            ),
+            WebError::Unavailable(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "database unavailable; answered 503");
+                (
+                    "Busy for a moment",
+                    Cow::Borrowed(
+                        "the database is busy or restarting; nothing was changed, try again shortly",
+                    ),
+                    None,
+                )
+            }
+            WebError::Internal(e) => {
+                tracing::error!(error = %format!("{e:#}"), "request failed");
+                (
+                    "Something went wrong",
+                    Cow::Borrowed("internal error; see the server log"),
+                    None,
+                )
+            }
+        }
+    }
 }
 
 impl From<anyhow::Error> for WebError {
@@ -24,35 +93,77 @@ impl From<anyhow::Error> for WebError {
     }
 }
 
+impl From<InvalidInput> for WebError {
+    fn from(e: InvalidInput) -> Self {
+        WebError::Refused {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: e.to_string(),
+            field: Some(e.field.to_owned()),
+        }
+    }
+}
+
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
+        let status = self.status();
+        let (title, message, _) = self.shown();
+        // Pages speak to people: the technical wording of a 503 or 500 is for the API.
+        let message = match &self {
+            WebError::Unavailable(_) => {
+                Cow::Borrowed("Nothing was changed. Please try again in a minute.")
+            }
+            WebError::Internal(_) => Cow::Borrowed("Please try again in a moment."),
+            _ => message,
+        };
+        let body = Html(page(title, &message));
         match self {
-            WebError::NotFound(what) => {
-                (StatusCode::NOT_FOUND, Html(page("Link not found", what))).into_response()
+            WebError::Unavailable(_) => {
+                (status, [(axum::http::header::RETRY_AFTER, "30")], body).into_response()
             }
-            WebError::Unavailable(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "database unavailable; answered 503");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    [(axum::http::header::RETRY_AFTER, "30")],
-                    Html(page(
-                        "Busy for a moment",
-                        "Nothing was changed. Please try again in a minute.",
-                    )),
-                )
-                    .into_response()
+            _ => (status, body).into_response(),
+        }
+    }
+}
+
+/// The same error answered as JSON: `{"error", "field"}`.
+#[derive(Debug)]
+pub struct AsJson(pub WebError);
+
+impl AsJson {
+    /// A refusal answered as JSON (see [`WebError::refused`]).
+    pub(crate) fn new(status: StatusCode, error: impl Into<String>, field: Option<&str>) -> AsJson {
+        AsJson(WebError::refused(status, error, field))
+    }
+}
+
+impl<E: Into<WebError>> From<E> for AsJson {
+    fn from(e: E) -> Self {
+        AsJson(e.into())
+    }
+}
+
+impl IntoResponse for AsJson {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        let (_, message, field) = self.0.shown();
+        let body = Json(json!({"error": message, "field": field}));
+        match self.0 {
+            WebError::Unavailable(_) => {
+                (status, [(axum::http::header::RETRY_AFTER, "30")], body).into_response()
             }
-            WebError::Internal(e) => {
-                tracing::error!(error = %format!("{e:#}"), "request failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    Html(page(
-                        "Something went wrong",
-                        "Please try again in a moment.",
-                    )),
-                )
-                    .into_response()
-            }
+            _ => (status, body).into_response(),
+        }
+    }
+}
+
+/// A refused JSON body, as the one error.
+impl From<JsonRejection> for WebError {
+    fn from(e: JsonRejection) -> Self {
+        let (status, message, field) = json_rejection(&e);
+        WebError::Refused {
+            status,
+            message,
+            field: Some(field),
         }
     }
 }

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::inbound::IngestError;
+use crate::web::AsJson;
 
 pub fn router() -> Router<App> {
     Router::new().route("/inbound/email", post(receive))
@@ -31,14 +32,18 @@ fn token_matches(given: &str, expected: &str) -> bool {
     mac.verify_slice(&want).is_ok()
 }
 
-async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+async fn receive(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AsJson> {
     let expected = &app.config.inbound.token;
     if expected.is_empty() {
-        return (
+        return Err(AsJson::new(
             StatusCode::NOT_FOUND,
-            Json(json!({"error": "the inbound webhook is off (set inbound.token)", "field": null})),
-        )
-            .into_response();
+            "the inbound webhook is off (set inbound.token)",
+            None,
+        ));
     }
     let given = headers
         .get(header::AUTHORIZATION)
@@ -46,26 +51,27 @@ async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if !token_matches(given.trim(), expected) {
-        return (
+        return Err(AsJson::new(
             StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "a valid bearer token is required", "field": "authorization"})),
-        )
-            .into_response();
+            "a valid bearer token is required",
+            Some("authorization"),
+        ));
     }
     match crate::inbound::ingest(&app, &body, false, Utc::now()).await {
-        Ok(outcome) => (StatusCode::OK, Json(json!(outcome))).into_response(),
-        Err(e @ IngestError::Unreadable(_)) => (
+        Ok(outcome) => Ok((StatusCode::OK, Json(json!(outcome))).into_response()),
+        Err(e @ IngestError::Unreadable(_)) => Err(AsJson::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({"error": e.to_string(), "field": "body"})),
-        )
-            .into_response(),
+            e.to_string(),
+            Some("body"),
+        )),
         Err(IngestError::Store(e)) => {
             tracing::error!(error = %format!("{e:#}"), "inbound message not stored");
-            (
+            // Always "try again" for the mail server, whatever the cause.
+            Err(AsJson::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"error": "cannot store the message now; retry later", "field": null})),
-            )
-                .into_response()
+                "cannot store the message now; retry later",
+                None,
+            ))
         }
     }
 }

@@ -16,8 +16,7 @@ use axum::extract::DefaultBodyLimit;
 
 use crate::app::App;
 
-pub use error::WebError;
-pub(crate) use error::json_rejection;
+pub use error::{AsJson, WebError};
 
 /// Requests to the public pages are small forms; anything larger is refused with 413.
 const FORM_LIMIT: usize = 64 * 1024;

@@ -143,10 +143,7 @@ impl<S: Send + Sync> FromRequest<S> for SubscribeInput {
         if is_json {
             let Json(form) = Json::<SubscribeForm>::from_request(req, state)
                 .await
-                .map_err(|e| {
-                    let (status, error, field) = super::json_rejection(&e);
-                    (status, Json(json!({"error": error, "field": field}))).into_response()
-                })?;
+                .map_err(|e| super::AsJson(e.into()).into_response())?;
             Ok(SubscribeInput { form, json: true })
         } else {
             let Form(form) = Form::<SubscribeForm>::from_request(req, state)
