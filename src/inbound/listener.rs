@@ -1,6 +1,12 @@
 //! The inbound SMTP listener (mailin): accepts mail for the reply domain only, bounds its
 //! size, and answers 250 only once the message is stored, like an MTA. A failure to store
 //! answers 451, so the sending server keeps the message and tries again.
+//!
+//! mailin serves from threads of its own, which nothing can stop from outside. The listener
+//! obeys drip's shutdown instead: once [`App::shutdown`] is cancelled, a new session (HELO,
+//! EHLO) or a new mail (MAIL FROM) is answered 421 and the connection closed, so the
+//! sending server queues the mail and delivers it once drip is back; a message already in
+//! DATA is still stored and answered.
 
 use std::net::{IpAddr, TcpListener};
 
@@ -22,7 +28,19 @@ fn reply(code: u16, text: &str) -> Response {
     Response::custom(code, text.to_owned())
 }
 
+/// The answer to new mail once drip is shutting down (421 closes the connection).
+fn shutting_down() -> Response {
+    reply(421, "4.3.2 shutting down, try again later")
+}
+
 impl Handler for Inbound {
+    fn mail(&mut self, _ip: IpAddr, _domain: &str, _from: &str) -> Response {
+        if self.app.is_stopping() {
+            return shutting_down();
+        }
+        response::OK
+    }
+
     fn rcpt(&mut self, to: &str) -> Response {
         let to = to.trim().trim_start_matches('<').trim_end_matches('>');
         let domain = to.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
@@ -87,6 +105,9 @@ impl Handler for Inbound {
     }
 
     fn helo(&mut self, _ip: IpAddr, _domain: &str) -> Response {
+        if self.app.is_stopping() {
+            return shutting_down();
+        }
         response::OK
     }
 }
