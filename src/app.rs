@@ -2,7 +2,6 @@
 //! once and shared by the web app, the scheduler, the sender and the CLI.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -33,9 +32,8 @@ pub struct App {
     pub limiter: Arc<crate::outbox::ratelimit::Limiter>,
     /// Whether the SMTP server could be reached last time; holds the queue while it cannot.
     pub relay: Arc<crate::outbox::relay::RelayGate>,
-    /// When this process last ran the retention sweep (Unix seconds on the tick's clock), or
-    /// `privacy::NEVER`: the tick loop sweeps at most hourly.
-    pub retention_swept_at: Arc<AtomicI64>,
+    /// When this process last ran the retention sweep: the tick loop sweeps at most hourly.
+    pub(crate) sweeper: Arc<crate::privacy::Sweeper>,
 }
 
 impl App {
@@ -79,7 +77,7 @@ impl App {
             vault,
             worker_id,
             shutdown: CancellationToken::new(),
-            retention_swept_at: Arc::new(AtomicI64::new(crate::privacy::NEVER)),
+            sweeper: Arc::default(),
         })
     }
 

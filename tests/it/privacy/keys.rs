@@ -110,7 +110,7 @@ async fn rotated_keys_keep_old_replies_readable_until_a_reseal_moves_them(backen
         "not yet under the new key"
     );
 
-    let report = reseal_all(&after).await.unwrap();
+    let report = reseal_all(&after.db, &after.vault).await.unwrap();
     assert_eq!(report.checked, 3);
     assert_eq!(
         report.resealed, 1,
@@ -139,7 +139,7 @@ async fn rotated_keys_keep_old_replies_readable_until_a_reseal_moves_them(backen
         Some("I said it out loud.")
     );
     // Running it again changes nothing.
-    let again = reseal_all(&after).await.unwrap();
+    let again = reseal_all(&after.db, &after.vault).await.unwrap();
     assert_eq!((again.resealed, again.unreadable.len()), (0, 1));
     assert_eq!(sealed(&after).await, resealed);
 }
