@@ -753,6 +753,22 @@ async fn sign_in_sets_a_fresh_http_only_session_cookie_that_expires(backend: Bac
             "created {created}, seen {seen}"
         );
     }
+    // A session past its absolute lifetime is deleted at the next sign-in, even if its
+    // cookie never comes back.
+    sign_in(&t.app).await;
+    sqlx::query("UPDATE admin_sessions SET created_at = $1")
+        .bind(now - drip::auth::ABSOLUTE_SECONDS - 1)
+        .execute(t.app.db.pool())
+        .await
+        .unwrap();
+    sign_in(&t.app).await;
+    let (old,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM admin_sessions WHERE created_at < $1")
+            .bind(now - drip::auth::ABSOLUTE_SECONDS)
+            .fetch_one(t.app.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(old, 0, "the expired session was swept");
     // On https the cookie is Secure.
     let https = TestApp::build(backend, None, |c| {
         c.server.base_url = "https://drip.example.org".into()
