@@ -56,13 +56,13 @@ impl std::error::Error for Unreadable {}
 
 /// How far an import has come: bytes of the file read, and the report so far.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Progress<'a> {
+pub struct Progress<'a> {
     pub bytes: u64,
     pub report: &'a ImportReport,
 }
 
-/// Rows per transaction: three values each, well under SQLite's 32,766 bound variables.
-const BATCH: usize = 2000;
+/// Rows per transaction, and the progress callback's step.
+pub const BATCH: usize = 2000;
 
 pub async fn import_csv(
     app: &App,
@@ -179,7 +179,8 @@ impl<R: Read> Read for LineEnds<R> {
     }
 }
 
-pub(crate) async fn import_reader_with_progress<R: std::io::Read>(
+/// [`import_reader`], calling `progress` after every batch of [`BATCH`] rows and at the end.
+pub async fn import_reader_with_progress<R: std::io::Read>(
     app: &App,
     reader: R,
     confirmed: bool,
@@ -449,105 +450,5 @@ impl Target<'_> {
             .due_by_zone
             .entry(timezone)
             .or_insert_with(|| syllabus.first_due(now, timezone).timestamp())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Config;
-
-    async fn app(dir: &Path) -> App {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut config =
-            Config::from_toml_str(&std::fs::read_to_string(root.join("config.toml")).unwrap())
-                .unwrap();
-        config.database.url = format!("sqlite://{}", dir.join("drip.db").display());
-        config.mail.outbox_dir = dir.join("outbox");
-        config.course.lessons_dir = root.join("lessons");
-        config.course.templates_dir = root.join("templates");
-        App::start(config).await.unwrap()
-    }
-
-    async fn count(app: &App, sql: &str) -> i64 {
-        let (n,): (i64,) = sqlx::query_as(sql).fetch_one(app.db.pool()).await.unwrap();
-        n
-    }
-
-    #[tokio::test]
-    async fn an_import_enrolls_good_rows_reports_bad_ones_and_skips_known_addresses() {
-        let dir = tempfile::tempdir().unwrap();
-        let app = app(dir.path()).await;
-        let now = Utc::now();
-        let known = NewSubscriber::parse("known@example.com", "", "", Timezone::UTC).unwrap();
-        crate::subscriptions::add(&app, &known, true, "test", now)
-            .await
-            .unwrap();
-        // Header in another order, a bad address, a bad zone, a duplicate, a blank line,
-        // and more rows than one batch.
-        let mut csv = String::from("\u{feff}Name,Email,TimeZone\n");
-        csv.push_str(
-            "Ann,ann@example.com,Europe/Paris\n,not-an-address,\nBo,bo@example.com,Mars/Base\n",
-        );
-        csv.push_str("Ann again,ANN@example.com,\n\nKnown,known@example.com,UTC\n");
-        for i in 0..(BATCH + 10) {
-            csv.push_str(&format!("R{i},r{i}@example.com,Asia/Tokyo\n"));
-        }
-        let mut calls = Vec::new();
-        let report = import_reader_with_progress(&app, csv.as_bytes(), true, now, |p| {
-            calls.push((p.bytes, p.report.imported))
-        })
-        .await
-        .unwrap();
-        assert_eq!(report.imported, 1 + BATCH as u64 + 10);
-        assert_eq!(report.existing, 2, "the duplicate and the known address");
-        let lines: Vec<u64> = report.rejected.iter().map(|r| r.0).collect();
-        assert_eq!(lines, [3, 4], "{:?}", report.rejected);
-        assert!(
-            report.rejected[1].1.contains("timezone"),
-            "{:?}",
-            report.rejected
-        );
-        assert_eq!(calls.len(), 2, "after the full batch and at the end");
-        assert_eq!(calls.last().unwrap().0, csv.len() as u64);
-        assert!(calls[0].1 < calls[1].1);
-        let enrolled = count(&app, "SELECT COUNT(*) FROM enrollments WHERE status = 'active' AND position = 0 AND next_due_at IS NOT NULL").await;
-        assert_eq!(enrolled, report.imported as i64 + 1);
-        let ann = db::subscribers::by_email(&app.db, "ann@example.com")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (ann.name.as_str(), ann.timezone.name()),
-            ("Ann", "Europe/Paris")
-        );
-    }
-
-    #[tokio::test]
-    async fn an_unconfirmed_import_queues_one_confirmation_each() {
-        let dir = tempfile::tempdir().unwrap();
-        let app = app(dir.path()).await;
-        let csv = "a@example.com,A,UTC\nb@example.com,,\n";
-        let report = import_reader(&app, csv.as_bytes(), false, Utc::now())
-            .await
-            .unwrap();
-        assert_eq!(report.imported, 2);
-        assert_eq!(
-            count(
-                &app,
-                "SELECT COUNT(*) FROM deliveries WHERE kind = 'confirm' AND status = 'queued'"
-            )
-            .await,
-            2
-        );
-        assert_eq!(
-            count(
-                &app,
-                "SELECT COUNT(*) FROM subscribers WHERE status = 'pending'"
-            )
-            .await,
-            2
-        );
-        assert_eq!(count(&app, "SELECT COUNT(*) FROM enrollments").await, 0);
     }
 }

@@ -221,11 +221,10 @@ impl SmtpSession {
 }
 
 async fn the_webhook_stores_a_reply_with_the_bearer_token_only(backend: Backend) {
-    let mut t = TestApp::build(backend, None, |c| {
+    let t = TestApp::build(backend, None, |c| {
         c.inbound.token = "a-long-webhook-token-for-tests".into()
     })
     .await;
-    t.app = drip::app::App::with_db((*t.app.config).clone(), t.app.db.clone()).unwrap();
     let (reply_to, msg_id) = lesson_sent(&t, "bea@example.com").await;
     let raw = reply_mail(
         "bea@example.com",

@@ -57,10 +57,10 @@ pub async fn answer(app: &App, email: &str, delivery: i64, text: &str, when: Dat
 
 /// The same database with other `[privacy]` settings.
 fn with_privacy(t: &TestApp, raw_days: i64, reply_days: i64) -> App {
-    let mut config = (*t.app.config).clone();
-    config.privacy.raw_retention_days = raw_days;
-    config.privacy.reply_retention_days = reply_days;
-    App::with_db(config, t.app.db.clone()).unwrap()
+    t.another_process(|c| {
+        c.privacy.raw_retention_days = raw_days;
+        c.privacy.reply_retention_days = reply_days;
+    })
 }
 
 /// The retention sweep with this app's `[privacy]`, as `drip tick` runs it.
