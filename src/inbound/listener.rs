@@ -1,12 +1,6 @@
 //! The inbound SMTP listener (mailin): accepts mail for the reply domain only, bounds its
 //! size, and answers 250 only once the message is stored, like an MTA. A failure to store
 //! answers 451, so the sending server keeps the message and tries again.
-//!
-//! mailin serves from threads of its own, which nothing can stop from outside. The listener
-//! obeys drip's shutdown instead: once [`App::shutdown`] is cancelled, a new session (HELO,
-//! EHLO) or a new mail (MAIL FROM) is answered 421 and the connection closed, so the
-//! sending server queues the mail and delivers it once drip is back; a message already in
-//! DATA is still stored and answered.
 
 use std::net::{IpAddr, TcpListener};
 
@@ -28,7 +22,11 @@ fn reply(code: u16, text: &str) -> Response {
     Response::custom(code, text.to_owned())
 }
 
-/// The answer to new mail once drip is shutting down (421 closes the connection).
+/// The answer to new mail once drip is shutting down. The listener's threads block in
+/// accept and cannot be stopped from the runtime, so the listener obeys [`App::shutdown`]
+/// this way: once it is cancelled, a new session (HELO, EHLO) or a new mail (MAIL FROM) is
+/// answered 421 and the connection closed, and the sending server queues the mail for when
+/// drip is back; a message already in DATA is still stored and answered.
 fn shutting_down() -> Response {
     reply(421, "4.3.2 shutting down, try again later")
 }
