@@ -2,10 +2,10 @@
 //! once and shared by the web app, the scheduler, the sender and the CLI.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::curriculum;
@@ -24,15 +24,16 @@ pub struct App {
     pub vault: crate::crypto::Vault,
     /// Names this process in delivery leases.
     pub worker_id: String,
-    /// Set on shutdown: the sender finishes its batch and takes no more.
-    pub stopping: Arc<AtomicBool>,
+    /// Cancelled on shutdown, the one signal every task obeys: the tick loop stops, the web
+    /// server finishes its requests, the sender finishes its batch and takes no more, the
+    /// inbound listener turns new mail away with 421.
+    pub shutdown: CancellationToken,
     /// The sender's rate limits (`[smtp] max_per_second`, `max_connections_per_domain`).
     pub limiter: Arc<crate::outbox::ratelimit::Limiter>,
     /// Whether the SMTP server could be reached last time; holds the queue while it cannot.
     pub relay: Arc<crate::outbox::relay::RelayGate>,
-    /// When this process last ran the retention sweep (Unix seconds on the tick's clock), or
-    /// `privacy::NEVER`: the tick loop sweeps at most hourly.
-    pub retention_swept_at: Arc<AtomicI64>,
+    /// When this process last ran the retention sweep: the tick loop sweeps at most hourly.
+    pub(crate) sweeper: Arc<crate::privacy::Sweeper>,
 }
 
 impl App {
@@ -75,8 +76,8 @@ impl App {
             mailer,
             vault,
             worker_id,
-            stopping: Arc::new(AtomicBool::new(false)),
-            retention_swept_at: Arc::new(AtomicI64::new(crate::privacy::NEVER)),
+            shutdown: CancellationToken::new(),
+            sweeper: Arc::default(),
         })
     }
 
@@ -144,7 +145,7 @@ impl App {
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
+        self.shutdown.is_cancelled()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -160,7 +160,10 @@ pub(crate) async fn check_credentials(
 /// Starts a session; returns the cookie value (the only copy of the session id).
 pub(crate) async fn start_session(db: &Db, admin_id: i64, now: i64) -> anyhow::Result<String> {
     let id = random_token();
-    db::admins::create_session(db, &sha256_hex(&id), admin_id, &random_token(), now).await?;
+    // Sessions past their absolute lifetime are gone for good: sweep them while here.
+    let expired_before = now - ABSOLUTE_SECONDS;
+    let (id_hash, csrf) = (sha256_hex(&id), random_token());
+    db::admins::create_session(db, &id_hash, admin_id, &csrf, now, expired_before).await?;
     Ok(id)
 }
 

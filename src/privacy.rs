@@ -8,13 +8,14 @@
 
 pub mod reseal;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
-use crate::db;
+use crate::config;
+use crate::db::{self, Db};
 
 /// Rows per statement. Each batch is its own short write transaction, so a large backlog
 /// (retention switched on for the first time, say) never holds SQLite's one writer for long:
@@ -24,8 +25,8 @@ pub const BATCH: i64 = 1000;
 /// The long-running loop ticks every few seconds; retention only needs to run now and then.
 pub(crate) const EVERY_SECONDS: i64 = 3600;
 
-/// [`App::retention_swept_at`] before the first sweep of a process.
-pub(crate) const NEVER: i64 = i64::MIN;
+/// [`Sweeper::last`] before the first sweep of a process.
+const NEVER: i64 = i64::MIN;
 
 const DAY: i64 = 86_400;
 
@@ -44,50 +45,80 @@ impl RetentionReport {
     }
 }
 
-/// Sweeps unless this process already swept less than [`EVERY_SECONDS`] before `now`. The
-/// interval is read on the caller's clock (`drip tick --now` moves it like everything else);
-/// a clock that went backwards sweeps again rather than waiting for it to catch up.
-pub(crate) async fn sweep_if_due(
-    app: &App,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Option<RetentionReport>> {
-    let now_s = now.timestamp();
-    let last = app.retention_swept_at.load(Ordering::SeqCst);
-    if last != NEVER && (last..last + EVERY_SECONDS).contains(&now_s) {
-        return Ok(None);
-    }
-    // Taken before sweeping: a failing sweep is tried again in an hour, not at every tick.
-    if app
-        .retention_swept_at
-        .compare_exchange(last, now_s, Ordering::SeqCst, Ordering::SeqCst)
-        .is_err()
-    {
-        return Ok(None);
-    }
-    sweep(app, now).await.map(Some)
+/// The retention clock of one process: when it last swept, so that the long-running tick
+/// loop sweeps at most every [`EVERY_SECONDS`]. A new process (every `drip tick`) sweeps on
+/// its first pass.
+#[derive(Debug)]
+pub(crate) struct Sweeper {
+    /// Unix seconds on the tick's clock, or [`NEVER`].
+    last: AtomicI64,
 }
 
-/// Applies `[privacy]` as of `now`, in batches of [`BATCH`] rows.
-pub async fn sweep(app: &App, now: DateTime<Utc>) -> anyhow::Result<RetentionReport> {
-    sweep_in_batches(app, now, BATCH).await
+impl Default for Sweeper {
+    fn default() -> Self {
+        Sweeper {
+            last: AtomicI64::new(NEVER),
+        }
+    }
+}
+
+impl Sweeper {
+    /// Sweeps unless this process already swept less than [`EVERY_SECONDS`] before `now`.
+    /// The interval is read on the caller's clock (`drip tick --now` moves it like
+    /// everything else); a clock that went backwards sweeps again rather than waiting for
+    /// it to catch up.
+    pub(crate) async fn sweep_if_due(
+        &self,
+        db: &Db,
+        policy: &config::Privacy,
+        stop: &CancellationToken,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<RetentionReport>> {
+        let now_s = now.timestamp();
+        let last = self.last.load(Ordering::SeqCst);
+        if last != NEVER && (last..last + EVERY_SECONDS).contains(&now_s) {
+            return Ok(None);
+        }
+        // Taken before sweeping: a failing sweep is tried again in an hour, not at every tick.
+        if self
+            .last
+            .compare_exchange(last, now_s, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return Ok(None);
+        }
+        sweep(db, policy, stop, now).await.map(Some)
+    }
+}
+
+/// Applies `policy` as of `now`, in batches of [`BATCH`] rows, until done or until `stop`
+/// is cancelled (between batches: each batch is committed whole).
+pub async fn sweep(
+    db: &Db,
+    policy: &config::Privacy,
+    stop: &CancellationToken,
+    now: DateTime<Utc>,
+) -> anyhow::Result<RetentionReport> {
+    sweep_in_batches(db, policy, stop, now, BATCH).await
 }
 
 /// [`sweep`] with another batch size (tests use a small one to see the batches add up).
 pub async fn sweep_in_batches(
-    app: &App,
+    db: &Db,
+    policy: &config::Privacy,
+    stop: &CancellationToken,
     now: DateTime<Utc>,
     batch: i64,
 ) -> anyhow::Result<RetentionReport> {
-    let cfg = &app.config.privacy;
     let now_s = now.timestamp();
     let batch = batch.max(1);
     let mut report = RetentionReport::default();
     // Whole replies first: no point in stripping the raw message of a reply about to go.
-    if cfg.reply_retention_days > 0 {
-        let cutoff = now_s - cfg.reply_retention_days * DAY;
-        while !app.is_stopping() {
-            let mut tx = app.db.begin_write().await?;
-            let ids = db::replies::lock_received_before(&app.db, &mut tx, cutoff, batch).await?;
+    if policy.reply_retention_days > 0 {
+        let cutoff = now_s - policy.reply_retention_days * DAY;
+        while !stop.is_cancelled() {
+            let mut tx = db.begin_write().await?;
+            let ids = db::replies::lock_received_before(db, &mut tx, cutoff, batch).await?;
             report.replies_removed +=
                 db::replies::delete_keeping_answer_marks(&mut tx, &ids).await?;
             tx.commit().await?;
@@ -96,10 +127,10 @@ pub async fn sweep_in_batches(
             }
         }
     }
-    if cfg.raw_retention_days > 0 {
-        let cutoff = now_s - cfg.raw_retention_days * DAY;
-        while !app.is_stopping() {
-            let mut tx = app.db.begin_write().await?;
+    if policy.raw_retention_days > 0 {
+        let cutoff = now_s - policy.raw_retention_days * DAY;
+        while !stop.is_cancelled() {
+            let mut tx = db.begin_write().await?;
             let n = db::replies::drop_raw_received_before(&mut tx, cutoff, batch).await?;
             tx.commit().await?;
             report.raw_removed += n;
@@ -110,7 +141,7 @@ pub async fn sweep_in_batches(
     }
     if !report.is_empty() {
         // Counts and the policy only: the event log keeps no trace of whose words went.
-        let mut tx = app.db.begin_write().await?;
+        let mut tx = db.begin_write().await?;
         db::events::log(
             &mut tx,
             None,
@@ -119,8 +150,8 @@ pub async fn sweep_in_batches(
             &json!({
                 "raw_removed": report.raw_removed,
                 "replies_removed": report.replies_removed,
-                "raw_retention_days": cfg.raw_retention_days,
-                "reply_retention_days": cfg.reply_retention_days,
+                "raw_retention_days": policy.raw_retention_days,
+                "reply_retention_days": policy.reply_retention_days,
             }),
             now_s,
         )

@@ -368,7 +368,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Keys(KeysCommand::Reseal) => {
-            let report = crate::privacy::reseal::reseal_all(&app).await?;
+            let report = crate::privacy::reseal::reseal_all(&app.db, &app.vault).await?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {

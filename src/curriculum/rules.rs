@@ -6,7 +6,6 @@ use pulldown_cmark::{Event, Parser, Tag};
 use super::LessonContent;
 use super::problem::{Problem, line_of};
 use crate::domain::InvalidInput;
-use crate::render::TEMPLATE_VARIABLES;
 
 /// Checks what a lesson says, wherever it comes from. Body problems carry the body's own
 /// 1-based line; others carry line 1 of their field.
@@ -59,9 +58,8 @@ pub fn check_content(c: &LessonContent) -> Vec<Problem> {
 }
 
 fn check_template(body: &str, problems: &mut Vec<Problem>) {
-    let env = minijinja::Environment::new();
-    let template = match env.template_from_str(body) {
-        Ok(t) => t,
+    let unknown = match unknown_variables(body) {
+        Ok(unknown) => unknown,
         Err(e) => {
             let line = e.line().unwrap_or(1);
             let detail = e
@@ -76,12 +74,6 @@ fn check_template(body: &str, problems: &mut Vec<Problem>) {
             return;
         }
     };
-    let mut unknown: Vec<String> = template
-        .undeclared_variables(true)
-        .into_iter()
-        .filter(|v| !TEMPLATE_VARIABLES.contains(&v.as_str()))
-        .collect();
-    unknown.sort();
     for var in unknown {
         let line = body
             .find(var.as_str())
@@ -96,6 +88,42 @@ fn check_template(body: &str, problems: &mut Vec<Problem>) {
             ),
         ));
     }
+}
+
+/// The variables a lesson body may use: the contract between a lesson and the renderer,
+/// which provides exactly these (`render::MailContext` and `LessonVars`). The rules refuse
+/// any other, and the renderer names the unknown ones when a body fails.
+const TEMPLATE_VARIABLES: &[&str] = &[
+    "subscriber",
+    "subscriber.first_name",
+    "subscriber.email",
+    "subscriber.timezone",
+    "course",
+    "course.title",
+    "course.description",
+    "lesson",
+    "lesson.title",
+    "lesson.number",
+    "lesson.of",
+    "lesson.phase",
+    "links",
+    "links.unsubscribe",
+    "links.preferences",
+    "links.journal",
+];
+
+/// The variables `body` uses that are not in [`TEMPLATE_VARIABLES`], sorted; an error when
+/// `body` is not a template at all.
+pub(crate) fn unknown_variables(body: &str) -> Result<Vec<String>, minijinja::Error> {
+    let env = minijinja::Environment::new();
+    let template = env.template_from_str(body)?;
+    let mut unknown: Vec<String> = template
+        .undeclared_variables(true)
+        .into_iter()
+        .filter(|v| !TEMPLATE_VARIABLES.contains(&v.as_str()))
+        .collect();
+    unknown.sort();
+    Ok(unknown)
 }
 
 fn check_markdown(body: &str, problems: &mut Vec<Problem>) {

@@ -51,17 +51,19 @@ pub struct SessionRow {
     pub last_seen_at: i64,
 }
 
+/// Stores a new session created at `now`, and in the same transaction deletes every
+/// session created before `expired_before` (the caller's policy says when that is).
 pub(crate) async fn create_session(
     db: &Db,
     id_hash: &str,
     admin_id: i64,
     csrf: &str,
     now: i64,
+    expired_before: i64,
 ) -> anyhow::Result<()> {
     let mut tx = db.begin_write().await?;
-    // Sessions past their absolute lifetime are gone for good: sweep them while here.
     sqlx::query("DELETE FROM admin_sessions WHERE created_at < $1")
-        .bind(now - crate::auth::ABSOLUTE_SECONDS)
+        .bind(expired_before)
         .execute(&mut *tx)
         .await?;
     sqlx::query("INSERT INTO admin_sessions (id_hash, admin_id, csrf_token, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $4)")

@@ -93,6 +93,37 @@ pub(crate) async fn enqueue_mail(
     Ok(id)
 }
 
+/// Rows per INSERT of [`enqueue_confirmations`]: one bound value each.
+const CONFIRMATIONS_PER_INSERT: usize = 5000;
+
+/// Queues a confirmation mail (no payload) for each of these subscribers, due at `now`,
+/// one statement per [`CONFIRMATIONS_PER_INSERT`].
+pub(crate) async fn enqueue_confirmations(
+    tx: &mut Tx,
+    subscriber_ids: &[i64],
+    now: i64,
+) -> anyhow::Result<()> {
+    for chunk in subscriber_ids.chunks(CONFIRMATIONS_PER_INSERT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(${}, $1, $2, $3, $4, $3)", i + 5))
+            .collect();
+        let sql = format!(
+            "INSERT INTO deliveries (subscriber_id, kind, status, due_at, payload, created_at) VALUES {}",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(DeliveryKind::Confirm.as_str())
+            .bind(DeliveryStatus::Queued.as_str())
+            .bind(now)
+            .bind("{}");
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// Whether a mail of `kind` with exactly this payload was queued for the subscriber at or
 /// after `since` (to space out mails a visitor can ask for).
 pub(crate) async fn mail_queued_since(

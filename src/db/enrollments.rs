@@ -43,6 +43,44 @@ pub async fn create(
     Ok(done.rows_affected() == 1)
 }
 
+/// Rows per INSERT of [`create_many`]: two bound values each, well under SQLite's 32,766.
+const CREATE_MANY_ROWS: usize = 5000;
+
+/// Enrolls many subscribers at the course's first position: `(subscriber id, first lesson
+/// due at)` pairs, one statement per [`CREATE_MANY_ROWS`]. An enrollment that exists is
+/// left as it is.
+pub(crate) async fn create_many(
+    tx: &mut Tx,
+    rows: &[(i64, i64)],
+    course_id: i64,
+    now: i64,
+) -> anyhow::Result<()> {
+    for chunk in rows.chunks(CREATE_MANY_ROWS) {
+        let mut sql = String::with_capacity(200 + chunk.len() * 30);
+        sql.push_str("INSERT INTO enrollments (subscriber_id, course_id, status, position, next_due_at, created_at, updated_at) VALUES ");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, $1, $2, 0, ${}, $3, $3)",
+                i * 2 + 4,
+                i * 2 + 5
+            ));
+        }
+        sql.push_str(" ON CONFLICT (subscriber_id, course_id) DO NOTHING");
+        let mut q = sqlx::query(&sql)
+            .bind(course_id)
+            .bind(EnrollmentStatus::Active.as_str())
+            .bind(now);
+        for (subscriber_id, due) in chunk {
+            q = q.bind(*subscriber_id).bind(*due);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 pub async fn for_subscriber(db: &Db, subscriber_id: i64) -> anyhow::Result<Vec<EnrollmentRow>> {
     let sql = format!("SELECT {COLUMNS} FROM enrollments WHERE subscriber_id = $1 ORDER BY id");
     Ok(sqlx::query_as(&sql)

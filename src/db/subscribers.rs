@@ -114,6 +114,72 @@ pub async fn insert(
     Ok(id)
 }
 
+/// A subscriber for [`insert_many`]: the address already in its stored (key) form.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewRow<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    pub timezone: Timezone,
+}
+
+/// A subscriber [`insert_many`] created.
+#[derive(Debug, Clone, Copy, FromRow)]
+pub(crate) struct Inserted {
+    pub id: i64,
+    #[sqlx(try_from = "String")]
+    pub timezone: Timezone,
+}
+
+/// Rows per INSERT of [`insert_many`]: three bound values each, well under SQLite's 32,766.
+const INSERT_MANY_ROWS: usize = 2000;
+
+/// Inserts many subscribers, one statement per [`INSERT_MANY_ROWS`]; an address already
+/// known is left as it is. `confirmed`: active, confirmed at `now`; otherwise pending with
+/// its confirmation sent at `now` (the caller queues those mails in the same transaction,
+/// [`super::deliveries::enqueue_confirmations`]). Returns the subscribers created.
+pub(crate) async fn insert_many(
+    tx: &mut Tx,
+    rows: &[NewRow<'_>],
+    confirmed: bool,
+    now: i64,
+) -> anyhow::Result<Vec<Inserted>> {
+    let status = if confirmed {
+        SubscriberStatus::Active
+    } else {
+        SubscriberStatus::Pending
+    };
+    let mut inserted = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(INSERT_MANY_ROWS) {
+        let mut sql = String::with_capacity(200 + chunk.len() * 30);
+        sql.push_str(
+            "INSERT INTO subscribers (email, name, timezone, status, created_at, status_at, confirmed_at, confirm_sent_at) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 3;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, $1, $2, $2, $3, $4)",
+                b + 5,
+                b + 6,
+                b + 7
+            ));
+        }
+        sql.push_str(" ON CONFLICT (email) DO NOTHING RETURNING id, timezone");
+        let mut q = sqlx::query_as::<_, Inserted>(&sql)
+            .bind(status.as_str())
+            .bind(now)
+            .bind(confirmed.then_some(now))
+            .bind((!confirmed).then_some(now));
+        for r in chunk {
+            q = q.bind(r.email).bind(r.name).bind(r.timezone.name());
+        }
+        inserted.extend(q.fetch_all(&mut **tx).await?);
+    }
+    Ok(inserted)
+}
+
 pub(crate) async fn set_status(
     tx: &mut Tx,
     id: i64,

@@ -28,7 +28,23 @@ fn reply(code: u16, text: &str) -> Response {
     Response::custom(code, text.to_owned())
 }
 
+/// The answer to new mail once drip is shutting down. The listener's threads block in
+/// accept and cannot be stopped from the runtime, so the listener obeys [`App::shutdown`]
+/// this way: once it is cancelled, a new session (HELO, EHLO) or a new mail (MAIL FROM) is
+/// answered 421 and the connection closed, and the sending server queues the mail for when
+/// drip is back; a message already in DATA is still stored and answered.
+fn shutting_down() -> Response {
+    reply(421, "4.3.2 shutting down, try again later")
+}
+
 impl Handler for Inbound {
+    fn mail(&mut self, _ip: IpAddr, _domain: &str, _from: &str) -> Response {
+        if self.app.is_stopping() {
+            return shutting_down();
+        }
+        response::OK
+    }
+
     fn rcpt(&mut self, to: &str) -> Response {
         let to = to.trim().trim_start_matches('<').trim_end_matches('>');
         let domain = to.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
@@ -93,6 +109,9 @@ impl Handler for Inbound {
     }
 
     fn helo(&mut self, _ip: IpAddr, _domain: &str) -> Response {
+        if self.app.is_stopping() {
+            return shutting_down();
+        }
         response::OK
     }
 }

@@ -45,7 +45,10 @@ pub async fn tick(app: &App, now: DateTime<Utc>) -> anyhow::Result<TickReport> {
     }
     // Housekeeping after the mail: a failing sweep is logged (and tried again within the
     // hour) but never fails the tick that sent.
-    match crate::privacy::sweep_if_due(app, now).await {
+    let sweep = app
+        .sweeper
+        .sweep_if_due(&app.db, &app.config.privacy, &app.shutdown, now);
+    match sweep.await {
         Ok(Some(r)) => {
             total.raw_removed = r.raw_removed;
             total.replies_removed = r.replies_removed;

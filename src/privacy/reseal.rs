@@ -7,8 +7,8 @@
 //! erasure running at the same time wins), and a row that no key opens is left exactly as it
 //! is and reported: nothing is lost by resealing.
 
-use crate::app::App;
-use crate::db;
+use crate::crypto::Vault;
+use crate::db::{self, Db};
 
 /// Rows read and written per batch.
 const BATCH: i64 = 500;
@@ -24,11 +24,12 @@ pub struct ResealReport {
     pub unreadable: Vec<i64>,
 }
 
-pub async fn reseal_all(app: &App) -> anyhow::Result<ResealReport> {
+/// Reseals every reply `vault` can open under its current key, in batches.
+pub async fn reseal_all(db: &Db, vault: &Vault) -> anyhow::Result<ResealReport> {
     let mut report = ResealReport::default();
     let mut after = 0;
     loop {
-        let rows = db::replies::sealed_after(&app.db, after, BATCH).await?;
+        let rows = db::replies::sealed_after(db, after, BATCH).await?;
         let Some(last) = rows.last() else {
             return Ok(report);
         };
@@ -36,11 +37,11 @@ pub async fn reseal_all(app: &App) -> anyhow::Result<ResealReport> {
         let mut updates = Vec::new();
         for row in &rows {
             report.checked += 1;
-            let text = app.vault.open_with_key(&row.text);
+            let text = vault.open_with_key(&row.text);
             let raw = row
                 .raw
                 .as_deref()
-                .map(|r| app.vault.open_with_key(r))
+                .map(|r| vault.open_with_key(r))
                 .transpose();
             let (Ok((text, text_current)), Ok(raw)) = (text, raw) else {
                 report.unreadable.push(row.id);
@@ -50,16 +51,16 @@ pub async fn reseal_all(app: &App) -> anyhow::Result<ResealReport> {
             if text_current && raw_current {
                 continue;
             }
-            let new_text = (!text_current).then(|| app.vault.seal(&text));
+            let new_text = (!text_current).then(|| vault.seal(&text));
             let new_raw = raw
                 .filter(|(_, current)| !current)
-                .map(|(plain, _)| app.vault.seal(&plain));
+                .map(|(plain, _)| vault.seal(&plain));
             updates.push((row, new_text, new_raw));
         }
         if updates.is_empty() {
             continue;
         }
-        let mut tx = app.db.begin_write().await?;
+        let mut tx = db.begin_write().await?;
         for (row, text, raw) in &updates {
             let mut done = false;
             if let Some(text) = text {

@@ -11,27 +11,7 @@ use anyhow::Context;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
-use crate::curriculum::LessonContent;
-
-/// The variables a lesson body may use. Lint refuses any other.
-pub(crate) const TEMPLATE_VARIABLES: &[&str] = &[
-    "subscriber",
-    "subscriber.first_name",
-    "subscriber.email",
-    "subscriber.timezone",
-    "course",
-    "course.title",
-    "course.description",
-    "lesson",
-    "lesson.title",
-    "lesson.number",
-    "lesson.of",
-    "lesson.phase",
-    "links",
-    "links.unsubscribe",
-    "links.preferences",
-    "links.journal",
-];
+use crate::curriculum::{self, LessonContent};
 
 /// Who the mail is for. `first_name` already has its fallback.
 #[derive(Debug, Clone, Serialize)]
@@ -257,11 +237,12 @@ impl Renderer {
                 .render_str(&lesson.body, &body_ctx)
                 .map_err(|e| {
                     // minijinja's "undefined value" does not say which; name the unknown ones.
-                    let unknown = unknown_variables(&lesson.body);
+                    let unknown = curriculum::unknown_variables(&lesson.body).unwrap_or_default();
                     let which = if unknown.is_empty() {
                         String::new()
                     } else {
-                        format!(" (unknown variable {})", unknown.join(", "))
+                        let names: Vec<String> = unknown.iter().map(|v| format!("`{v}`")).collect();
+                        format!(" (unknown variable {})", names.join(", "))
                     };
                     anyhow::anyhow!("lesson body, line {}: {e}{which}", e.line().unwrap_or(1))
                 })?,
@@ -331,22 +312,6 @@ impl Renderer {
             .and_then(|t| t.render(ctx))
             .with_context(|| format!("rendering web/{name}.html"))
     }
-}
-
-/// The variables a lesson body uses that are not in TEMPLATE_VARIABLES, each as `` `name` ``.
-fn unknown_variables(body: &str) -> Vec<String> {
-    let env = Environment::new();
-    let Ok(template) = env.template_from_str(body) else {
-        return Vec::new();
-    };
-    let mut unknown: Vec<String> = template
-        .undeclared_variables(true)
-        .into_iter()
-        .filter(|v| !TEMPLATE_VARIABLES.contains(&v.as_str()))
-        .map(|v| format!("`{v}`"))
-        .collect();
-    unknown.sort();
-    unknown
 }
 
 /// Collapses the blank-line runs that template tags leave in plain text.

@@ -7,8 +7,9 @@
 //! A file that is not text drip can read at all (UTF-16, no rows) is refused whole, before
 //! anything is imported: [`Unreadable`] names the file and line.
 //!
-//! The bulk statements live here rather than in `db/`: they exist for this one job, and
-//! their shape (one multi-row VALUES list per batch) is what makes it fast.
+//! What makes it fast is the shape of the statements, one multi-row VALUES list per batch:
+//! `db::subscribers::insert_many`, `db::enrollments::create_many` and
+//! `db::deliveries::enqueue_confirmations`.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -21,7 +22,7 @@ use serde_json::json;
 
 use super::NewSubscriber;
 use crate::app::App;
-use crate::db::{self, Tx};
+use crate::db;
 use crate::domain::Timezone;
 use crate::schedule::Syllabus;
 
@@ -55,13 +56,13 @@ impl std::error::Error for Unreadable {}
 
 /// How far an import has come: bytes of the file read, and the report so far.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Progress<'a> {
+pub struct Progress<'a> {
     pub bytes: u64,
     pub report: &'a ImportReport,
 }
 
-/// Rows per transaction: three values each, well under SQLite's 32,766 bound variables.
-const BATCH: usize = 2000;
+/// Rows per transaction, and the progress callback's step.
+pub const BATCH: usize = 2000;
 
 pub async fn import_csv(
     app: &App,
@@ -178,7 +179,8 @@ impl<R: Read> Read for LineEnds<R> {
     }
 }
 
-pub(crate) async fn import_reader_with_progress<R: std::io::Read>(
+/// [`import_reader`], calling `progress` after every batch of [`BATCH`] rows and at the end.
+pub async fn import_reader_with_progress<R: std::io::Read>(
     app: &App,
     reader: R,
     confirmed: bool,
@@ -397,7 +399,7 @@ struct Target<'a> {
     course_id: i64,
     now: DateTime<Utc>,
     /// The first lesson's due time depends only on the time zone: computed once per zone.
-    due_by_zone: HashMap<String, i64>,
+    due_by_zone: HashMap<Timezone, i64>,
 }
 
 impl Target<'_> {
@@ -410,19 +412,31 @@ impl Target<'_> {
         if batch.rows.is_empty() {
             return Ok(());
         }
+        let emails: Vec<String> = batch.rows.iter().map(|s| s.email.key()).collect();
+        let rows: Vec<db::subscribers::NewRow<'_>> = batch
+            .rows
+            .iter()
+            .zip(&emails)
+            .map(|(s, email)| db::subscribers::NewRow {
+                email,
+                name: &s.name,
+                timezone: s.timezone,
+            })
+            .collect();
+        let now = self.now.timestamp();
         let mut tx = app.db.begin_write().await?;
-        let inserted = insert_subscribers(&mut tx, &batch.rows, self.confirmed, self.now).await?;
+        let inserted = db::subscribers::insert_many(&mut tx, &rows, self.confirmed, now).await?;
         report.existing += (batch.rows.len() - inserted.len()) as u64;
         report.imported += inserted.len() as u64;
         if self.confirmed {
-            let rows: Vec<(i64, i64)> = inserted
+            let due: Vec<(i64, i64)> = inserted
                 .iter()
-                .map(|(id, tz)| Ok((*id, self.first_due(tz)?)))
-                .collect::<anyhow::Result<_>>()?;
-            insert_enrollments(&mut tx, &rows, self.course_id, self.now.timestamp()).await?;
+                .map(|s| (s.id, self.first_due(s.timezone)))
+                .collect();
+            db::enrollments::create_many(&mut tx, &due, self.course_id, now).await?;
         } else {
-            let ids: Vec<i64> = inserted.iter().map(|(id, _)| *id).collect();
-            queue_confirmations(&mut tx, &ids, self.now.timestamp()).await?;
+            let ids: Vec<i64> = inserted.iter().map(|s| s.id).collect();
+            db::deliveries::enqueue_confirmations(&mut tx, &ids, now).await?;
         }
         tx.commit().await?;
         batch.rows.clear();
@@ -430,208 +444,11 @@ impl Target<'_> {
         Ok(())
     }
 
-    fn first_due(&mut self, timezone: &str) -> anyhow::Result<i64> {
+    fn first_due(&mut self, timezone: Timezone) -> i64 {
         let (syllabus, now) = (self.syllabus, self.now);
-        if let Some(due) = self.due_by_zone.get(timezone) {
-            return Ok(*due);
-        }
-        // The zone was parsed from the row a moment ago; it comes back from the insert.
-        let tz = Timezone::parse(timezone)
-            .with_context(|| format!("time zone {timezone:?} stored by the import"))?;
-        let due = syllabus.first_due(now, tz).timestamp();
-        self.due_by_zone.insert(timezone.to_owned(), due);
-        Ok(due)
-    }
-}
-
-/// Inserts the rows (an address already known is left as it is); returns the new
-/// subscribers' ids and time zones.
-async fn insert_subscribers(
-    tx: &mut Tx,
-    rows: &[NewSubscriber],
-    confirmed: bool,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Vec<(i64, String)>> {
-    let now_s = now.timestamp();
-    let status = if confirmed { "active" } else { "pending" };
-    let mut sql = String::with_capacity(100 + rows.len() * 40);
-    sql.push_str(
-        "INSERT INTO subscribers (email, name, timezone, status, created_at, status_at, confirmed_at, confirm_sent_at) VALUES ",
-    );
-    for i in 0..rows.len() {
-        let b = i * 3;
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, $1, $2, $2, $3, $4)",
-            b + 5,
-            b + 6,
-            b + 7
-        ));
-    }
-    sql.push_str(" ON CONFLICT (email) DO NOTHING RETURNING id, timezone");
-    let mut q = sqlx::query_as::<_, (i64, String)>(&sql)
-        .bind(status)
-        .bind(now_s)
-        .bind(confirmed.then_some(now_s))
-        .bind((!confirmed).then_some(now_s));
-    for s in rows {
-        q = q
-            .bind(s.email.key())
-            .bind(s.name.clone())
-            .bind(s.timezone.name());
-    }
-    Ok(q.fetch_all(&mut **tx).await?)
-}
-
-/// Enrolls (subscriber id, first lesson due) pairs in the course at position 0.
-async fn insert_enrollments(
-    tx: &mut Tx,
-    rows: &[(i64, i64)],
-    course_id: i64,
-    now: i64,
-) -> anyhow::Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut sql = String::with_capacity(150 + rows.len() * 30);
-    sql.push_str("INSERT INTO enrollments (subscriber_id, course_id, status, position, next_due_at, created_at, updated_at) VALUES ");
-    for i in 0..rows.len() {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!(
-            "(${}, $1, 'active', 0, ${}, $2, $2)",
-            i * 2 + 3,
-            i * 2 + 4
-        ));
-    }
-    sql.push_str(" ON CONFLICT (subscriber_id, course_id) DO NOTHING");
-    let mut q = sqlx::query(&sql).bind(course_id).bind(now);
-    for (id, due) in rows {
-        q = q.bind(*id).bind(*due);
-    }
-    q.execute(&mut **tx).await?;
-    Ok(())
-}
-
-/// Queues a confirmation mail for each new, unconfirmed subscriber.
-async fn queue_confirmations(tx: &mut Tx, ids: &[i64], now: i64) -> anyhow::Result<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let sql = format!(
-        "INSERT INTO deliveries (subscriber_id, kind, status, due_at, payload, created_at) VALUES {}",
-        (0..ids.len())
-            .map(|i| format!("(${}, 'confirm', 'queued', $1, '{{}}', $1)", i + 2))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let mut q = sqlx::query(&sql).bind(now);
-    for id in ids {
-        q = q.bind(*id);
-    }
-    q.execute(&mut **tx).await?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Config;
-
-    async fn app(dir: &Path) -> App {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut config =
-            Config::from_toml_str(&std::fs::read_to_string(root.join("config.toml")).unwrap())
-                .unwrap();
-        config.database.url = format!("sqlite://{}", dir.join("drip.db").display());
-        config.mail.outbox_dir = dir.join("outbox");
-        config.course.lessons_dir = root.join("lessons");
-        config.course.templates_dir = root.join("templates");
-        App::start(config).await.unwrap()
-    }
-
-    async fn count(app: &App, sql: &str) -> i64 {
-        let (n,): (i64,) = sqlx::query_as(sql).fetch_one(app.db.pool()).await.unwrap();
-        n
-    }
-
-    #[tokio::test]
-    async fn an_import_enrolls_good_rows_reports_bad_ones_and_skips_known_addresses() {
-        let dir = tempfile::tempdir().unwrap();
-        let app = app(dir.path()).await;
-        let now = Utc::now();
-        let known = NewSubscriber::parse("known@example.com", "", "", Timezone::UTC).unwrap();
-        crate::subscriptions::add(&app, &known, true, "test", now)
-            .await
-            .unwrap();
-        // Header in another order, a bad address, a bad zone, a duplicate, a blank line,
-        // and more rows than one batch.
-        let mut csv = String::from("\u{feff}Name,Email,TimeZone\n");
-        csv.push_str(
-            "Ann,ann@example.com,Europe/Paris\n,not-an-address,\nBo,bo@example.com,Mars/Base\n",
-        );
-        csv.push_str("Ann again,ANN@example.com,\n\nKnown,known@example.com,UTC\n");
-        for i in 0..(BATCH + 10) {
-            csv.push_str(&format!("R{i},r{i}@example.com,Asia/Tokyo\n"));
-        }
-        let mut calls = Vec::new();
-        let report = import_reader_with_progress(&app, csv.as_bytes(), true, now, |p| {
-            calls.push((p.bytes, p.report.imported))
-        })
-        .await
-        .unwrap();
-        assert_eq!(report.imported, 1 + BATCH as u64 + 10);
-        assert_eq!(report.existing, 2, "the duplicate and the known address");
-        let lines: Vec<u64> = report.rejected.iter().map(|r| r.0).collect();
-        assert_eq!(lines, [3, 4], "{:?}", report.rejected);
-        assert!(
-            report.rejected[1].1.contains("timezone"),
-            "{:?}",
-            report.rejected
-        );
-        assert_eq!(calls.len(), 2, "after the full batch and at the end");
-        assert_eq!(calls.last().unwrap().0, csv.len() as u64);
-        assert!(calls[0].1 < calls[1].1);
-        let enrolled = count(&app, "SELECT COUNT(*) FROM enrollments WHERE status = 'active' AND position = 0 AND next_due_at IS NOT NULL").await;
-        assert_eq!(enrolled, report.imported as i64 + 1);
-        let ann = db::subscribers::by_email(&app.db, "ann@example.com")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (ann.name.as_str(), ann.timezone.name()),
-            ("Ann", "Europe/Paris")
-        );
-    }
-
-    #[tokio::test]
-    async fn an_unconfirmed_import_queues_one_confirmation_each() {
-        let dir = tempfile::tempdir().unwrap();
-        let app = app(dir.path()).await;
-        let csv = "a@example.com,A,UTC\nb@example.com,,\n";
-        let report = import_reader(&app, csv.as_bytes(), false, Utc::now())
-            .await
-            .unwrap();
-        assert_eq!(report.imported, 2);
-        assert_eq!(
-            count(
-                &app,
-                "SELECT COUNT(*) FROM deliveries WHERE kind = 'confirm' AND status = 'queued'"
-            )
-            .await,
-            2
-        );
-        assert_eq!(
-            count(
-                &app,
-                "SELECT COUNT(*) FROM subscribers WHERE status = 'pending'"
-            )
-            .await,
-            2
-        );
-        assert_eq!(count(&app, "SELECT COUNT(*) FROM enrollments").await, 0);
+        *self
+            .due_by_zone
+            .entry(timezone)
+            .or_insert_with(|| syllabus.first_due(now, timezone).timestamp())
     }
 }

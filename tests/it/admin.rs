@@ -753,6 +753,22 @@ async fn sign_in_sets_a_fresh_http_only_session_cookie_that_expires(backend: Bac
             "created {created}, seen {seen}"
         );
     }
+    // A session past its absolute lifetime is deleted at the next sign-in, even if its
+    // cookie never comes back.
+    sign_in(&t.app).await;
+    sqlx::query("UPDATE admin_sessions SET created_at = $1")
+        .bind(now - drip::auth::ABSOLUTE_SECONDS - 1)
+        .execute(t.app.db.pool())
+        .await
+        .unwrap();
+    sign_in(&t.app).await;
+    let (old,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM admin_sessions WHERE created_at < $1")
+            .bind(now - drip::auth::ABSOLUTE_SECONDS)
+            .fetch_one(t.app.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(old, 0, "the expired session was swept");
     // On https the cookie is Secure.
     let https = TestApp::build(backend, None, |c| {
         c.server.base_url = "https://drip.example.org".into()
@@ -800,15 +816,15 @@ async fn repeated_failed_sign_ins_from_one_address_are_refused_for_a_while(backe
     );
 }
 
-/// The `drip` binary with the shipped configuration, on a SQLite file in `dir`.
-fn drip_cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
+/// The `drip` binary with the shipped configuration, on the test app's database and folder.
+fn drip_cli(t: &TestApp, args: &[&str], stdin: &str) -> std::process::Output {
     let repo = crate::support::repo;
     let config = repo("config.toml");
-    let url = format!("sqlite://{}", dir.join("drip.db").display());
+    let dir = t.dir.path();
     let (lessons, templates) = (repo("lessons"), repo("templates"));
     let outbox = dir.join("outbox");
     let env = [
-        ("DRIP_DATABASE__URL", url.as_str()),
+        ("DRIP_DATABASE__URL", t.db.url.as_str()),
         ("DRIP_COURSE__LESSONS_DIR", lessons.to_str().unwrap()),
         ("DRIP_COURSE__TEMPLATES_DIR", templates.to_str().unwrap()),
         ("DRIP_MAIL__OUTBOX_DIR", outbox.to_str().unwrap()),
@@ -822,9 +838,13 @@ fn drip_cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_admin_from_the_cli_signs_in_edits_lesson_one_and_the_next_mail_has_it() {
-    let dir = tempfile::tempdir().unwrap();
+    // The CLI and the served app share one SQLite database.
+    let t = TestApp::build(Backend::Sqlite, None, |c| {
+        c.server.base_url = "http://127.0.0.1:8080".into()
+    })
+    .await;
     let out = drip_cli(
-        dir.path(),
+        &t,
         &["admin", "add", "zoe", "--email", "zoe@example.org"],
         "too short\n",
     );
@@ -834,22 +854,18 @@ async fn a_new_admin_from_the_cli_signs_in_edits_lesson_one_and_the_next_mail_ha
         "{out:?}"
     );
     let out = drip_cli(
-        dir.path(),
+        &t,
         &["admin", "add", "zoe", "--email", "zoe@example.org"],
         "a long enough passphrase\n",
     );
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("admin zoe created"));
-    let out = drip_cli(
-        dir.path(),
-        &["admin", "add", "zoe"],
-        "a long enough passphrase\n",
-    );
+    let out = drip_cli(&t, &["admin", "add", "zoe"], "a long enough passphrase\n");
     assert!(
         !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("already exists"),
         "{out:?}"
     );
-    let out = drip_cli(dir.path(), &["admin", "token", "zoe"], "");
+    let out = drip_cli(&t, &["admin", "token", "zoe"], "");
     let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(
         out.status.success() && token.starts_with("drip_") && token.len() > 40,
@@ -857,12 +873,7 @@ async fn a_new_admin_from_the_cli_signs_in_edits_lesson_one_and_the_next_mail_ha
     );
 
     // The same database, served.
-    let mut config = crate::support::test_config(
-        &format!("sqlite://{}", dir.path().join("drip.db").display()),
-        &dir.path().join("outbox"),
-    );
-    config.server.base_url = "http://127.0.0.1:8080".into();
-    let app = App::start(config).await.unwrap();
+    let app = t.app.clone();
     app.course().await.unwrap();
     let r = send(
         &app,
@@ -933,7 +944,7 @@ async fn a_new_admin_from_the_cli_signs_in_edits_lesson_one_and_the_next_mail_ha
         .await
         .unwrap();
     drip::outbox::tick(&app, Utc::now()).await.unwrap();
-    let mail = std::fs::read_dir(dir.path().join("outbox"))
+    let mail = std::fs::read_dir(t.dir.path().join("outbox"))
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| std::fs::read_to_string(e.path()).unwrap())

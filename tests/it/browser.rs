@@ -16,7 +16,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
 use crate::admin::{PASSWORD, USER};
-use crate::support::{Backend, TestApp, text_part};
+use crate::support::{Backend, SmtpServer, TestApp, text_part};
 
 fn find_program(candidates: &[&str]) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
@@ -139,8 +139,12 @@ async fn an_admin_edits_the_first_lesson_in_chromium_and_the_next_mail_carries_i
         return;
     };
 
-    let mut t = TestApp::with_smtp(Backend::Sqlite).await;
-    let base = t.serve().await;
+    let t = TestApp::builder(Backend::Sqlite)
+        .smtp(SmtpServer::start())
+        .serve()
+        .build()
+        .await;
+    let base = t.base_url().to_owned();
     crate::admin::add_test_admin(&t.app).await;
 
     let driver = Driver::start(&chromedriver);
@@ -288,4 +292,26 @@ async fn an_admin_edits_the_first_lesson_in_chromium_and_the_next_mail_carries_i
         text_part(&lesson.data).contains(paragraph)
             && text_part(&lesson.data).contains("Hi Reader,")
     );
+}
+
+/// What the browser test stands on, checked without a browser: a test app built with
+/// `.serve()` answers over TCP at its `base_url`, through drip's own web server, and the
+/// links it mails point there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_served_app_answers_at_its_base_url_and_mails_links_to_it() {
+    let t = TestApp::builder(Backend::Sqlite).serve().build().await;
+    let base = t.base_url().to_owned();
+    let addr = base.trim_start_matches("http://");
+    let (status, page) = crate::faults::http(addr, "GET", "/healthz", "").await;
+    assert_eq!(status, 200, "{page}");
+    let form = "email=served%40example.com&name=Sam&timezone=UTC";
+    let (status, page) = crate::faults::http(addr, "POST", "/subscribe", form).await;
+    assert_eq!(status, 200, "{page}");
+    drip::outbox::tick(&t.app, Utc::now()).await.unwrap();
+    let (_, mail) = t.outbox().pop().expect("the confirmation mail");
+    let link = crate::support::find_url(&text_part(&mail), &format!("{base}/confirm/"))
+        .expect("a confirm link to the served address");
+    let (status, page) =
+        crate::faults::http(addr, "GET", &crate::support::path_of(&link), "").await;
+    assert_eq!(status, 200, "{page}");
 }

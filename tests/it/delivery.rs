@@ -544,7 +544,7 @@ async fn two_ticks_racing_never_send_a_lesson_twice(backend: Backend) {
         confirmed_subscriber(&t, &format!("g{i}@example.com"), "UTC", t0).await;
     }
     // A second process on the same database: its own App, its own lease owner.
-    let other = drip::app::App::with_db((*t.app.config).clone(), t.app.db.clone()).unwrap();
+    let other = t.another_process(|_| {});
     assert_ne!(other.worker_id, t.app.worker_id);
     let (a, b) = tokio::join!(outbox::tick(&t.app, t0), outbox::tick(&other, t0));
     let (a, b) = (a.unwrap(), b.unwrap());

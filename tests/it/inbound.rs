@@ -170,14 +170,64 @@ async fn the_smtp_listener_stores_a_reply_sent_by_a_real_smtp_client(backend: Ba
     .unwrap();
     let err = client.send_raw(&other, raw.as_bytes()).await.unwrap_err();
     assert!(err.is_permanent(), "{err}");
+
+    // Once drip shuts down, a session already open is refused its next mail, and a new one
+    // its greeting, with 421: the sending server keeps the mail for when drip is back.
+    let mut open = SmtpSession::connect(addr).await;
+    assert!(open.say("EHLO mail.example.com").await.starts_with("250"));
+    t.app.shutdown.cancel();
+    let answer = open.say("MAIL FROM:<ann@example.com>").await;
+    assert!(answer.starts_with("421"), "{answer}");
+    let mut new = SmtpSession::connect(addr).await;
+    let answer = new.say("EHLO mail.example.com").await;
+    assert!(answer.starts_with("421"), "{answer}");
+    assert_eq!(replies_of(&t, "ann@example.com").await.len(), 1);
+}
+
+/// A plain SMTP conversation, one command and its (last) answer line at a time.
+struct SmtpSession {
+    stream: tokio::io::BufStream<tokio::net::TcpStream>,
+}
+
+impl SmtpSession {
+    async fn connect(addr: std::net::SocketAddr) -> SmtpSession {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut session = SmtpSession {
+            stream: tokio::io::BufStream::new(stream),
+        };
+        let greeting = session.answer().await;
+        assert!(greeting.starts_with("220"), "{greeting}");
+        session
+    }
+
+    async fn say(&mut self, command: &str) -> String {
+        use tokio::io::AsyncWriteExt;
+        self.stream
+            .write_all(format!("{command}\r\n").as_bytes())
+            .await
+            .unwrap();
+        self.stream.flush().await.unwrap();
+        self.answer().await
+    }
+
+    /// The last line of a (possibly multi-line) answer: `250-...` lines continue it.
+    async fn answer(&mut self) -> String {
+        use tokio::io::AsyncBufReadExt;
+        loop {
+            let mut line = String::new();
+            self.stream.read_line(&mut line).await.unwrap();
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return line;
+            }
+        }
+    }
 }
 
 async fn the_webhook_stores_a_reply_with_the_bearer_token_only(backend: Backend) {
-    let mut t = TestApp::build(backend, None, |c| {
+    let t = TestApp::build(backend, None, |c| {
         c.inbound.token = "a-long-webhook-token-for-tests".into()
     })
     .await;
-    t.app = drip::app::App::with_db((*t.app.config).clone(), t.app.db.clone()).unwrap();
     let (reply_to, msg_id) = lesson_sent(&t, "bea@example.com").await;
     let raw = reply_mail(
         "bea@example.com",

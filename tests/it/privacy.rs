@@ -57,10 +57,15 @@ pub async fn answer(app: &App, email: &str, delivery: i64, text: &str, when: Dat
 
 /// The same database with other `[privacy]` settings.
 fn with_privacy(t: &TestApp, raw_days: i64, reply_days: i64) -> App {
-    let mut config = (*t.app.config).clone();
-    config.privacy.raw_retention_days = raw_days;
-    config.privacy.reply_retention_days = reply_days;
-    App::with_db(config, t.app.db.clone()).unwrap()
+    t.another_process(|c| {
+        c.privacy.raw_retention_days = raw_days;
+        c.privacy.reply_retention_days = reply_days;
+    })
+}
+
+/// The retention sweep with this app's `[privacy]`, as `drip tick` runs it.
+async fn sweep(app: &App, now: DateTime<Utc>) -> anyhow::Result<RetentionReport> {
+    privacy::sweep(&app.db, &app.config.privacy, &app.shutdown, now).await
 }
 
 /// (raw kept, text) of a reply.
@@ -116,11 +121,11 @@ async fn raw_messages_older_than_the_retention_are_deleted_and_their_text_stays_
     )
     .await;
     // 29 days on, nothing is old enough.
-    let report = privacy::sweep(&t.app, t0() + days(29)).await.unwrap();
+    let report = sweep(&t.app, t0() + days(29)).await.unwrap();
     assert_eq!(report, RetentionReport::default());
     assert!(retention_events(&t.app).await.is_empty());
     // 31 days on, the first reply's raw message goes; the second is 11 days old.
-    let report = privacy::sweep(&t.app, t0() + days(31)).await.unwrap();
+    let report = sweep(&t.app, t0() + days(31)).await.unwrap();
     assert_eq!(
         report,
         RetentionReport {
@@ -137,12 +142,7 @@ async fn raw_messages_older_than_the_retention_are_deleted_and_their_text_stays_
         Some((true, "And then I listened.".into()))
     );
     // A second sweep finds nothing more and logs nothing more.
-    assert!(
-        privacy::sweep(&t.app, t0() + days(31))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(sweep(&t.app, t0() + days(31)).await.unwrap().is_empty());
     let events = retention_events(&t.app).await;
     assert_eq!(events.len(), 1, "{events:?}");
     let (actor, subscriber, detail) = &events[0];
@@ -211,9 +211,15 @@ async fn whole_replies_older_than_the_retention_are_deleted_in_batches_and_the_a
     assert_eq!(before[&lesson_one], (4, 4), "4 sent, 4 people answered");
 
     // Batches of two: four old replies take two full batches and an empty one.
-    let report = privacy::sweep_in_batches(&app, t0() + days(91), 2)
-        .await
-        .unwrap();
+    let report = privacy::sweep_in_batches(
+        &app.db,
+        &app.config.privacy,
+        &app.shutdown,
+        t0() + days(91),
+        2,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         report,
         RetentionReport {
@@ -240,7 +246,7 @@ async fn whole_replies_older_than_the_retention_are_deleted_in_batches_and_the_a
     assert_eq!(events[0].2["raw_removed"], 1);
     assert_eq!(events[0].2["reply_retention_days"], 90);
     // When the last one goes too, the count still holds.
-    privacy::sweep(&app, t0() + days(200)).await.unwrap();
+    sweep(&app, t0() + days(200)).await.unwrap();
     assert_eq!(stored(&app, young).await, None);
     assert_eq!(db::stats::lesson_counts(&app.db).await.unwrap(), before);
 }
@@ -250,7 +256,7 @@ async fn nothing_is_deleted_when_both_retentions_are_zero(backend: Backend) {
     let app = with_privacy(&t, 0, 0);
     let (_, delivery) = with_lesson_sent(&t, "ann@example.com").await;
     let id = answer(&app, "ann@example.com", delivery, "Kept.", t0()).await;
-    let report = privacy::sweep(&app, t0() + days(3650)).await.unwrap();
+    let report = sweep(&app, t0() + days(3650)).await.unwrap();
     assert!(report.is_empty(), "{report:?}");
     assert_eq!(stored(&app, id).await, Some((true, "Kept.".into())));
     assert!(retention_events(&app).await.is_empty());

@@ -16,7 +16,7 @@ use drip::app::App;
 use mailin_embedded::{Handler, Response, Server};
 
 use crate::faults::expected_ids;
-use crate::support::{Backend, TestDb, postgres_url, repo, test_config};
+use crate::support::{Backend, TestApp, postgres_url, repo};
 
 const SUBSCRIBERS: i64 = 20_000;
 const WORKERS: usize = 4;
@@ -163,20 +163,18 @@ impl Drop for Workers {
 /// A fresh schema with the course synced and SUBSCRIBERS confirmed subscribers whose first
 /// lesson is due; the configuration file the workers read.
 struct Setup {
-    db: TestDb,
-    app: App,
+    t: TestApp,
     smtp: MessageIds,
     config: PathBuf,
-    dir: tempfile::TempDir,
 }
 
 async fn setup() -> Setup {
-    let db = TestDb::new(Backend::Postgres).await;
-    let dir = tempfile::tempdir().unwrap();
+    let t = TestApp::build(Backend::Postgres, None, |c| {
+        c.mail.transport = drip::config::Transport::Smtp
+    })
+    .await;
+    let (app, dir) = (t.app.clone(), t.dir.path());
     let (smtp, port) = MessageIds::start();
-    let mut config = test_config(&db.url, &dir.path().join("outbox"));
-    config.mail.transport = drip::config::Transport::Smtp;
-    let app = App::with_db(config, db.connect().await).unwrap();
     let course = app.course().await.unwrap();
     let now = chrono::Utc::now().timestamp();
     sqlx::query(
@@ -208,18 +206,12 @@ async fn setup() -> Setup {
         )
         .replace(
             "outbox_dir = \"outbox\"",
-            &format!("outbox_dir = {:?}", dir.path().join("outbox")),
+            &format!("outbox_dir = {:?}", dir.join("outbox")),
         )
         .replace("level = \"info\"", "level = \"warn\"");
-    let config = dir.path().join("config.toml");
+    let config = dir.join("config.toml");
     std::fs::write(&config, text).unwrap();
-    Setup {
-        db,
-        app,
-        smtp,
-        config,
-        dir,
-    }
+    Setup { t, smtp, config }
 }
 
 async fn count(app: &App, sql: &str) -> i64 {
@@ -232,7 +224,7 @@ async fn wait_until_all_sent(s: &Setup, workers: &Workers, limit: Duration) {
     let deadline = Instant::now() + limit;
     loop {
         let sent = count(
-            &s.app,
+            &s.t.app,
             "SELECT COUNT(*) FROM deliveries WHERE status = 'sent'",
         )
         .await;
@@ -257,14 +249,14 @@ async fn four_workers_send_every_lesson_exactly_once() {
     let _turn = crate::support::PROCESSES.lock().await;
     let s = setup().await;
     let started = Instant::now();
-    let workers = Workers::start(&s.config, &s.db.url, s.dir.path());
+    let workers = Workers::start(&s.config, &s.t.db.url, s.t.dir.path());
     wait_until_all_sent(&s, &workers, Duration::from_secs(150)).await;
     let took = started.elapsed();
     // Anything sent twice would be a mail whose lease ran out while it was being sent:
     // give such a copy time to arrive before counting.
     tokio::time::sleep(Duration::from_secs(2)).await;
     drop(workers);
-    let expected = expected_ids(&s.app).await;
+    let expected = expected_ids(&s.t.app).await;
     assert_eq!(expected.len() as i64, SUBSCRIBERS);
     let counts = s.smtp.counts();
     let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
@@ -278,7 +270,7 @@ async fn four_workers_send_every_lesson_exactly_once() {
         "no Message-ID that is not a delivery's"
     );
     let pending = count(
-        &s.app,
+        &s.t.app,
         "SELECT COUNT(*) FROM enrollments WHERE next_due_at IS NULL OR position <> 1",
     )
     .await;
@@ -297,7 +289,7 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
     }
     let _turn = crate::support::PROCESSES.lock().await;
     let s = setup().await;
-    let mut workers = Workers::start(&s.config, &s.db.url, s.dir.path());
+    let mut workers = Workers::start(&s.config, &s.t.db.url, s.t.dir.path());
     let deadline = Instant::now() + Duration::from_secs(60);
     while s.smtp.received() < (SUBSCRIBERS / 4) as u32 {
         assert!(
@@ -321,7 +313,7 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
         let owners: Vec<(String,)> = sqlx::query_as(
             "SELECT DISTINCT lease_owner FROM deliveries WHERE status = 'queued' AND lease_owner IS NOT NULL",
         )
-        .fetch_all(s.app.db.pool())
+        .fetch_all(s.t.app.db.pool())
         .await
         .unwrap();
         let victim = owners.iter().find_map(|(owner,)| {
@@ -341,7 +333,7 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
             "SELECT id FROM deliveries WHERE status = 'queued' AND lease_owner = $1",
         )
         .bind(&owner)
-        .fetch_all(s.app.db.pool())
+        .fetch_all(s.t.app.db.pool())
         .await
         .unwrap();
         in_flight += left.len() as i64;
@@ -353,7 +345,7 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
     wait_until_all_sent(&s, &workers, Duration::from_secs(150)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     drop(workers);
-    let expected = expected_ids(&s.app).await;
+    let expected = expected_ids(&s.t.app).await;
     assert_eq!(expected.len() as i64, SUBSCRIBERS);
     let counts = s.smtp.counts();
     for id in &expected {
@@ -370,7 +362,7 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
     // ahead) came back when its lease ran out and were sent by the others; only those it had
     // sent of the first before dying can have gone out twice.
     let reclaimed: Vec<(i64,)> = sqlx::query_as("SELECT id FROM deliveries WHERE attempts > 1")
-        .fetch_all(s.app.db.pool())
+        .fetch_all(s.t.app.db.pool())
         .await
         .unwrap();
     let reclaimed: std::collections::HashSet<i64> = reclaimed.into_iter().map(|(id,)| id).collect();
@@ -380,7 +372,7 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
     );
     for (id, n) in &counts {
         if *n > 1 {
-            let delivery = s.app.delivery_of_message_id(id).unwrap();
+            let delivery = s.t.app.delivery_of_message_id(id).unwrap();
             assert!(
                 claimed_by_dead.contains(&delivery),
                 "{id} arrived twice but was not in the killed worker's hands"

@@ -176,44 +176,138 @@ pub fn test_config(db_url: &str, outbox: &std::path::Path) -> Config {
     c
 }
 
-/// A drip instance on a fresh database.
+/// A drip instance on a fresh database. Every test's `App` is made by [`Builder`] (or, for a
+/// second process on the same database, [`TestApp::another_process`]), so the test
+/// configuration and every tweak to it go through one place.
 pub struct TestApp {
     pub app: App,
     pub db: TestDb,
     pub dir: tempfile::TempDir,
     pub smtp: Option<SmtpServer>,
+    /// Where the web app is served, with [`Builder::serve`].
+    base_url: Option<String>,
 }
 
-impl TestApp {
-    /// Mail goes to .eml files in a temp folder.
-    pub async fn with_file_outbox(backend: Backend) -> TestApp {
-        Self::build(backend, None, |_| {}).await
+/// A change to the test configuration, made before the `App` is.
+type Tweak<'a> = Box<dyn FnOnce(&mut Config) + 'a>;
+
+/// How a test's drip instance is made: `TestApp::builder(backend)`, then any of `.smtp(..)`,
+/// `.config(|c| ..)` (as many as needed, applied in order) and `.serve()`, then `.build()`.
+#[must_use]
+pub struct Builder<'a> {
+    backend: Backend,
+    smtp: Option<SmtpServer>,
+    tweaks: Vec<Tweak<'a>>,
+    serve: bool,
+}
+
+impl<'a> Builder<'a> {
+    /// Mail goes over SMTP to `smtp`, a real server in this process.
+    pub fn smtp(mut self, smtp: SmtpServer) -> Self {
+        self.smtp = Some(smtp);
+        self
     }
 
-    /// Mail goes over SMTP to a real server in this process.
-    pub async fn with_smtp(backend: Backend) -> TestApp {
-        let smtp = SmtpServer::start();
-        Self::build(backend, Some(smtp), |_| {}).await
+    /// Changes the configuration before the `App` is made.
+    pub fn config(mut self, tweak: impl FnOnce(&mut Config) + 'a) -> Self {
+        self.tweaks.push(Box::new(tweak));
+        self
     }
 
-    pub async fn build(
-        backend: Backend,
-        smtp: Option<SmtpServer>,
-        tweak: impl FnOnce(&mut Config),
-    ) -> TestApp {
-        let db = TestDb::new(backend).await;
+    /// Serves the web app over TCP on a free port, through drip's own `server::web`. The
+    /// port is bound before the configuration is made, so `base_url` (and every link in
+    /// every mail) names it; see [`TestApp::base_url`].
+    pub fn serve(mut self) -> Self {
+        self.serve = true;
+        self
+    }
+
+    pub async fn build(self) -> TestApp {
+        let db = TestDb::new(self.backend).await;
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(&db.url, &dir.path().join("outbox"));
-        if let Some(s) = &smtp {
+        if let Some(s) = &self.smtp {
             config.mail.transport = Transport::Smtp;
             config.smtp.host = "127.0.0.1".into();
             config.smtp.port = s.addr.port();
             config.smtp.timeout_seconds = 5;
         }
-        tweak(&mut config);
+        let listener = if self.serve {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            config.server.base_url = format!("http://{}", listener.local_addr().unwrap());
+            Some(listener)
+        } else {
+            None
+        };
+        for tweak in self.tweaks {
+            tweak(&mut config);
+        }
         let database = db.connect().await;
         let app = App::with_db(config, database).unwrap();
-        TestApp { app, db, dir, smtp }
+        let base_url = listener.map(|listener| {
+            tokio::spawn(drip::server::web(app.clone(), listener));
+            app.config.server.base_url.clone()
+        });
+        TestApp {
+            app,
+            db,
+            dir,
+            smtp: self.smtp,
+            base_url,
+        }
+    }
+}
+
+impl TestApp {
+    pub fn builder<'a>(backend: Backend) -> Builder<'a> {
+        Builder {
+            backend,
+            smtp: None,
+            tweaks: Vec::new(),
+            serve: false,
+        }
+    }
+
+    /// Mail goes to .eml files in a temp folder.
+    pub async fn with_file_outbox(backend: Backend) -> TestApp {
+        Self::builder(backend).build().await
+    }
+
+    /// Mail goes over SMTP to a real server in this process.
+    pub async fn with_smtp(backend: Backend) -> TestApp {
+        Self::builder(backend)
+            .smtp(SmtpServer::start())
+            .build()
+            .await
+    }
+
+    /// [`Builder`] in one call: an SMTP server or none, and one tweak of the configuration.
+    pub async fn build(
+        backend: Backend,
+        smtp: Option<SmtpServer>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        let mut builder = Self::builder(backend).config(tweak);
+        builder.smtp = smtp;
+        builder.build().await
+    }
+
+    /// Another drip process on this one's database, with `tweak` applied to a copy of this
+    /// one's configuration: its own `App` (worker id, relay gate, rate limits, retention
+    /// clock, shutdown), as a second `drip worker` or a restart with a changed
+    /// `config.toml` would have.
+    pub fn another_process(&self, tweak: impl FnOnce(&mut Config)) -> App {
+        let mut config = (*self.app.config).clone();
+        tweak(&mut config);
+        App::with_db(config, self.app.db.clone()).unwrap()
+    }
+
+    /// The web app's address (`http://127.0.0.1:port`), for an app built with
+    /// [`Builder::serve`].
+    pub fn base_url(&self) -> &str {
+        self.base_url
+            .as_deref()
+            .expect("this test app is not served: build it with .serve()")
     }
 
     pub fn smtp(&self) -> &SmtpServer {
@@ -243,27 +337,6 @@ impl TestApp {
                 )
             })
             .collect()
-    }
-
-    /// Serves the web app on a free port; returns its base URL. The app's base_url must
-    /// match, so this rebuilds the App with it.
-    pub async fn serve(&mut self) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let base = format!("http://{addr}");
-        let mut config = (*self.app.config).clone();
-        config.server.base_url = base.clone();
-        self.app = App::with_db(config, self.app.db.clone()).unwrap();
-        let router = drip::web::router(self.app.clone());
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
-        base
     }
 }
 

@@ -3,10 +3,14 @@
 //! all, or has no rows, is refused whole, naming the file and line, and imports nothing.
 
 use chrono::Utc;
+use drip::db;
+use drip::domain::Timezone;
+use drip::subscriptions::NewSubscriber;
 use drip::subscriptions::import::{self, ImportReport, Unreadable};
 
 use super::{Snapshot, assert_unchanged, changes, snapshot};
 use crate::admin::{admin_app, send, sign_in};
+use crate::faults::count;
 use crate::on_both_databases;
 use crate::support::{Backend, TestApp};
 
@@ -167,6 +171,8 @@ fn assert_only_good_rows_added(
 on_both_databases!(
     csv_import_reports_each_bad_row_by_line_and_imports_only_the_good_ones,
     a_file_refused_whole_in_the_admin_upload_imports_nothing,
+    an_import_enrolls_good_rows_reports_bad_ones_and_skips_known_addresses,
+    an_unconfirmed_import_queues_one_confirmation_each,
 );
 
 async fn csv_import_reports_each_bad_row_by_line_and_imports_only_the_good_ones(backend: Backend) {
@@ -299,4 +305,79 @@ async fn a_file_refused_whole_in_the_admin_upload_imports_nothing(backend: Backe
         r.body
     );
     assert_unchanged(&t, "UTF-16 upload", &before, &snapshot(&t.app).await);
+}
+
+async fn an_import_enrolls_good_rows_reports_bad_ones_and_skips_known_addresses(backend: Backend) {
+    let t = TestApp::with_file_outbox(backend).await;
+    let app = &t.app;
+    let now = Utc::now();
+    let known = NewSubscriber::parse("known@example.com", "", "", Timezone::UTC).unwrap();
+    drip::subscriptions::add(app, &known, true, "test", now)
+        .await
+        .unwrap();
+    // Header in another order, a bad address, a bad zone, a duplicate, a blank line,
+    // and more rows than one batch.
+    let mut csv = String::from("\u{feff}Name,Email,TimeZone\n");
+    csv.push_str(
+        "Ann,ann@example.com,Europe/Paris\n,not-an-address,\nBo,bo@example.com,Mars/Base\n",
+    );
+    csv.push_str("Ann again,ANN@example.com,\n\nKnown,known@example.com,UTC\n");
+    for i in 0..(import::BATCH + 10) {
+        csv.push_str(&format!("R{i},r{i}@example.com,Asia/Tokyo\n"));
+    }
+    let mut calls = Vec::new();
+    let report = import::import_reader_with_progress(app, csv.as_bytes(), true, now, |p| {
+        calls.push((p.bytes, p.report.imported))
+    })
+    .await
+    .unwrap();
+    assert_eq!(report.imported, 1 + import::BATCH as u64 + 10);
+    assert_eq!(report.existing, 2, "the duplicate and the known address");
+    let lines: Vec<u64> = report.rejected.iter().map(|r| r.0).collect();
+    assert_eq!(lines, [3, 4], "{:?}", report.rejected);
+    assert!(
+        report.rejected[1].1.contains("timezone"),
+        "{:?}",
+        report.rejected
+    );
+    assert_eq!(calls.len(), 2, "after the full batch and at the end");
+    assert_eq!(calls.last().unwrap().0, csv.len() as u64);
+    assert!(calls[0].1 < calls[1].1);
+    let enrolled = count(app, "SELECT COUNT(*) FROM enrollments WHERE status = 'active' AND position = 0 AND next_due_at IS NOT NULL").await;
+    assert_eq!(enrolled, report.imported as i64 + 1);
+    let ann = db::subscribers::by_email(&app.db, "ann@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (ann.name.as_str(), ann.timezone.name()),
+        ("Ann", "Europe/Paris")
+    );
+}
+
+async fn an_unconfirmed_import_queues_one_confirmation_each(backend: Backend) {
+    let t = TestApp::with_file_outbox(backend).await;
+    let app = &t.app;
+    let csv = "a@example.com,A,UTC\nb@example.com,,\n";
+    let report = import::import_reader(app, csv.as_bytes(), false, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(report.imported, 2);
+    assert_eq!(
+        count(
+            app,
+            "SELECT COUNT(*) FROM deliveries WHERE kind = 'confirm' AND status = 'queued'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        count(
+            app,
+            "SELECT COUNT(*) FROM subscribers WHERE status = 'pending'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(count(app, "SELECT COUNT(*) FROM enrollments").await, 0);
 }

@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use drip::app::App;
 use sqlx::{AnyConnection, Connection, Executor};
 
 use super::proxy::{FaultProxy, Mode};
@@ -13,7 +12,7 @@ use super::{
     Drip, arrivals, count, drip_env, expected_ids, http, seed_due, serving_address, wait_for_count,
 };
 use crate::on_both_databases;
-use crate::support::{Backend, SmtpServer, TestDb, postgres_url, test_config};
+use crate::support::{Backend, SmtpServer, TestApp, postgres_url};
 
 /// Another process's connection holding the write lock: `BEGIN EXCLUSIVE` on SQLite (WAL
 /// readers go on), `LOCK TABLE … IN EXCLUSIVE MODE` on PostgreSQL (likewise).
@@ -56,17 +55,12 @@ on_both_databases!(a_locked_database_is_waited_out_and_nothing_is_lost);
 
 async fn a_locked_database_is_waited_out_and_nothing_is_lost(backend: Backend) {
     let _turn = crate::support::PROCESSES.lock().await;
-    let db = TestDb::new(backend).await;
-    let dir = tempfile::tempdir().unwrap();
+    let t = TestApp::with_file_outbox(backend).await;
+    let (app, db, dir) = (t.app.clone(), &t.db, t.dir.path());
     let smtp = SmtpServer::start();
-    let app = App::with_db(
-        test_config(&db.url, &dir.path().join("outbox")),
-        db.connect().await,
-    )
-    .unwrap();
     let course = app.course().await.unwrap();
-    let env = drip_env(&db.url, smtp.addr.port(), dir.path());
-    let mut drip = Drip::start("serve", &env, dir.path(), "serve");
+    let env = drip_env(&db.url, smtp.addr.port(), dir);
+    let mut drip = Drip::start("serve", &env, dir, "serve");
     let addr = serving_address(&mut drip).await;
 
     let mut lock = Locker::hold(backend, &db.url).await;
@@ -152,7 +146,8 @@ async fn a_postgres_restart_under_a_worker_is_ridden_out() {
         return;
     }
     let _turn = crate::support::PROCESSES.lock().await;
-    let db = TestDb::new(Backend::Postgres).await;
+    let t = TestApp::with_file_outbox(Backend::Postgres).await;
+    let (app, db, dir) = (t.app.clone(), &t.db, t.dir.path());
     let server = server_of(&db.url);
     let upstream: SocketAddr = tokio::net::lookup_host(&server)
         .await
@@ -163,17 +158,11 @@ async fn a_postgres_restart_under_a_worker_is_ridden_out() {
     // then connections refused for a while.
     let proxy = FaultProxy::start(upstream, Mode::Up).await;
     let proxied = db.url.replacen(&server, &proxy.addr.to_string(), 1);
-    let dir = tempfile::tempdir().unwrap();
     let smtp = SmtpServer::start();
     smtp.set_delay(Duration::from_millis(25));
-    let app = App::with_db(
-        test_config(&db.url, &dir.path().join("outbox")),
-        db.connect().await,
-    )
-    .unwrap();
     seed_due(&app, DUE).await;
-    let env = drip_env(&proxied, smtp.addr.port(), dir.path());
-    let mut worker = Drip::start("worker", &env, dir.path(), "worker");
+    let env = drip_env(&proxied, smtp.addr.port(), dir);
+    let mut worker = Drip::start("worker", &env, dir, "worker");
 
     let arrived = smtp.wait_for(60, Duration::from_secs(60)).await.len();
     assert!(arrived >= 60, "no progress\n{}", worker.tail());

@@ -4,11 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use drip::app::App;
-
 use super::{Drip, arrivals, count, drip_env, expected_ids, seed_due, wait_for_count};
 use crate::on_both_databases;
-use crate::support::{Backend, SmtpServer, TestDb, test_config};
+use crate::support::{Backend, SmtpServer, TestApp};
 
 const SUBSCRIBERS: usize = 300;
 
@@ -16,20 +14,15 @@ on_both_databases!(serve_killed_mid_batch_then_restarted_delivers_every_lesson);
 
 async fn serve_killed_mid_batch_then_restarted_delivers_every_lesson(backend: Backend) {
     let _turn = crate::support::PROCESSES.lock().await;
-    let db = TestDb::new(backend).await;
-    let dir = tempfile::tempdir().unwrap();
+    let t = TestApp::with_file_outbox(backend).await;
+    let (app, dir) = (t.app.clone(), t.dir.path());
     let smtp = SmtpServer::start();
     // Slow enough that a batch is always on its way when the kill comes.
     smtp.set_delay(Duration::from_millis(15));
-    let app = App::with_db(
-        test_config(&db.url, &dir.path().join("outbox")),
-        db.connect().await,
-    )
-    .unwrap();
     seed_due(&app, SUBSCRIBERS).await;
-    let env = drip_env(&db.url, smtp.addr.port(), dir.path());
+    let env = drip_env(&t.db.url, smtp.addr.port(), dir);
 
-    let mut first = Drip::start("serve", &env, dir.path(), "serve-1");
+    let mut first = Drip::start("serve", &env, dir, "serve-1");
     let owner = format!("%:{}:%", first.pid());
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
@@ -65,7 +58,7 @@ async fn serve_killed_mid_batch_then_restarted_delivers_every_lesson(backend: Ba
     .unwrap();
     assert!(in_flight > 0);
 
-    let mut second = Drip::start("serve", &env, dir.path(), "serve-2");
+    let mut second = Drip::start("serve", &env, dir, "serve-2");
     wait_for_count(
         &app,
         "SELECT COUNT(*) FROM deliveries WHERE status = 'sent'",

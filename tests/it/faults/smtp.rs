@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use drip::config::Transport;
-use tokio::sync::watch;
 
 use super::proxy::{FaultProxy, Mode};
 use super::{arrivals, count, expected_ids, seed_due, wait_for_count};
@@ -45,8 +44,7 @@ async fn an_smtp_outage_holds_the_queue_with_backoff_and_loses_nothing(backend: 
     let proxy = FaultProxy::start(smtp.addr, Mode::Down).await;
     let t = app_behind(backend, &proxy, |c| c.smtp.pool_size = POOL as u32).await;
     seed_due(&t.app, DUE).await;
-    let (stop, stopped) = watch::channel(false);
-    let worker = tokio::spawn(drip::server::worker_loop(t.app.clone(), stopped));
+    let worker = tokio::spawn(drip::server::worker_loop(t.app.clone()));
 
     // Down for 12 s of one-second ticks. A sender that tried every mail on every tick
     // would make 20 connections a tick; drip tries once per pooled connection, finds the
@@ -84,7 +82,7 @@ async fn an_smtp_outage_holds_the_queue_with_backoff_and_loses_nothing(backend: 
     )
     .await;
     let caught_up = back.elapsed();
-    let _ = stop.send(true);
+    t.app.shutdown.cancel();
     worker.await.unwrap();
 
     let seen = arrivals(&smtp);

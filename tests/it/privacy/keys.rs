@@ -4,6 +4,7 @@
 //! opens is reported and left exactly as it was.
 
 use drip::app::App;
+use drip::config::Config;
 use drip::privacy::reseal::reseal_all;
 
 use super::{answer, t0, with_lesson_sent};
@@ -15,14 +16,17 @@ on_both_databases!(rotated_keys_keep_old_replies_readable_until_a_reseal_moves_t
 const OLD_SECRET: &str = "the secret key used before rotation";
 const NEW_SECRET: &str = "the secret key used after rotation!";
 
-/// The same database under other keys.
-fn with_keys(t: &TestApp, secret: &str, data: &str, previous: Option<(&str, &str)>) -> App {
-    let mut config = (*t.app.config).clone();
+/// These keys in a configuration.
+fn keys(config: &mut Config, secret: &str, data: &str, previous: Option<(&str, &str)>) {
     config.security.secret_key = secret.into();
     config.security.data_key = data.into();
     config.security.previous_secret_keys = previous.map(|p| p.0.to_owned()).into_iter().collect();
     config.security.previous_data_keys = previous.map(|p| p.1.to_owned()).into_iter().collect();
-    App::with_db(config, t.app.db.clone()).unwrap()
+}
+
+/// The same database under other keys.
+fn with_keys(t: &TestApp, secret: &str, data: &str, previous: Option<(&str, &str)>) -> App {
+    t.another_process(|c| keys(c, secret, data, previous))
 }
 
 async fn sealed(app: &App) -> Vec<(i64, Vec<u8>, Option<Vec<u8>>)> {
@@ -40,12 +44,11 @@ fn opens(app: &App, bytes: &[u8]) -> Option<String> {
 }
 
 async fn rotated_keys_keep_old_replies_readable_until_a_reseal_moves_them(backend: Backend) {
-    let t = TestApp::with_file_outbox(backend).await;
-    let before = with_keys(&t, OLD_SECRET, "the old data key", None);
-    let t = TestApp {
-        app: before.clone(),
-        ..t
-    };
+    let t = TestApp::builder(backend)
+        .config(|c| keys(c, OLD_SECRET, "the old data key", None))
+        .build()
+        .await;
+    let before = t.app.clone();
     let (_, delivery) = with_lesson_sent(&t, "ann@example.com").await;
     let first = answer(
         &before,
@@ -110,7 +113,7 @@ async fn rotated_keys_keep_old_replies_readable_until_a_reseal_moves_them(backen
         "not yet under the new key"
     );
 
-    let report = reseal_all(&after).await.unwrap();
+    let report = reseal_all(&after.db, &after.vault).await.unwrap();
     assert_eq!(report.checked, 3);
     assert_eq!(
         report.resealed, 1,
@@ -139,7 +142,7 @@ async fn rotated_keys_keep_old_replies_readable_until_a_reseal_moves_them(backen
         Some("I said it out loud.")
     );
     // Running it again changes nothing.
-    let again = reseal_all(&after).await.unwrap();
+    let again = reseal_all(&after.db, &after.vault).await.unwrap();
     assert_eq!((again.resealed, again.unreadable.len()), (0, 1));
     assert_eq!(sealed(&after).await, resealed);
 }
