@@ -1,24 +1,35 @@
 //! drip: a self-hosted email course engine.
 //!
-//! Module map, following the data flow in DESIGN.md:
+//! Module map, following the data flow (the README's "Where each rule lives" names the
+//! owner of each rule):
 //!
 //! - [`config`]: `config.toml` and `DRIP_*` overrides, validated before anything starts.
-//! - [`domain`]: typed values parsed at the edge (addresses, time zones, phases, tokens).
+//! - [`domain`]: typed values parsed at the edge: addresses, time zones, send windows,
+//!   phase names and a course's ordered phases, the stored statuses, tokens.
 //! - [`db`]: the SQLite/PostgreSQL pool, migrations and every query, by table.
-//! - [`curriculum`]: lesson files: parse, lint, sync into revisions, export.
+//! - [`curriculum`]: lesson files (parse, the content rules, load a folder, sync, export)
+//!   and `curriculum::edit`, every change to a lesson whoever asks.
 //! - [`render`]: minijinja templates and Markdown into finished mails and pages.
-//! - [`schedule`]: send windows in the subscriber's time zone, due dates.
-//! - [`subscriptions`]: sign-up, confirmation, pause, resume, unsubscribe, bounces, erasure,
-//!   the data export, the CSV list.
+//! - [`schedule`]: every rule of when a lesson is due and what number it has
+//!   (`Syllabus`), and the impact of a schedule change.
+//! - [`subscriptions`]: sign-up, confirmation, pause, resume, unsubscribe, bounces, moves,
+//!   discreet mails, erasure, the data export, the CSV list; each change also in a form
+//!   that takes the caller's transaction.
 //! - [`outbox`]: the scheduler's planning pass and the sender (claim, send, record, retry),
-//!   its rate limits and the relay gate that holds the queue while SMTP is unreachable.
-//! - [`mailer`]: lettre messages and transports (outbox files or SMTP).
-//! - [`inbound`]: replies: parse, match, strip, classify, store.
+//!   its rate limits and the relay gate that holds the queue while the relay cannot take mail.
+//! - [`mailer`]: lettre messages, the SMTP session (TLS, AUTH, what a refusal means) and
+//!   `drip smtp check`.
+//! - [`inbound`]: replies in: parse, classify, strip, match, then store and act in one
+//!   transaction.
+//! - `replies`: reading stored replies, always through the view log.
 //! - [`privacy`]: retention (raw messages and replies deleted after `[privacy]`'s days) and
 //!   resealing replies after a data key rotation.
 //! - [`crypto`]: sealing reply data at rest, with previous keys for rotation.
-//! - [`web`]: the public pages, the journal, the admin UI and the JSON API.
+//! - [`web`]: the public pages, the journal, the admin UI and the JSON API, thin doors onto
+//!   the modules above, with one error type.
 //! - [`auth`]: admin passwords, sessions, CSRF tokens, API tokens, the sign-in limiter.
+//! - [`app`], [`server`], [`metrics`]: the composition root, the long-running processes
+//!   and their shutdown, the Prometheus figures.
 //! - [`cli`]: the `drip` command.
 
 pub mod app;
