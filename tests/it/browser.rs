@@ -132,7 +132,7 @@ async fn an_admin_edits_the_first_lesson_in_chromium_and_the_next_mail_carries_i
     let chromedriver = find_program(&["chromedriver"]);
     let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
         crate::support::needs(
-            "Chromium and chromedriver for the admin browser test",
+            "the admin browser test's Chromium or chromedriver",
             false,
             missing,
         );
