@@ -14,14 +14,14 @@ use serde_json::json;
 use super::WebError;
 use crate::app::App;
 use crate::db;
-use crate::domain::{Purpose, Timezone};
+use crate::domain::{Purpose, SubscriberStatus, Timezone};
 use crate::subscriptions::{self, Confirmed, NewSubscriber};
 
 pub fn router() -> Router<App> {
     Router::new()
         .route("/", get(index))
         .route("/subscribe", axum::routing::post(subscribe))
-        .route("/confirm/{token}", get(confirm))
+        .route("/confirm/{token}", get(confirm_page).post(confirm))
         .route(
             "/unsubscribe/{token}",
             get(unsubscribe_page).post(unsubscribe),
@@ -200,6 +200,28 @@ fn verify(app: &App, purpose: Purpose, token: &str) -> Result<i64, WebError> {
     app.signer
         .verify(purpose, token)
         .map_err(|_| WebError::NotFound("This link is not valid. It may have been cut short by your mail program: try copying the whole address."))
+}
+
+/// The link in the confirmation mail opens a page with one button; only the button (a
+/// POST) confirms. Mail security scanners follow the links in a mail (GET), and one must
+/// never start a course about broken trust for someone who did not ask for it.
+async fn confirm_page(
+    State(app): State<App>,
+    Path(token): Path<String>,
+) -> Result<Html<String>, WebError> {
+    let id = verify(&app, Purpose::Confirm, &token)?;
+    let s = db::subscribers::by_id(&app.db, id)
+        .await?
+        .ok_or(WebError::NotFound(
+            "This confirmation link is not valid any more.",
+        ))?;
+    let state = match s.status {
+        SubscriberStatus::Pending => "ask",
+        SubscriberStatus::Active | SubscriberStatus::Paused => "already",
+        _ => "inactive",
+    };
+    let course = course_page(&app).await?;
+    render(&app, "confirmed", json!({"course": course, "state": state}))
 }
 
 async fn confirm(

@@ -93,6 +93,16 @@ async fn a_subscriber_gets_every_lesson_in_course_order_at_their_local_hour(back
     // The subscriber clicks the link a little later.
     let (status, page) = request(&t.app, "GET", &path_of(&confirm_url), None, "").await;
     assert_eq!(status, 200, "{page}");
+    // The page asks; the button confirms.
+    let (status, page) = request(
+        &t.app,
+        "POST",
+        &path_of(&confirm_url),
+        Some("application/x-www-form-urlencoded"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
     let confirmed_at = Utc::now();
     tick_through(&t, confirmed_at, confirmed_at + Days::days(120)).await;
     let messages = smtp.messages();

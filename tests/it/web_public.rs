@@ -156,14 +156,40 @@ async fn confirming_twice_is_harmless_and_a_bad_token_is_a_404(backend: Backend)
         .unwrap();
     let url = t.app.confirm_url(s.id);
     let path = crate::support::path_of(&url);
-    let (s1, first) = request(&t.app, "GET", &path, None, "").await;
-    let (s2, second) = request(&t.app, "GET", &path, None, "").await;
+    // A link scanner follows the link, twice: a page with one button, and nothing changes.
+    for _ in 0..2 {
+        let (status, page) = request(&t.app, "GET", &path, None, "").await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("<form method=\"post\">"), "{page}");
+        assert!(page.contains("Yes, start the course"), "{page}");
+    }
+    assert!(
+        db::enrollments::for_subscriber(&t.app.db, s.id)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a GET confirms nothing"
+    );
+    assert_eq!(
+        db::subscribers::by_id(&t.app.db, s.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .as_str(),
+        "pending"
+    );
+    // The button does; a second press changes nothing.
+    let (s1, first) = request(&t.app, "POST", &path, Some(FORM), "").await;
+    let (s2, second) = request(&t.app, "POST", &path, Some(FORM), "").await;
     assert_eq!((s1, s2), (200, 200));
     assert!(
         first.contains("You're in") || first.contains("You&#x27;re in"),
         "{first}"
     );
     assert!(second.contains("Already confirmed"));
+    let (_, after) = request(&t.app, "GET", &path, None, "").await;
+    assert!(after.contains("Already confirmed"), "{after}");
     assert_eq!(
         db::enrollments::for_subscriber(&t.app.db, s.id)
             .await
