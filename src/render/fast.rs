@@ -17,6 +17,7 @@
 //! always takes the full pipeline.
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use pulldown_cmark::{Event, Options, Parser, Tag};
@@ -231,6 +232,7 @@ fn places_in_body(markdown: &str) -> [Place; SLOTS] {
 /// The compiled form of one lesson for one set of lesson and course values.
 #[derive(Debug)]
 pub(super) struct Entry {
+    key: Key,
     compiled: Option<Compiled>,
     /// The lesson body's template, parsed once, for mails that take the full pipeline.
     body: Option<minijinja::Environment<'static>>,
@@ -260,8 +262,39 @@ impl Entry {
     }
 }
 
-/// Everything besides the subscriber's values that a lesson mail depends on.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Everything besides the subscriber's values that a lesson mail depends on, borrowed:
+/// looking a lesson up (once per mail) hashes and compares it without copying anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct KeyRef<'a> {
+    body: &'a str,
+    subject: &'a str,
+    prompt: &'a str,
+    preheader: Option<&'a str>,
+    vars: &'a LessonVars,
+    course: &'a CourseVars,
+}
+
+impl<'a> KeyRef<'a> {
+    fn new(lesson: &'a LessonContent, vars: &'a LessonVars, course: &'a CourseVars) -> Self {
+        KeyRef {
+            body: &lesson.body,
+            subject: &lesson.subject,
+            prompt: &lesson.prompt,
+            preheader: lesson.preheader.as_deref(),
+            vars,
+            course,
+        }
+    }
+
+    fn hash(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        Hash::hash(self, &mut h);
+        h.finish()
+    }
+}
+
+/// The same, owned, kept with a compiled entry (made once per lesson revision).
+#[derive(Debug)]
 struct Key {
     body: String,
     subject: String,
@@ -272,14 +305,25 @@ struct Key {
 }
 
 impl Key {
-    fn new(lesson: &LessonContent, vars: &LessonVars, course: &CourseVars) -> Key {
+    fn of(k: KeyRef<'_>) -> Key {
         Key {
-            body: lesson.body.clone(),
-            subject: lesson.subject.clone(),
-            prompt: lesson.prompt.clone(),
-            preheader: lesson.preheader.clone(),
-            vars: vars.clone(),
-            course: course.clone(),
+            body: k.body.to_owned(),
+            subject: k.subject.to_owned(),
+            prompt: k.prompt.to_owned(),
+            preheader: k.preheader.map(str::to_owned),
+            vars: k.vars.clone(),
+            course: k.course.clone(),
+        }
+    }
+
+    fn borrowed(&self) -> KeyRef<'_> {
+        KeyRef {
+            body: &self.body,
+            subject: &self.subject,
+            prompt: &self.prompt,
+            preheader: self.preheader.as_deref(),
+            vars: &self.vars,
+            course: &self.course,
         }
     }
 }
@@ -288,7 +332,7 @@ impl Key {
 /// is emptied when it holds more than a few hundred (old revisions).
 #[derive(Debug, Default)]
 pub(super) struct Cache {
-    entries: Mutex<HashMap<Key, Arc<Entry>>>,
+    entries: Mutex<HashMap<u64, Arc<Entry>>>,
 }
 
 const MAX_ENTRIES: usize = 512;
@@ -304,8 +348,11 @@ impl Cache {
         layout_allows: bool,
         full: impl Fn(&MailContext) -> anyhow::Result<(RenderedMail, String)>,
     ) -> Arc<Entry> {
-        let key = Key::new(lesson, vars, course);
-        if let Some(e) = self.entries.lock().expect("render cache").get(&key) {
+        let key = KeyRef::new(lesson, vars, course);
+        let hash = key.hash();
+        if let Some(e) = self.entries.lock().expect("render cache").get(&hash)
+            && e.key.borrowed() == key
+        {
             return e.clone();
         }
         // Compiled outside the lock; two threads may both compile a new lesson once.
@@ -315,6 +362,7 @@ impl Cache {
             .is_ok()
             .then_some(body);
         let entry = Arc::new(Entry {
+            key: Key::of(key),
             body,
             compiled: if layout_allows && plain_uses_only(&lesson.body) {
                 compile(course, &full)
@@ -326,7 +374,7 @@ impl Cache {
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert(key, entry.clone());
+        entries.insert(hash, entry.clone());
         entry
     }
 }
