@@ -290,7 +290,7 @@ pub fn parse_lesson(file_name: &str, text: &str) -> Result<LessonFile, Vec<Probl
     let content = LessonContent {
         title: raw.title.get_ref().clone(),
         subject: raw.subject.get_ref().clone(),
-        phase: phase.unwrap_or_else(|| Phase::parse("unknown").expect("a slug")),
+        phase: phase.unwrap_or_else(Phase::unparsed),
         after_days: after_days.unwrap_or(0),
         send_window,
         prompt: raw.prompt.get_ref().clone(),

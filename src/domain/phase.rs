@@ -23,6 +23,14 @@ impl Phase {
     }
 }
 
+impl Phase {
+    /// Stands in for a phase that did not parse, so the other content rules can still run
+    /// and report everything at once; content holding it is never returned or stored.
+    pub(crate) fn unparsed() -> Phase {
+        Phase("unparsed".to_owned())
+    }
+}
+
 impl TryFrom<String> for Phase {
     type Error = InvalidInput;
 

@@ -493,24 +493,6 @@ async fn stop(
     Ok(())
 }
 
-/// The bounce rule (`[schedule] bounce_window_days`, `hard_bounce_limit`, `soft_bounce_limit`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BounceRule {
-    pub window_days: i64,
-    pub hard_limit: i64,
-    pub soft_limit: i64,
-}
-
-impl BounceRule {
-    pub fn from_config(cfg: &crate::config::Schedule) -> BounceRule {
-        BounceRule {
-            window_days: cfg.bounce_window_days,
-            hard_limit: cfg.hard_bounce_limit,
-            soft_limit: cfg.soft_bounce_limit,
-        }
-    }
-}
-
 /// Counts a bounce; returns true when it made the subscriber `bounced` (by default one hard
 /// or three soft bounces within 30 days).
 pub(crate) async fn count_bounce(
@@ -522,13 +504,13 @@ pub(crate) async fn count_bounce(
     code: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    let rule = BounceRule::from_config(&app.config.schedule);
+    let cfg = &app.config.schedule;
     let now_s = now.timestamp();
     db::subscribers::record_bounce(tx, subscriber_id, delivery_id, hard, code, now_s).await?;
     let (h, s) =
-        db::subscribers::bounce_counts(tx, subscriber_id, now_s - rule.window_days * 86_400)
+        db::subscribers::bounce_counts(tx, subscriber_id, now_s - cfg.bounce_window_days * 86_400)
             .await?;
-    let dead = h >= rule.hard_limit || s >= rule.soft_limit;
+    let dead = h >= cfg.hard_bounce_limit || s >= cfg.soft_bounce_limit;
     db::events::log(
         tx,
         Some(subscriber_id),

@@ -324,7 +324,7 @@ async fn a_discreet_reader_gets_a_plain_sender_subject_and_preheader(backend: Ba
     let t = TestApp::with_smtp(backend).await;
     let t0 = Utc::now();
     let quiet = confirmed_subscriber(&t, "quiet@example.com", "UTC", t0).await;
-    let open = confirmed_subscriber(&t, "open@example.com", "UTC", t0).await;
+    confirmed_subscriber(&t, "open@example.com", "UTC", t0).await;
     // The reader ticks "Discreet mails" on their preferences page.
     let path = format!(
         "/preferences/{}",
@@ -377,7 +377,6 @@ async fn a_discreet_reader_gets_a_plain_sender_subject_and_preheader(backend: Ba
         html.contains(first.preheader.as_deref().unwrap()),
         "the lesson's own preheader"
     );
-    let _ = open;
 }
 
 /// Renames every lesson file `NN-slug.md` of `dir` to `number(NN, slug)-slug.md`.

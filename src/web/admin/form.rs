@@ -2,15 +2,14 @@
 //! check (the same content rules as lint, each problem by field). Storing and the phase
 //! rule are `curriculum::edit`'s.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::curriculum::{LessonContent, after_days, max_wait_days};
 use crate::db::lessons::Lesson;
 use crate::domain::{Phase, SendWindow};
 
-pub(crate) type Errors = BTreeMap<String, Vec<String>>;
+/// The form's problems by field: the editing rules' own type.
+pub(crate) use crate::curriculum::edit::FieldErrors as Errors;
 
 /// The editor's fields as typed, so a refused form comes back exactly as it was.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -113,7 +112,7 @@ impl EditForm {
         let content = LessonContent {
             title: self.title.trim().to_owned(),
             subject: self.subject.trim().to_owned(),
-            phase: phase.unwrap_or_else(|| Phase::parse("unparsed").expect("a slug")),
+            phase: phase.unwrap_or_else(Phase::unparsed),
             after_days: after_days.unwrap_or(0),
             send_window: window.flatten(),
             prompt: lf(self.prompt.trim()),
