@@ -275,3 +275,131 @@ fn no_eight_word_run_is_shared_with_the_source_articles() {
         copied.join("\n")
     );
 }
+
+/// The second shipped course: how to write a course with drip.
+const WRITING_COURSE: &str = "write-your-first-course";
+
+#[test]
+fn the_course_on_writing_a_course_lints_clean_with_phases_of_its_own() {
+    let dir = manifest().join("lessons").join(WRITING_COURSE);
+    let course = drip::curriculum::load_dir(&dir)
+        .unwrap_or_else(|ps| panic!("{} fails lint: {ps:#?}", dir.display()));
+    assert_eq!(course.course.slug.as_str(), WRITING_COURSE);
+    let lessons = &course.lessons;
+    assert!(
+        (4..=7).contains(&lessons.len()),
+        "a short course: {} lessons",
+        lessons.len()
+    );
+    let numbers: Vec<u32> = lessons.iter().map(|l| l.number).collect();
+    assert_eq!(numbers, (1..=lessons.len() as u32).collect::<Vec<_>>());
+
+    // Its phases are its own: declared in its course.toml, none borrowed from the first
+    // course, each one used, and the lessons go through them in the declared order.
+    let declared = &course.course.phases;
+    let trust = drip::curriculum::load_dir(&manifest().join("lessons").join("rebuilding-trust"))
+        .unwrap_or_else(|ps| panic!("rebuilding-trust fails lint: {ps:#?}"));
+    for phase in declared.iter() {
+        assert!(
+            trust.course.phases.get(&phase.name).is_none(),
+            "phase {:?} is Rebuilding Trust's",
+            phase.name.as_str()
+        );
+        assert!(!phase.description.trim().is_empty(), "{:?}", phase.name);
+        assert!(
+            lessons.iter().any(|l| l.content.phase == phase.name),
+            "no lesson in phase {:?}",
+            phase.name.as_str()
+        );
+    }
+    assert!(declared.iter().count() >= 2, "one phase is not a path");
+    for pair in lessons.windows(2) {
+        assert!(
+            !declared.out_of_order(&pair[0].content.phase, &pair[1].content.phase),
+            "{} goes back a phase",
+            pair[1].file_name
+        );
+    }
+
+    // Every lesson ends with one real question.
+    for l in lessons {
+        let prompt = l.content.prompt.trim();
+        assert!(!prompt.is_empty(), "{}: no prompt", l.file_name);
+        assert!(
+            prompt.ends_with('?') && prompt.matches('?').count() == 1,
+            "{}: the prompt should ask exactly one question: {prompt:?}",
+            l.file_name
+        );
+    }
+    assert_eq!(
+        lessons[0].content.after_days, 0,
+        "the first lesson comes right after confirming"
+    );
+}
+
+#[test]
+fn the_course_on_writing_a_course_renders_its_examples_literally() {
+    use drip::render::{CourseVars, LessonVars, Links, MailContext, Renderer, SubscriberVars};
+    let course = drip::curriculum::load_dir(&manifest().join("lessons").join(WRITING_COURSE))
+        .unwrap_or_else(|ps| panic!("{ps:#?}"));
+    let renderer = Renderer::load(&manifest().join("templates")).expect("templates");
+    let ctx = MailContext {
+        subscriber: SubscriberVars::new("Sam Rivera", "sam@example.com", "Europe/Paris"),
+        course: CourseVars {
+            title: course.course.title.clone(),
+            description: course.course.description.clone(),
+            footer: course.course.footer.clone(),
+        },
+        links: Links {
+            unsubscribe: "https://course.example.org/unsubscribe/T".into(),
+            preferences: "https://course.example.org/preferences/T".into(),
+            journal: "https://course.example.org/journal/T".into(),
+        },
+    };
+    let of = course.lessons.len();
+    let mut shown_literally = 0;
+    for (i, l) in course.lessons.iter().enumerate() {
+        let vars = LessonVars {
+            title: l.content.title.clone(),
+            number: i + 1,
+            of,
+            phase: course
+                .course
+                .phases
+                .get(&l.content.phase)
+                .expect("a declared phase")
+                .title
+                .clone(),
+        };
+        let mail = renderer
+            .lesson(&l.content, &vars, &ctx)
+            .unwrap_or_else(|e| panic!("{}: {e:#}", l.file_name));
+        assert!(
+            mail.text.contains("Hi Sam,"),
+            "{}: the greeting uses the reader's name",
+            l.file_name
+        );
+        for part in [&mail.text, &mail.html] {
+            assert!(
+                !part.contains("{%"),
+                "{}: a template tag leaked",
+                l.file_name
+            );
+        }
+        // A lesson that teaches the template syntax shows it as written, inside
+        // {% raw %}, rather than filling it in.
+        if l.content.body.contains("{% raw %}") {
+            assert!(
+                mail.text.contains("{{ subscriber.first_name }}")
+                    && mail.html.contains("{{ subscriber.first_name }}"),
+                "{}: the example variable should appear as written",
+                l.file_name
+            );
+            shown_literally += 1;
+        }
+    }
+    assert!(
+        shown_literally >= 1,
+        "the lesson on the file format shows a variable"
+    );
+}
