@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
@@ -13,6 +12,18 @@ use crate::db::{self, Db};
 use crate::domain::{Purpose, Signer};
 use crate::mailer::Mailer;
 use crate::render::{CourseVars, Links, MailContext, Renderer, SubscriberVars};
+
+/// Why a caller's course could not be found: the one refusal the web answers with 422
+/// naming `course`, and the CLI with the list of slugs.
+#[derive(Debug, thiserror::Error)]
+pub enum CourseChoice {
+    #[error("course: there is no course {slug:?} (the courses are: {})", known.join(", "))]
+    Unknown { slug: String, known: Vec<String> },
+    #[error("course: this drip has several courses; name one with --course (one of: {}) or set [course] default", known.join(", "))]
+    NotSaid { known: Vec<String> },
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
 
 #[derive(Clone, Debug)]
 pub struct App {
@@ -81,56 +92,112 @@ impl App {
         })
     }
 
-    /// The course this instance serves, loading it from its folder on first use. Later
-    /// file changes are applied by `drip lessons sync` (or at start-up, see `sync_on_start`).
-    pub async fn course(&self) -> anyhow::Result<db::courses::CourseRow> {
-        if let Some(course) = db::courses::by_slug(&self.db, &self.config.course.slug).await? {
-            return Ok(course);
+    /// Every course this instance serves (not those whose folder was removed), loading the
+    /// folders on first use. Later file changes are applied by `drip lessons sync` (or at
+    /// start-up, see `sync_on_start`).
+    pub async fn courses(&self) -> anyhow::Result<Vec<db::courses::CourseRow>> {
+        let mut all = db::courses::list(&self.db).await?;
+        if all.is_empty() {
+            self.sync_lessons(false, Utc::now(), None).await?;
+            all = db::courses::list(&self.db).await?;
         }
-        self.sync_lessons(false, Utc::now()).await?;
-        db::courses::by_slug(&self.db, &self.config.course.slug)
-            .await?
-            .with_context(|| {
-                format!(
-                    "course {:?} is not in the database",
-                    self.config.course.slug
-                )
-            })
+        all.retain(|c| c.removed_at.is_none());
+        Ok(all)
     }
 
-    /// Lints and syncs the course folder; lint problems are an error listing each one.
+    /// The course a caller means: the one named, else the only one, else `[course] default`.
+    pub async fn course(&self, slug: Option<&str>) -> Result<db::courses::CourseRow, CourseChoice> {
+        let courses = self.courses().await?;
+        let wanted = slug.map(str::to_owned).or_else(|| match courses.len() {
+            1 => Some(courses[0].slug.clone()),
+            _ => Some(self.config.course.default.clone()).filter(|d| !d.is_empty()),
+        });
+        let known = || courses.iter().map(|c| c.slug.clone()).collect::<Vec<_>>();
+        match wanted {
+            Some(w) => courses
+                .iter()
+                .find(|c| c.slug == w)
+                .cloned()
+                .ok_or_else(|| CourseChoice::Unknown {
+                    slug: w,
+                    known: known(),
+                }),
+            None => Err(CourseChoice::NotSaid { known: known() }),
+        }
+    }
+
+    /// Lints and syncs every course folder (or only `only`); lint problems are an error
+    /// listing each one, and then nothing is written. A course whose folder is gone is
+    /// kept, with its lessons unpublished, and a warning.
     pub async fn sync_lessons(
         &self,
         force: bool,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<curriculum::SyncReport> {
-        let dir = self
-            .config
-            .course
-            .lessons_dir
-            .join(&self.config.course.slug);
-        let course = curriculum::load_dir(&dir).map_err(|problems| {
-            let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            anyhow::anyhow!(
-                "{} problem(s) in {}:\n{}",
-                list.len(),
-                dir.display(),
-                list.join("\n")
-            )
-        })?;
-        curriculum::sync_course(&self.db, &course, force, now.timestamp()).await
+        only: Option<&str>,
+    ) -> anyhow::Result<Vec<curriculum::SyncReport>> {
+        let dir = &self.config.course.lessons_dir;
+        let mut folders = curriculum::course_dirs(dir).map_err(|p| anyhow::anyhow!("{p}"))?;
+        if let Some(only) = only {
+            folders.retain(|f| f.file_name().is_some_and(|n| n == only));
+            anyhow::ensure!(
+                !folders.is_empty(),
+                "no course folder {only:?} in {}",
+                dir.display()
+            );
+        }
+        anyhow::ensure!(
+            !folders.is_empty(),
+            "no course in {}: a course is a folder with a course.toml and NN-slug.md lessons",
+            dir.display()
+        );
+        let mut problems = Vec::new();
+        let mut courses = Vec::new();
+        for folder in &folders {
+            match curriculum::load_dir(folder) {
+                Ok(c) => courses.push(c),
+                Err(ps) => problems.extend(ps.iter().map(ToString::to_string)),
+            }
+        }
+        anyhow::ensure!(
+            problems.is_empty(),
+            "{} problem(s) in {}:\n{}",
+            problems.len(),
+            dir.display(),
+            problems.join("\n")
+        );
+        let now_s = now.timestamp();
+        let mut reports = Vec::new();
+        for course in &courses {
+            reports.push(curriculum::sync_course(&self.db, course, force, now_s).await?);
+        }
+        if only.is_none() {
+            for gone in db::courses::list(&self.db).await? {
+                if gone.removed_at.is_none()
+                    && !courses.iter().any(|c| c.course.slug.as_str() == gone.slug)
+                {
+                    let mut tx = self.db.begin_write().await?;
+                    db::courses::mark_removed(&mut tx, gone.id, now_s).await?;
+                    tx.commit().await?;
+                    tracing::warn!(course = %gone.slug, "the course's folder is gone from {}: the course and its lessons are kept, unpublished; put the folder back to publish them again", dir.display());
+                }
+            }
+        }
+        Ok(reports)
     }
 
     /// Syncs at start-up, logging conflicts instead of failing: the database keeps working.
     pub(crate) async fn sync_on_start(&self) -> anyhow::Result<()> {
-        let report = self.sync_lessons(false, Utc::now()).await?;
-        for (slug, outcome) in &report.lessons {
-            match outcome {
-                curriculum::SyncOutcome::Unchanged => {}
-                curriculum::SyncOutcome::Conflict { .. } => {
-                    tracing::warn!(lesson = %slug, ?outcome, "lesson file changed but the lesson was edited in the admin UI: kept the admin's edit (run `drip lessons sync --force` to take the file)")
+        for report in self.sync_lessons(false, Utc::now(), None).await? {
+            for (slug, outcome) in &report.lessons {
+                match outcome {
+                    curriculum::SyncOutcome::Unchanged => {}
+                    curriculum::SyncOutcome::Conflict { .. } => {
+                        tracing::warn!(course = %report.course, lesson = %slug, ?outcome, "lesson file changed but the lesson was edited in the admin UI: kept the admin's edit (run `drip lessons sync --force` to take the file)")
+                    }
+                    other => {
+                        tracing::info!(course = %report.course, lesson = %slug, outcome = ?other, "lesson synced")
+                    }
                 }
-                other => tracing::info!(lesson = %slug, outcome = ?other, "lesson synced"),
             }
         }
         Ok(())
@@ -161,12 +228,15 @@ impl App {
         ))
     }
 
-    pub fn links(&self, subscriber_id: i64) -> Links {
+    /// The links at the foot of a mail; with an enrollment, "unsubscribe" leaves that
+    /// course (its page also offers leaving everything).
+    pub fn links(&self, subscriber_id: i64, enrollment_id: Option<i64>) -> Links {
+        let unsubscribe = match enrollment_id {
+            Some(e) => self.signer.sign(Purpose::Leave, e),
+            None => self.signer.sign(Purpose::Unsubscribe, subscriber_id),
+        };
         Links {
-            unsubscribe: self.url(&format!(
-                "/unsubscribe/{}",
-                self.signer.sign(Purpose::Unsubscribe, subscriber_id)
-            )),
+            unsubscribe: self.url(&format!("/unsubscribe/{unsubscribe}")),
             preferences: self.url(&format!(
                 "/preferences/{}",
                 self.signer.sign(Purpose::Preferences, subscriber_id)
@@ -178,10 +248,11 @@ impl App {
         }
     }
 
-    pub fn confirm_url(&self, subscriber_id: i64) -> String {
+    /// The link of the confirmation mail `delivery_id` (which names its course).
+    pub fn confirm_url(&self, delivery_id: i64) -> String {
         self.url(&format!(
             "/confirm/{}",
-            self.signer.sign(Purpose::Confirm, subscriber_id)
+            self.signer.sign(Purpose::ConfirmCourse, delivery_id)
         ))
     }
 
@@ -224,6 +295,7 @@ impl App {
         &self,
         course: &db::courses::CourseRow,
         subscriber: &db::subscribers::SubscriberRow,
+        enrollment_id: Option<i64>,
     ) -> MailContext {
         MailContext {
             subscriber: SubscriberVars::new(
@@ -236,7 +308,7 @@ impl App {
                 description: course.description.clone(),
                 footer: course.footer.clone(),
             },
-            links: self.links(subscriber.id),
+            links: self.links(subscriber.id, enrollment_id),
         }
     }
 
@@ -258,7 +330,7 @@ impl App {
             reader.1,
             self.config.default_timezone(),
         );
-        let ctx = self.mail_context(course, &subscriber);
+        let ctx = self.mail_context(course, &subscriber, None);
         self.renderer.lesson(content, &vars, &ctx)
     }
 }

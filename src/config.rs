@@ -204,6 +204,9 @@ pub struct Schedule {
     pub bounce_window_days: i64,
     pub hard_bounce_limit: i64,
     pub soft_bounce_limit: i64,
+    /// At most this many lessons on one local day per person, across all their courses;
+    /// 0: no limit.
+    pub max_lessons_per_day: u32,
 }
 
 impl Default for Schedule {
@@ -217,6 +220,7 @@ impl Default for Schedule {
             bounce_window_days: 30,
             hard_bounce_limit: 1,
             soft_bounce_limit: 3,
+            max_lessons_per_day: 1,
         }
     }
 }
@@ -282,7 +286,11 @@ pub(crate) const MAX_RETENTION_DAYS: i64 = 36_500;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Course {
-    pub slug: String,
+    /// The course a command means when it names none and the instance has several; empty:
+    /// none (the command lists the slugs). `slug`, the key of single-course releases, is
+    /// read as this.
+    #[serde(alias = "slug")]
+    pub default: String,
     pub lessons_dir: PathBuf,
     pub templates_dir: PathBuf,
 }
@@ -290,7 +298,7 @@ pub struct Course {
 impl Default for Course {
     fn default() -> Self {
         Course {
-            slug: "rebuilding-trust".into(),
+            default: String::new(),
             lessons_dir: "lessons".into(),
             templates_dir: "templates".into(),
         }

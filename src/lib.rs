@@ -36,6 +36,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod courses;
 pub mod crypto;
 pub mod curriculum;
 pub mod db;

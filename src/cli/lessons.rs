@@ -12,44 +12,97 @@ use crate::curriculum::{self, SyncOutcome};
 use crate::db;
 use crate::mailer::Outgoing;
 
-/// Lint needs no database: it reads the files only.
-pub fn lint(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
-    let dir = config.course.lessons_dir.join(&config.course.slug);
-    match curriculum::load_dir(&dir) {
-        Ok(course) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"ok": true, "lessons": course.lessons.len(), "problems": []})
-                );
-            } else {
-                println!(
-                    "{}: {} lessons, no problems",
-                    dir.display(),
-                    course.lessons.len()
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(problems) => {
-            if json {
-                println!("{}", serde_json::json!({"ok": false, "problems": problems}));
-            } else {
-                for p in &problems {
-                    println!("{p}");
+/// Lint needs no database: it reads the files only. Every course, or the one named.
+pub fn lint(config: &Config, only: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    let root = &config.course.lessons_dir;
+    let mut folders = curriculum::course_dirs(root).map_err(|p| anyhow::anyhow!("{p}"))?;
+    if let Some(only) = only {
+        folders.retain(|f| f.file_name().is_some_and(|n| n == only));
+        anyhow::ensure!(
+            !folders.is_empty(),
+            "course: no course folder {only:?} in {}",
+            root.display()
+        );
+    }
+    anyhow::ensure!(
+        !folders.is_empty(),
+        "no course in {}: a course is a folder with a course.toml and NN-slug.md lessons",
+        root.display()
+    );
+    let mut all_problems = Vec::new();
+    let mut courses = Vec::new();
+    for dir in &folders {
+        let slug = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_owned();
+        match curriculum::load_dir(dir) {
+            Ok(course) => {
+                if !json {
+                    println!(
+                        "{}: {} lessons, no problems",
+                        dir.display(),
+                        course.lessons.len()
+                    );
                 }
-                eprintln!("{} problem(s)", problems.len());
+                courses.push(serde_json::json!({"course": slug, "ok": true, "lessons": course.lessons.len()}));
             }
-            Ok(ExitCode::FAILURE)
+            Err(problems) => {
+                if !json {
+                    for p in &problems {
+                        println!("{p}");
+                    }
+                }
+                courses
+                    .push(serde_json::json!({"course": slug, "ok": false, "problems": problems}));
+                all_problems.extend(problems);
+            }
         }
     }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"ok": all_problems.is_empty(), "courses": courses, "problems": all_problems})
+        );
+    } else if !all_problems.is_empty() {
+        eprintln!("{} problem(s)", all_problems.len());
+    }
+    Ok(if all_problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
-pub async fn run(app: &App, cmd: LessonsCommand, json: bool) -> anyhow::Result<ExitCode> {
+/// `drip courses list`: slug, title, lessons and people enrolled.
+pub async fn list_courses(app: &App, json: bool) -> anyhow::Result<ExitCode> {
+    let courses = crate::courses::summaries(app).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&courses)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<28} {:>7} {:>8}  title", "slug", "lessons", "enrolled");
+    for c in &courses {
+        let note = if c.evergreen { " (evergreen)" } else { "" };
+        println!(
+            "{:<28} {:>7} {:>8}  {}{note}",
+            c.slug, c.lessons, c.enrolled, c.title
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run(
+    app: &App,
+    cmd: LessonsCommand,
+    course: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     match cmd {
         LessonsCommand::Lint => unreachable!("handled before the database is opened"),
         LessonsCommand::List => {
-            let course = app.course().await?;
+            let course = app.course(course).await?;
             let lessons = db::lessons::list(&app.db, course.id).await?;
             if json {
                 let rows: Vec<_> = lessons
@@ -81,11 +134,15 @@ pub async fn run(app: &App, cmd: LessonsCommand, json: bool) -> anyhow::Result<E
             }
         }
         LessonsCommand::Sync { force } => {
-            let report = app.sync_lessons(force, Utc::now()).await?;
+            let reports = app.sync_lessons(force, Utc::now(), course).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                println!("{}", serde_json::to_string_pretty(&reports)?);
             } else {
-                for (slug, outcome) in &report.lessons {
+                for (slug, outcome) in reports.iter().flat_map(|r| {
+                    r.lessons
+                        .iter()
+                        .map(move |(s, o)| (format!("{}/{s}", r.course), o))
+                }) {
                     let line = match outcome {
                         SyncOutcome::Created => "created".to_owned(),
                         SyncOutcome::Updated { revision } => {
@@ -110,18 +167,34 @@ pub async fn run(app: &App, cmd: LessonsCommand, json: bool) -> anyhow::Result<E
                     println!("{slug}: {line}");
                 }
             }
-            if report.conflicts() > 0 {
+            if reports.iter().any(|r| r.conflicts() > 0) {
                 return Ok(ExitCode::FAILURE);
             }
         }
         LessonsCommand::Export { dir } => {
-            let dir =
-                dir.unwrap_or_else(|| app.config.course.lessons_dir.join(&app.config.course.slug));
-            let written = curriculum::export_course(&app.db, &app.config.course.slug, &dir).await?;
-            println!("wrote {} files to {}", written.len(), dir.display());
+            let courses = match course {
+                Some(_) => vec![app.course(course).await?],
+                None => app.courses().await?,
+            };
+            anyhow::ensure!(
+                dir.is_none() || courses.len() == 1,
+                "--dir is for one course: name it with --course"
+            );
+            for c in &courses {
+                let target = dir
+                    .clone()
+                    .unwrap_or_else(|| app.config.course.lessons_dir.join(&c.slug));
+                let written = curriculum::export_course(&app.db, &c.slug, &target).await?;
+                println!(
+                    "{}: wrote {} files to {}",
+                    c.slug,
+                    written.len(),
+                    target.display()
+                );
+            }
         }
         LessonsCommand::Preview { slug, format, to } => {
-            let course = app.course().await?;
+            let course = app.course(course).await?;
             let lessons = db::lessons::list(&app.db, course.id).await?;
             let lesson = lessons.iter().find(|l| l.slug == slug).with_context(|| {
                 format!(
@@ -160,7 +233,9 @@ pub async fn run(app: &App, cmd: LessonsCommand, json: bool) -> anyhow::Result<E
                     unsubscribe: None,
                     course: Some(course.slug.clone()),
                     lesson: Some(slug.clone()),
-                    from_name: None,
+                    from_name: Some(course.from_name.clone()),
+                    from_address: Some(course.from_address.clone()).filter(|a| !a.is_empty()),
+                    list_id: None,
                 };
                 app.mailer.send(&out).await?;
                 println!("sent a preview of {slug} to {address}");

@@ -34,6 +34,12 @@ pub struct Cli {
     /// Print listings as JSON.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The course a command acts on (`lessons list|preview|lint|sync|export`, `simulate`,
+    /// `subscribers add|import|pause|resume|unsubscribe`). It may be left out when there is
+    /// one course or `[course] default` names one; lint, sync and export without it act on
+    /// every course, pause, resume and unsubscribe on all of the person's.
+    #[arg(long, global = true, value_name = "SLUG")]
+    pub course: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -52,6 +58,9 @@ pub enum Command {
         #[arg(long, value_parser = parse_time)]
         now: Option<DateTime<Utc>>,
     },
+    /// The courses: every folder under [course] lessons_dir with a course.toml.
+    #[command(subcommand)]
+    Courses(CoursesCommand),
     /// Lesson files: list, lint, sync, export, preview.
     #[command(subcommand)]
     Lessons(LessonsCommand),
@@ -86,6 +95,12 @@ pub enum Command {
     /// The SMTP relay: `smtp check [--to EMAIL]` tries the [smtp] settings step by step.
     #[command(subcommand)]
     Smtp(smtp::SmtpCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CoursesCommand {
+    /// Slug, title, lessons and people enrolled of every course.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,11 +184,11 @@ pub enum SubscribersCommand {
     },
     /// Erase a subscriber: address, name and replies are removed; anonymous counts stay.
     Delete { email: String },
-    /// Pause a subscriber.
+    /// Pause a subscriber's course (--course), or all of their courses.
     Pause { email: String },
-    /// Resume a paused subscriber.
+    /// Resume a paused course (--course), or all of them.
     Resume { email: String },
-    /// Unsubscribe a subscriber.
+    /// Take a subscriber out of one course (--course), or out of everything.
     Unsubscribe { email: String },
 }
 
@@ -294,8 +309,9 @@ pub fn main(cli: Cli) -> ExitCode {
 
 async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     let json = cli.json;
+    let course = cli.course.as_deref();
     if let Command::Lessons(LessonsCommand::Lint) = &cli.command {
-        return lessons::lint(&config, json);
+        return lessons::lint(&config, course, json);
     }
     if let Command::Smtp(cmd) = cli.command {
         return smtp::run(&config, cmd, json).await;
@@ -316,13 +332,14 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 println!(
-                    "tick at {}: {} queued, {} sent, {} to retry, {} failed, {} completed the course",
+                    "tick at {}: {} queued, {} sent, {} to retry, {} failed, {} completed a course, {} moved to a later day (daily limit)",
                     now.to_rfc3339(),
                     report.enqueued,
                     report.sent,
                     report.retried,
                     report.failed,
-                    report.completed
+                    report.completed,
+                    report.deferred
                 );
                 if report.raw_removed + report.replies_removed > 0 {
                     println!(
@@ -338,13 +355,17 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Lessons(cmd) => return lessons::run(&app, cmd, json).await,
-        Command::Subscribers(cmd) => return subscribers::run(&app, cmd, json).await,
+        Command::Courses(CoursesCommand::List) => return lessons::list_courses(&app, json).await,
+        Command::Lessons(cmd) => return lessons::run(&app, cmd, course, json).await,
+        Command::Subscribers(cmd) => return subscribers::run(&app, cmd, course, json).await,
         Command::Simulate {
             days,
             timezone,
             now,
-        } => return simulate::run(&app, days, timezone, now, json).await,
+        } => {
+            let course = app.course(course).await?;
+            return simulate::run(&app, &course, days, timezone, now, json).await;
+        }
         Command::Ingest { file, dry_run } => return ingest(&app, file, dry_run, json).await,
         Command::Admin(AdminCommand::Add { user, email }) => {
             use std::io::{BufRead, IsTerminal};

@@ -1,17 +1,19 @@
-//! `drip simulate`: the schedule a subscriber confirming now would get, computed with the
-//! same functions the scheduler and sender use.
+//! `drip simulate`: the schedule a subscriber confirming now would get in one course,
+//! computed with the same functions the scheduler and sender use, the daily limit
+//! (`[schedule] max_lessons_per_day`) included.
 
 use std::process::ExitCode;
 
 use chrono::{DateTime, Duration, Utc};
 
 use crate::app::App;
-use crate::db;
+use crate::db::{self, courses::CourseRow};
 use crate::domain::Timezone;
-use crate::schedule::Syllabus;
+use crate::schedule::{DailyLimit, Syllabus};
 
 pub async fn run(
     app: &App,
+    course: &CourseRow,
     days: u32,
     timezone: Option<String>,
     now: Option<DateTime<Utc>>,
@@ -22,17 +24,22 @@ pub async fn run(
         None => app.config.default_timezone(),
     };
     let confirmed = now.unwrap_or_else(Utc::now);
-    let course = app.course().await?;
     let lessons = db::lessons::list(&app.db, course.id).await?;
     let syllabus = Syllabus::new(&lessons, &course.send_window, &course.phases);
+    let limit = DailyLimit::new(app.config.schedule.max_lessons_per_day);
     let horizon = confirmed + Duration::days(i64::from(days));
     let mut rows = Vec::new();
+    let mut sent = Vec::new();
     let mut due = Some(syllabus.first_due(confirmed, tz));
     let mut position = 0;
-    while let (Some(at), Some(lesson)) = (due, syllabus.next_after(position)) {
+    while let (Some(due_at), Some(lesson)) = (due, syllabus.next_after(position)) {
+        // The scheduler plans a lesson when it falls due, and holds it to another day when
+        // that day already has the person's lessons.
+        let at = limit.place(due_at, syllabus.window_of(lesson), tz.tz(), &sent);
         if at > horizon {
             break;
         }
+        sent.push(at);
         rows.push((lesson, at));
         // Assume the subscriber never answers: a lesson that waits for a reply holds the
         // next one for its max_wait_days (the longest the schedule can stretch).
@@ -58,7 +65,8 @@ pub async fn run(
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "A subscriber in {} confirming at {}:",
+        "{}: a subscriber in {} confirming at {}:",
+        course.slug,
         tz,
         confirmed
             .with_timezone(&tz.tz())

@@ -31,8 +31,20 @@ fn parse(app: &App, email: &str, name: &str, timezone: &str) -> anyhow::Result<N
     })
 }
 
-pub async fn run(app: &App, cmd: SubscribersCommand, json_out: bool) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    app: &App,
+    cmd: SubscribersCommand,
+    course: Option<&str>,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
     let now = Utc::now();
+    // pause, resume and unsubscribe without --course act on all of the person's courses.
+    let named_course = async || -> anyhow::Result<Option<i64>> {
+        Ok(match course {
+            Some(_) => Some(app.course(course).await?.id),
+            None => None,
+        })
+    };
     match cmd {
         SubscribersCommand::Add {
             email,
@@ -40,14 +52,15 @@ pub async fn run(app: &App, cmd: SubscribersCommand, json_out: bool) -> anyhow::
             timezone,
             confirmed,
         } => {
+            let course = app.course(course).await?;
             let new = parse(app, &email, &name, &timezone)?;
-            subscriptions::add(app, &new, confirmed, "cli", now).await?;
+            subscriptions::add(app, &course, &new, confirmed, "cli", now).await?;
             let what = if confirmed {
-                "enrolled"
+                "enrolled in"
             } else {
-                "added; a confirmation mail is queued"
+                "added; a confirmation mail is queued for"
             };
-            println!("{}: {what}", new.email);
+            println!("{}: {what} {}", new.email, course.slug);
         }
         SubscribersCommand::List {
             status,
@@ -82,7 +95,8 @@ pub async fn run(app: &App, cmd: SubscribersCommand, json_out: bool) -> anyhow::
                 println!("{} <{}>  {}  ({})", s.name, s.email, s.status, s.timezone);
                 for e in &data.enrollments {
                     println!(
-                        "  at lesson {} ({}), next due {}",
+                        "  {}: at lesson {} ({}), next due {}",
+                        e.course,
                         e.position,
                         e.status,
                         e.next_due_at.clone().unwrap_or_else(none)
@@ -90,8 +104,9 @@ pub async fn run(app: &App, cmd: SubscribersCommand, json_out: bool) -> anyhow::
                 }
                 for d in &data.deliveries {
                     println!(
-                        "  {:<8} {:<28} {:<8} rev {:<3} sent {}",
+                        "  {:<8} {:<20} {:<28} {:<8} rev {:<3} sent {}",
                         d.kind,
+                        d.course.as_deref().unwrap_or("-"),
                         d.lesson.as_deref().unwrap_or("-"),
                         d.status,
                         d.revision.map(|r| r.to_string()).unwrap_or_else(none),
@@ -109,9 +124,11 @@ pub async fn run(app: &App, cmd: SubscribersCommand, json_out: bool) -> anyhow::
             }
         }
         SubscribersCommand::Import { file, confirmed } => {
+            let course = app.course(course).await?;
             let bar = import_progress_bar(&file);
             let report = crate::subscriptions::import::import_csv_with_progress(
                 app,
+                &course,
                 &file,
                 confirmed,
                 now,
@@ -166,7 +183,7 @@ pub async fn run(app: &App, cmd: SubscribersCommand, json_out: bool) -> anyhow::
         }
         SubscribersCommand::Pause { email } => {
             let s = find(app, &email).await?;
-            let done = subscriptions::pause(app, s.id, "cli", now).await?;
+            let done = subscriptions::pause(app, s.id, named_course().await?, "cli", now).await?;
             println!(
                 "{}: {}",
                 s.email,
@@ -179,7 +196,7 @@ pub async fn run(app: &App, cmd: SubscribersCommand, json_out: bool) -> anyhow::
         }
         SubscribersCommand::Resume { email } => {
             let s = find(app, &email).await?;
-            let done = subscriptions::resume(app, s.id, "cli", now).await?;
+            let done = subscriptions::resume(app, s.id, named_course().await?, "cli", now).await?;
             println!(
                 "{}: {}",
                 s.email,
@@ -192,8 +209,14 @@ pub async fn run(app: &App, cmd: SubscribersCommand, json_out: bool) -> anyhow::
         }
         SubscribersCommand::Unsubscribe { email } => {
             let s = find(app, &email).await?;
-            subscriptions::unsubscribe(app, s.id, "cli", now).await?;
-            println!("{}: unsubscribed", s.email);
+            let only = named_course().await?;
+            let done = subscriptions::unsubscribe(app, s.id, only, "cli", now).await?;
+            let what = match (done, course) {
+                (false, _) => "not taking it; unchanged".to_owned(),
+                (true, Some(c)) => format!("left {c}"),
+                (true, None) => "unsubscribed from everything".to_owned(),
+            };
+            println!("{}: {what}", s.email);
         }
     }
     Ok(ExitCode::SUCCESS)

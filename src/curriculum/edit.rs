@@ -496,6 +496,10 @@ pub(crate) async fn set_status(
         now,
     )
     .await?;
+    if status == crate::domain::LessonStatus::Published {
+        // An evergreen course's lesson published late reaches those who had finished.
+        crate::subscriptions::release_caught_up(&mut tx, lesson.course_id, Utc::now()).await?;
+    }
     tx.commit().await?;
     Ok(())
 }

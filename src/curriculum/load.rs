@@ -8,6 +8,22 @@ use super::CourseDir;
 use super::parse::{parse_course, parse_lesson};
 use super::problem::Problem;
 
+/// Every course under `lessons_dir`: each folder holding a `course.toml`, by folder name.
+/// Folders without one are not courses (a README, drafts) and are left alone.
+pub fn course_dirs(lessons_dir: &Path) -> Result<Vec<std::path::PathBuf>, Problem> {
+    let entries = std::fs::read_dir(lessons_dir).map_err(|e| {
+        Problem::new(1, format!("cannot read the lessons folder: {e}"))
+            .in_file(&lessons_dir.display().to_string())
+    })?;
+    let mut dirs: Vec<_> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p.join("course.toml").is_file())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
 /// Lints a whole course folder: each file, then the rules across files.
 pub fn load_dir(dir: &Path) -> Result<CourseDir, Vec<Problem>> {
     let shown = |name: &str| dir.join(name).display().to_string();

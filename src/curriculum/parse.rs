@@ -6,7 +6,7 @@ use toml::Spanned;
 
 use super::problem::{Problem, line_of};
 use super::rules;
-use crate::domain::{CoursePhase, Phase, Phases, SendWindow, Slug};
+use crate::domain::{CoursePhase, EmailAddress, Phase, Phases, SendWindow, Slug};
 
 /// `course.toml`, checked.
 #[derive(Debug, Clone)]
@@ -14,11 +14,16 @@ pub struct CourseFile {
     pub slug: Slug,
     pub title: String,
     pub description: String,
+    /// The sender's display name.
     pub from: String,
+    /// The sender's address, when `from` is "Name <address>"; None: `[mail] from`'s.
+    pub from_address: Option<EmailAddress>,
     pub send_window: SendWindow,
     pub phases: Phases,
     /// A line for the foot of every lesson mail (where to find help, say); may be empty.
     pub footer: String,
+    /// Lessons added later still reach the people who reached the end.
+    pub evergreen: bool,
     pub source: String,
 }
 
@@ -31,6 +36,8 @@ struct RawCourse {
     send_window: Spanned<String>,
     #[serde(default)]
     footer: Option<Spanned<String>>,
+    #[serde(default)]
+    evergreen: bool,
     phases: Option<Spanned<Vec<RawPhase>>>,
 }
 
@@ -117,12 +124,13 @@ pub fn parse_course(slug: &str, text: &str) -> Result<CourseFile, Vec<Problem>> 
             ));
         }
     }
-    if raw.from.get_ref().contains(['<', '>', '\r', '\n', '"']) {
-        problems.push(Problem::new(
-            at(&raw.from),
-            "from is a display name only (the address is mail.from in config.toml)",
-        ));
-    }
+    let (from, from_address) = match parse_from(raw.from.get_ref()) {
+        Ok(pair) => pair,
+        Err(message) => {
+            problems.push(Problem::new(at(&raw.from), message));
+            (String::new(), None)
+        }
+    };
     let send_window = match SendWindow::parse(raw.send_window.get_ref()) {
         Ok(w) if w.is_immediate() => {
             problems.push(Problem::new(
@@ -145,15 +153,42 @@ pub fn parse_course(slug: &str, text: &str) -> Result<CourseFile, Vec<Problem>> 
         slug: slug.expect("checked above"),
         title: raw.title.into_inner(),
         description: raw.description.into_inner(),
-        from: raw.from.into_inner(),
+        from,
+        from_address,
         send_window: send_window.expect("checked above"),
         phases: phases.expect("checked above"),
         footer: raw
             .footer
             .map(|f| f.into_inner().trim().to_owned())
             .unwrap_or_default(),
+        evergreen: raw.evergreen,
         source: text.to_owned(),
     })
+}
+
+/// `from`: a display name, or `Name <address>`.
+fn parse_from(text: &str) -> Result<(String, Option<EmailAddress>), String> {
+    let text = text.trim();
+    if text.contains(['\r', '\n', '"']) {
+        return Err("from must be one line without quotes: a name, or Name <address>".into());
+    }
+    let Some((name, rest)) = text.split_once('<') else {
+        if text.contains('>') {
+            return Err("from: a '>' without its '<' (write Name <address>)".into());
+        }
+        return Ok((text.to_owned(), None));
+    };
+    let Some(address) = rest.strip_suffix('>') else {
+        return Err(
+            "from: the address must end the line, in angle brackets: Name <address>".into(),
+        );
+    };
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("from: give a display name before the address: Name <address>".into());
+    }
+    let address = EmailAddress::parse(address).map_err(|e| format!("from: {}", e.message))?;
+    Ok((name.to_owned(), Some(address)))
 }
 
 /// The `[[phases]]` array: each name a slug, declared once, with a title; at least one.

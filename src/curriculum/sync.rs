@@ -43,6 +43,8 @@ pub enum SyncOutcome {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SyncReport {
     pub course_id: i64,
+    /// The course's slug.
+    pub course: String,
     pub lessons: Vec<(String, SyncOutcome)>,
 }
 
@@ -181,9 +183,13 @@ pub async fn sync_course(
     // planned next and they would wait forever. New lessons numbered before their place are
     // not sent to them; those after it are.
     db::enrollments::move_positions(&mut tx, course_id, &moves, now).await?;
+    // An evergreen course's new lessons reach the people who had reached the end.
+    let at = chrono::DateTime::from_timestamp(now, 0).context("sync time out of range")?;
+    crate::subscriptions::release_caught_up(&mut tx, course_id, at).await?;
     tx.commit().await?;
     Ok(SyncReport {
         course_id,
+        course: dir.course.slug.as_str().to_owned(),
         lessons: report,
     })
 }

@@ -125,6 +125,8 @@ impl std::fmt::Display for InboxKey {
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct InboxQuery {
+    /// Replies to the lessons of this course only.
+    pub course_id: Option<i64>,
     pub lesson_id: Option<i64>,
     pub subscriber_id: Option<i64>,
     /// None: every kind.
@@ -146,6 +148,12 @@ pub async fn inbox(db: &Db, q: &InboxQuery) -> anyhow::Result<Vec<InboxReply>> {
         n += 1;
         format!("${n}")
     };
+    if q.course_id.is_some() {
+        sql += &format!(
+            " AND r.lesson_id IN (SELECT id FROM lessons WHERE course_id = {})",
+            next()
+        );
+    }
     if q.lesson_id.is_some() {
         sql += &format!(" AND r.lesson_id = {}", next());
     }
@@ -172,6 +180,9 @@ pub async fn inbox(db: &Db, q: &InboxQuery) -> anyhow::Result<Vec<InboxReply>> {
         next()
     );
     let mut query = sqlx::query_as::<_, InboxReply>(&sql);
+    if let Some(c) = q.course_id {
+        query = query.bind(c);
+    }
     if let Some(l) = q.lesson_id {
         query = query.bind(l);
     }

@@ -11,6 +11,7 @@ pub struct NewLesson {
     pub subscriber_id: i64,
     pub enrollment_id: i64,
     pub lesson_id: i64,
+    pub course_id: i64,
 }
 
 /// Queues lesson mails; a row that already exists for the same (enrollment, lesson) is left
@@ -24,18 +25,19 @@ pub async fn enqueue_lessons(
     let mut inserted = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(200) {
         let mut sql = String::from(
-            "INSERT INTO deliveries (subscriber_id, enrollment_id, lesson_id, kind, status, due_at, created_at) VALUES ",
+            "INSERT INTO deliveries (subscriber_id, enrollment_id, lesson_id, course_id, kind, status, due_at, created_at) VALUES ",
         );
         for i in 0..chunk.len() {
-            let b = i * 3;
+            let b = i * 4;
             if i > 0 {
                 sql.push_str(", ");
             }
             sql.push_str(&format!(
-                "(${}, ${}, ${}, 'lesson', 'queued', $1, $1)",
+                "(${}, ${}, ${}, ${}, 'lesson', 'queued', $1, $1)",
                 b + 2,
                 b + 3,
-                b + 4
+                b + 4,
+                b + 5
             ));
         }
         sql.push_str(" ON CONFLICT (enrollment_id, lesson_id) DO NOTHING RETURNING enrollment_id");
@@ -44,7 +46,8 @@ pub async fn enqueue_lessons(
             q = q
                 .bind(r.subscriber_id)
                 .bind(r.enrollment_id)
-                .bind(r.lesson_id);
+                .bind(r.lesson_id)
+                .bind(r.course_id);
         }
         inserted.extend(q.fetch_all(&mut **tx).await?.into_iter().map(|(id,)| id));
     }
@@ -73,21 +76,25 @@ pub(crate) async fn already_left(
     Ok(out)
 }
 
-/// Queues a non-lesson mail (confirm, welcome, goodbye, notice).
+/// Queues a non-lesson mail (confirm, welcome, goodbye, notice) about `course` (None: about
+/// the person, e.g. the goodbye of leaving everything; it speaks with the first course's
+/// sender and language).
 pub(crate) async fn enqueue_mail(
     tx: &mut Tx,
     subscriber_id: i64,
+    course: Option<i64>,
     kind: DeliveryKind,
     payload: &serde_json::Value,
     now: i64,
 ) -> anyhow::Result<i64> {
     let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO deliveries (subscriber_id, kind, status, due_at, payload, created_at) VALUES ($1, $2, 'queued', $3, $4, $3) RETURNING id",
+        "INSERT INTO deliveries (subscriber_id, kind, status, due_at, payload, created_at, course_id) VALUES ($1, $2, 'queued', $3, $4, $3, $5) RETURNING id",
     )
     .bind(subscriber_id)
     .bind(kind.as_str())
     .bind(now)
     .bind(payload.to_string())
+    .bind(course)
     .fetch_one(&mut **tx)
     .await?;
     Ok(id)
@@ -96,26 +103,28 @@ pub(crate) async fn enqueue_mail(
 /// Rows per INSERT of [`enqueue_confirmations`]: one bound value each.
 const CONFIRMATIONS_PER_INSERT: usize = 5000;
 
-/// Queues a confirmation mail (no payload) for each of these subscribers, due at `now`,
-/// one statement per [`CONFIRMATIONS_PER_INSERT`].
+/// Queues a confirmation mail for `course_id` (no payload) for each of these subscribers,
+/// due at `now`, one statement per [`CONFIRMATIONS_PER_INSERT`].
 pub(crate) async fn enqueue_confirmations(
     tx: &mut Tx,
     subscriber_ids: &[i64],
+    course_id: i64,
     now: i64,
 ) -> anyhow::Result<()> {
     for chunk in subscriber_ids.chunks(CONFIRMATIONS_PER_INSERT) {
         let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("(${}, $1, $2, $3, $4, $3)", i + 5))
+            .map(|i| format!("(${}, $1, $2, $3, $4, $3, $5)", i + 6))
             .collect();
         let sql = format!(
-            "INSERT INTO deliveries (subscriber_id, kind, status, due_at, payload, created_at) VALUES {}",
+            "INSERT INTO deliveries (subscriber_id, kind, status, due_at, payload, created_at, course_id) VALUES {}",
             values.join(", ")
         );
         let mut q = sqlx::query(&sql)
             .bind(DeliveryKind::Confirm.as_str())
             .bind(DeliveryStatus::Queued.as_str())
             .bind(now)
-            .bind("{}");
+            .bind("{}")
+            .bind(course_id);
         for id in chunk {
             q = q.bind(*id);
         }
@@ -145,20 +154,79 @@ pub(crate) async fn mail_queued_since(
     Ok(n > 0)
 }
 
-/// The payload of the subscriber's latest confirmation mail: the name and time zone a
-/// repeated sign-up asked for, applied when the link is used.
-pub(crate) async fn latest_confirm_payload(
+/// A confirmation mail: who it asked, for which course, and the name and time zone a
+/// repeated sign-up asked for (applied when the link is used).
+#[derive(Debug, Clone)]
+pub(crate) struct Confirmation {
+    pub subscriber_id: i64,
+    pub course_id: Option<i64>,
+    pub payload: serde_json::Value,
+    pub created_at: i64,
+}
+
+type ConfirmationRow = (i64, Option<i64>, String, i64);
+
+fn confirmation(row: ConfirmationRow) -> Confirmation {
+    Confirmation {
+        subscriber_id: row.0,
+        course_id: row.1,
+        payload: serde_json::from_str(&row.2).unwrap_or_default(),
+        created_at: row.3,
+    }
+}
+
+/// The confirmation mail `id` (what a confirmation link names).
+pub(crate) async fn confirmation_by_id(
     tx: &mut Tx,
-    subscriber_id: i64,
-) -> anyhow::Result<Option<serde_json::Value>> {
-    let row: Option<(String,)> = sqlx::query_as(
-        "SELECT payload FROM deliveries WHERE subscriber_id = $1 AND kind = $2 ORDER BY id DESC LIMIT 1",
+    id: i64,
+) -> anyhow::Result<Option<Confirmation>> {
+    let row: Option<ConfirmationRow> = sqlx::query_as(
+        "SELECT subscriber_id, course_id, payload, created_at FROM deliveries WHERE id = $1 AND kind = $2",
     )
-    .bind(subscriber_id)
+    .bind(id)
     .bind(DeliveryKind::Confirm.as_str())
     .fetch_optional(&mut **tx)
     .await?;
-    Ok(row.and_then(|(p,)| serde_json::from_str(&p).ok()))
+    Ok(row.map(confirmation))
+}
+
+/// The subscriber's latest confirmation mail, for one course or (None) any.
+pub(crate) async fn latest_confirmation(
+    tx: &mut Tx,
+    subscriber_id: i64,
+    course_id: Option<i64>,
+) -> anyhow::Result<Option<Confirmation>> {
+    let row: Option<ConfirmationRow> = sqlx::query_as(
+        "SELECT subscriber_id, course_id, payload, created_at FROM deliveries WHERE subscriber_id = $1 AND kind = $2 AND ($3 IS NULL OR course_id = $3) ORDER BY id DESC LIMIT 1",
+    )
+    .bind(subscriber_id)
+    .bind(DeliveryKind::Confirm.as_str())
+    .bind(course_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(confirmation))
+}
+
+/// When each of these people's lesson mails go or went out (queued: due time; left: send
+/// time), from `since` on: what the daily limit counts.
+pub(crate) async fn lesson_times(
+    tx: &mut Tx,
+    subscriber_ids: &[i64],
+    since: i64,
+) -> anyhow::Result<Vec<(i64, i64)>> {
+    let mut out = Vec::new();
+    for chunk in subscriber_ids.chunks(500) {
+        let sql = format!(
+            "SELECT subscriber_id, COALESCE(sent_at, due_at) FROM deliveries WHERE kind = 'lesson' AND status IN ('queued', 'sent') AND COALESCE(sent_at, due_at) >= $1 AND subscriber_id IN ({})",
+            super::placeholders(2, chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (i64, i64)>(&sql).bind(since);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        out.extend(q.fetch_all(&mut **tx).await?);
+    }
+    Ok(out)
 }
 
 /// A delivery claimed by one sender.
@@ -168,6 +236,7 @@ pub struct Claimed {
     pub subscriber_id: i64,
     pub enrollment_id: Option<i64>,
     pub lesson_id: Option<i64>,
+    pub course_id: Option<i64>,
     #[sqlx(try_from = "String")]
     pub kind: DeliveryKind,
     pub attempts: i64,
@@ -190,7 +259,7 @@ pub fn claim_sql(db: &Db) -> String {
            SELECT d.id FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
            WHERE d.status = 'queued' AND d.due_at <= $3 AND (d.kind <> 'lesson' OR s.status = 'active') \
            ORDER BY d.due_at LIMIT $4{}{close} \
-         RETURNING id, subscriber_id, enrollment_id, lesson_id, kind, attempts, payload, created_at",
+         RETURNING id, subscriber_id, enrollment_id, lesson_id, course_id, kind, attempts, payload, created_at",
         db.skip_locked("d")
     )
 }
@@ -330,12 +399,45 @@ pub(crate) async fn withdraw_queued_lessons(
     .rows_affected())
 }
 
+/// [`withdraw_queued_lessons`] for one enrollment (one course paused or left).
+pub(crate) async fn withdraw_queued_for_enrollment(
+    tx: &mut Tx,
+    enrollment_id: i64,
+) -> anyhow::Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM deliveries WHERE enrollment_id = $1 AND kind = 'lesson' AND status = 'queued'",
+    )
+    .bind(enrollment_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
+}
+
+/// The enrollment's queued lesson, due now (NEXT: the lesson already planned goes at once).
+pub(crate) async fn hurry_queued_lesson(
+    tx: &mut Tx,
+    enrollment_id: i64,
+    now: i64,
+) -> anyhow::Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE deliveries SET due_at = $1 WHERE enrollment_id = $2 AND kind = 'lesson' AND status = 'queued' AND lease_owner IS NULL AND due_at > $1",
+    )
+    .bind(now)
+    .bind(enrollment_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        > 0)
+}
+
 /// One delivery as shown to people: in `subscribers show` and the admin timeline.
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct DeliveryView {
     pub id: i64,
     #[sqlx(try_from = "String")]
     pub kind: DeliveryKind,
+    /// The course's slug.
+    pub course: Option<String>,
     pub lesson: Option<String>,
     #[sqlx(try_from = "String")]
     pub status: DeliveryStatus,
@@ -350,8 +452,8 @@ pub struct DeliveryView {
 
 pub async fn for_subscriber(db: &Db, subscriber_id: i64) -> anyhow::Result<Vec<DeliveryView>> {
     Ok(sqlx::query_as(
-        "SELECT d.id, d.kind, l.slug AS lesson, d.status, d.attempts, d.revision, d.created_at, d.due_at, d.sent_at, d.failed_at, d.last_error \
-         FROM deliveries d LEFT JOIN lessons l ON l.id = d.lesson_id WHERE d.subscriber_id = $1 ORDER BY d.id",
+        "SELECT d.id, d.kind, c.slug AS course, l.slug AS lesson, d.status, d.attempts, d.revision, d.created_at, d.due_at, d.sent_at, d.failed_at, d.last_error \
+         FROM deliveries d LEFT JOIN lessons l ON l.id = d.lesson_id LEFT JOIN courses c ON c.id = d.course_id WHERE d.subscriber_id = $1 ORDER BY d.id",
     )
     .bind(subscriber_id)
     .fetch_all(db.pool())
@@ -365,6 +467,7 @@ pub struct DeliveryRef {
     pub subscriber_id: i64,
     pub enrollment_id: Option<i64>,
     pub lesson_id: Option<i64>,
+    pub course_id: Option<i64>,
     #[sqlx(try_from = "String")]
     pub kind: DeliveryKind,
     #[sqlx(try_from = "String")]
@@ -372,7 +475,7 @@ pub struct DeliveryRef {
 }
 
 pub async fn by_id(db: &Db, id: i64) -> anyhow::Result<Option<DeliveryRef>> {
-    Ok(sqlx::query_as("SELECT id, subscriber_id, enrollment_id, lesson_id, kind, status FROM deliveries WHERE id = $1")
+    Ok(sqlx::query_as("SELECT id, subscriber_id, enrollment_id, lesson_id, course_id, kind, status FROM deliveries WHERE id = $1")
         .bind(id)
         .fetch_optional(db.pool())
         .await?)
@@ -384,7 +487,7 @@ pub(crate) async fn latest_lesson_for(
     subscriber_id: i64,
 ) -> anyhow::Result<Option<DeliveryRef>> {
     Ok(sqlx::query_as(
-        "SELECT id, subscriber_id, enrollment_id, lesson_id, kind, status FROM deliveries WHERE subscriber_id = $1 AND kind = 'lesson' AND status <> 'queued' ORDER BY id DESC LIMIT 1",
+        "SELECT id, subscriber_id, enrollment_id, lesson_id, course_id, kind, status FROM deliveries WHERE subscriber_id = $1 AND kind = 'lesson' AND status <> 'queued' ORDER BY id DESC LIMIT 1",
     )
     .bind(subscriber_id)
     .fetch_optional(db.pool())

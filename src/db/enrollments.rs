@@ -4,7 +4,7 @@
 use sqlx::FromRow;
 
 use super::{Db, Tx, placeholders};
-use crate::domain::EnrollmentStatus;
+use crate::domain::{EnrollmentStatus, Pace, Timezone};
 
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct EnrollmentRow {
@@ -19,9 +19,24 @@ pub struct EnrollmentRow {
     pub last_sent_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    #[serde(skip)]
+    pub pace_days: Option<i64>,
+    #[serde(skip)]
+    pub pace_hour: Option<i64>,
 }
 
-const COLUMNS: &str = "id, subscriber_id, course_id, status, position, next_due_at, waiting_reply, last_sent_at, created_at, updated_at";
+impl EnrollmentRow {
+    /// The subscriber's own pacing for this course, if they chose one. A stored pair that
+    /// does not make a pace (a hand edit of the database) reads as none, with a warning.
+    pub fn pace(&self) -> Option<Pace> {
+        Pace::from_columns(self.pace_days, self.pace_hour).unwrap_or_else(|e| {
+            tracing::warn!(enrollment = self.id, error = %e, "stored pacing ignored");
+            None
+        })
+    }
+}
+
+const COLUMNS: &str = "id, subscriber_id, course_id, status, position, next_due_at, waiting_reply, last_sent_at, created_at, updated_at, pace_days, pace_hour";
 
 /// Enrolls a subscriber; a second call for the same course changes nothing.
 pub async fn create(
@@ -100,6 +115,96 @@ pub(crate) async fn for_subscriber_in(
         .await?)
 }
 
+pub(crate) async fn of_course_in(
+    tx: &mut Tx,
+    subscriber_id: i64,
+    course_id: i64,
+) -> anyhow::Result<Option<EnrollmentRow>> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM enrollments WHERE subscriber_id = $1 AND course_id = $2");
+    Ok(sqlx::query_as(&sql)
+        .bind(subscriber_id)
+        .bind(course_id)
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+/// The pacing of those of these enrollments that have one.
+pub(crate) async fn paces(
+    db: &Db,
+    ids: &[i64],
+) -> anyhow::Result<std::collections::HashMap<i64, Pace>> {
+    let mut out = std::collections::HashMap::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT id, pace_days, pace_hour FROM enrollments WHERE pace_days IS NOT NULL AND id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (i64, Option<i64>, Option<i64>)>(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for (id, days, hour) in q.fetch_all(db.pool()).await? {
+            if let Ok(Some(p)) = Pace::from_columns(days, hour) {
+                out.insert(id, p);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Sets or clears (None) the subscriber's own pacing.
+pub(crate) async fn set_pace(
+    tx: &mut Tx,
+    id: i64,
+    pace: Option<Pace>,
+    now: i64,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE enrollments SET pace_days = $1, pace_hour = $2, updated_at = $3 WHERE id = $4",
+    )
+    .bind(pace.map(|p| i64::from(p.days())))
+    .bind(pace.map(|p| i64::from(p.hour())))
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The completed enrollments of a course, with their people's time zones: who an evergreen
+/// course's new lesson reaches.
+pub(crate) async fn completed_in_course(
+    tx: &mut Tx,
+    course_id: i64,
+) -> anyhow::Result<Vec<(EnrollmentRow, String)>> {
+    let cols: Vec<String> = COLUMNS.split(", ").map(|c| format!("e.{c}")).collect();
+    let sql = format!(
+        "SELECT {}, s.timezone FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id WHERE e.course_id = $1 AND e.status = 'completed' AND s.status = 'active' ORDER BY e.id",
+        cols.join(", ")
+    );
+    let rows = sqlx::query(&sql)
+        .bind(course_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    use sqlx::Row;
+    rows.into_iter()
+        .map(|r| {
+            let e = EnrollmentRow::from_row(&r)?;
+            let tz: String = r.try_get("timezone")?;
+            Ok((e, tz))
+        })
+        .collect()
+}
+
+pub async fn by_id(db: &Db, id: i64) -> anyhow::Result<Option<EnrollmentRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM enrollments WHERE id = $1");
+    Ok(sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?)
+}
+
 pub(crate) async fn by_id_in(tx: &mut Tx, id: i64) -> anyhow::Result<Option<EnrollmentRow>> {
     let sql = format!("SELECT {COLUMNS} FROM enrollments WHERE id = $1");
     Ok(sqlx::query_as(&sql)
@@ -115,14 +220,26 @@ pub(crate) struct Due {
     pub subscriber_id: i64,
     pub course_id: i64,
     pub position: i64,
+    #[sqlx(try_from = "String")]
+    pub timezone: Timezone,
+    pub pace_days: Option<i64>,
+    pub pace_hour: Option<i64>,
+}
+
+impl Due {
+    pub fn pace(&self) -> Option<Pace> {
+        Pace::from_columns(self.pace_days, self.pace_hour).unwrap_or(None)
+    }
 }
 
 /// The scheduler's due-enrollments statement (also shown by the throughput benchmark's
 /// EXPLAIN): binds `now` and the limit.
 pub fn lock_due_sql(db: &Db) -> String {
     format!(
-        "SELECT id, subscriber_id, course_id, position FROM enrollments WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= $1 ORDER BY next_due_at LIMIT $2{}",
-        db.skip_locked("enrollments")
+        "SELECT e.id, e.subscriber_id, e.course_id, e.position, s.timezone, e.pace_days, e.pace_hour \
+         FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id \
+         WHERE e.status = 'active' AND e.next_due_at IS NOT NULL AND e.next_due_at <= $1 ORDER BY e.next_due_at LIMIT $2{}",
+        db.skip_locked("e")
     )
 }
 

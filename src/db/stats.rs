@@ -214,3 +214,37 @@ pub(crate) async fn remap_positions(
     .await?;
     Ok(())
 }
+
+/// Per course: published lessons, people taking it (active or paused), and completed.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CourseCounts {
+    pub lessons: i64,
+    pub enrolled: i64,
+    pub completed: i64,
+}
+
+pub(crate) async fn course_counts(db: &Db) -> anyhow::Result<HashMap<i64, CourseCounts>> {
+    let mut out: HashMap<i64, CourseCounts> = HashMap::new();
+    let lessons: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT course_id, COUNT(*) FROM lessons WHERE status = 'published' GROUP BY course_id",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    for (course, n) in lessons {
+        out.entry(course).or_default().lessons = n;
+    }
+    let people: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT course_id, status, COUNT(*) FROM enrollments GROUP BY course_id, status",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    for (course, status, n) in people {
+        let c = out.entry(course).or_default();
+        match status.as_str() {
+            "active" | "paused" => c.enrolled += n,
+            "completed" => c.completed += n,
+            _ => {}
+        }
+    }
+    Ok(out)
+}

@@ -19,7 +19,7 @@ pub use status::{
 };
 pub use timezone::Timezone;
 pub use token::{Purpose, Signer};
-pub use window::{SendWindow, WindowKind};
+pub use window::{Pace, SendWindow, WEEKDAYS, WindowKind};
 
 /// Why an input was refused; `field` names what the user must fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -58,11 +58,11 @@ macro_rules! status {
 }
 
 status!(
-    /// Where a person stands with this drip as a whole.
+    /// Where a person stands with this drip as a whole: never confirmed, confirmed (what
+    /// they take, and whether it is paused, is each enrollment's), or out of everything.
     SubscriberStatus, "status" {
         Pending = "pending",
         Active = "active",
-        Paused = "paused",
         Unsubscribed = "unsubscribed",
         Bounced = "bounced",
         Erased = "erased",
@@ -123,6 +123,7 @@ status!(
         Pause = "pause",
         Resume = "resume",
         Stop = "stop",
+        Next = "next",
     }
 );
 
@@ -136,9 +137,16 @@ status!(
 );
 
 impl SubscriberStatus {
-    /// Receiving lessons, or taking a break from them: a person drip may still write to.
+    /// Confirmed and not out of everything: a person drip may still write to.
     pub(crate) fn is_enrolled(self) -> bool {
-        matches!(self, SubscriberStatus::Active | SubscriberStatus::Paused)
+        self == SubscriberStatus::Active
+    }
+}
+
+impl EnrollmentStatus {
+    /// Receiving the course's lessons, or taking a break from them.
+    pub(crate) fn is_taking(self) -> bool {
+        matches!(self, EnrollmentStatus::Active | EnrollmentStatus::Paused)
     }
 }
 

@@ -16,8 +16,15 @@ type HmacSha256 = Hmac<Sha256>;
 /// What a token may be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
+    /// Single-course releases' confirmation links: a subscriber id (their latest
+    /// confirmation is the one meant).
     Confirm,
+    /// A confirmation link: the id of the confirmation mail, which names the course.
+    ConfirmCourse,
+    /// Out of everything: a subscriber id.
     Unsubscribe,
+    /// Leave one course: an enrollment id (the one-click link of a lesson mail).
+    Leave,
     Preferences,
     Journal,
     /// The reply address of one delivery.
@@ -32,7 +39,9 @@ impl Purpose {
     fn tag(self) -> &'static [u8] {
         match self {
             Purpose::Confirm => b"confirm",
+            Purpose::ConfirmCourse => b"confirm-course",
             Purpose::Unsubscribe => b"unsubscribe",
+            Purpose::Leave => b"leave",
             Purpose::Preferences => b"preferences",
             Purpose::Journal => b"journal",
             Purpose::Reply => b"reply",

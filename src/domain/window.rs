@@ -65,6 +65,71 @@ impl SendWindow {
     }
 }
 
+/// A subscriber's own pacing for one course (the preferences page): the days of the week
+/// and the local hour they get lessons, in place of the course's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Pace {
+    /// Bit 0 is Monday … bit 6 Sunday; never zero.
+    days: u8,
+    hour: u8,
+}
+
+/// The days in the order of [`Pace`]'s bits, as cron names them.
+pub const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+impl Pace {
+    pub fn new(days: u8, hour: u8) -> Result<Pace, InvalidInput> {
+        if days == 0 || days > 0x7f {
+            return Err(InvalidInput::new(
+                "days",
+                "choose at least one day of the week",
+            ));
+        }
+        if hour > 23 {
+            return Err(InvalidInput::new("hour", "must be an hour from 0 to 23"));
+        }
+        Ok(Pace { days, hour })
+    }
+
+    /// The stored pair, both set or both NULL; anything else stored is an error.
+    pub fn from_columns(
+        days: Option<i64>,
+        hour: Option<i64>,
+    ) -> Result<Option<Pace>, InvalidInput> {
+        match (days, hour) {
+            (None, None) => Ok(None),
+            (Some(d), Some(h)) => Pace::new(
+                u8::try_from(d).map_err(|_| InvalidInput::new("pace_days", "out of range"))?,
+                u8::try_from(h).map_err(|_| InvalidInput::new("pace_hour", "out of range"))?,
+            )
+            .map(Some),
+            _ => Err(InvalidInput::new("pace", "days and hour are set together")),
+        }
+    }
+
+    pub fn days(self) -> u8 {
+        self.days
+    }
+
+    pub fn hour(self) -> u8 {
+        self.hour
+    }
+
+    pub fn has_day(self, index: usize) -> bool {
+        index < 7 && self.days & (1 << index) != 0
+    }
+
+    /// The window this pacing means: a cron expression on the chosen days at the hour.
+    pub fn window(self) -> SendWindow {
+        let days: Vec<&str> = (0..7)
+            .filter(|i| self.has_day(*i))
+            .map(|i| WEEKDAYS[i])
+            .collect();
+        SendWindow::parse(&format!("0 0 {} * * {}", self.hour, days.join(",")))
+            .expect("a pace always makes a valid cron expression")
+    }
+}
+
 /// Two windows are the same when they are written the same.
 impl PartialEq for SendWindow {
     fn eq(&self, other: &SendWindow) -> bool {

@@ -107,8 +107,9 @@ pub fn command(answer: &str) -> Option<Command> {
         .to_lowercase();
     match word.as_str() {
         "pause" => Some(Command::Pause),
-        "resume" => Some(Command::Resume),
+        "resume" | "reprendre" => Some(Command::Resume),
         "stop" | "unsubscribe" => Some(Command::Stop),
+        "next" | "suivant" => Some(Command::Next),
         _ => None,
     }
 }
@@ -272,6 +273,8 @@ mod tests {
         assert_eq!(command("\n\n  Resume!  \nthanks"), Some(Command::Resume));
         assert_eq!(command("Unsubscribe."), Some(Command::Stop));
         assert_eq!(command("stop"), Some(Command::Stop));
+        assert_eq!(command("Next"), Some(Command::Next));
+        assert_eq!(command("NEXT please"), None);
         assert_eq!(command("Stop asking me this."), None);
         assert_eq!(command("I want to pause"), None);
         assert_eq!(command(""), None);

@@ -22,6 +22,8 @@ use classify::{Command, Kind};
 #[derive(Debug, Clone, Serialize)]
 pub struct Match {
     pub subscriber: String,
+    /// The slug of the course the answered mail belongs to.
+    pub course: Option<String>,
     pub lesson: Option<String>,
     pub by: MatchedBy,
     #[serde(skip)]
@@ -132,8 +134,13 @@ async fn delivery_match(
         Some(id) => db::lessons::slug_of(&app.db, id).await?,
         None => None,
     };
+    let course = match delivery.course_id {
+        Some(id) => Some(db::courses::by_id(&app.db, id).await?.slug),
+        None => None,
+    };
     Ok(Some(Match {
         subscriber: s.email,
+        course,
         lesson,
         by,
         delivery,
@@ -318,6 +325,7 @@ async fn store_and_act(
         db::deliveries::enqueue_mail(
             &mut tx,
             sid,
+            delivery.as_ref().and_then(|d| d.course_id),
             DeliveryKind::Notice,
             &json!({"title": "Your reply is saved. Where to find help now", "paragraphs": paragraphs}),
             now_s,
@@ -326,8 +334,8 @@ async fn store_and_act(
     }
     // The command commits with the reply or not at all: if it fails, the mail server's
     // retry finds no stored reply and runs the whole step again.
-    if let (Some(cmd), Some(sid)) = (command, subscriber_id) {
-        apply_command(&mut tx, sid, cmd, now).await?;
+    if let (Some(cmd), Some(d)) = (command, &delivery) {
+        apply_command(&mut tx, d, cmd, now).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -350,7 +358,7 @@ async fn release_waiting_lesson(
     }
     let course = db::courses::by_id_in(tx, e.course_id).await?;
     let lessons = db::lessons::list_in(tx, e.course_id).await?;
-    let syllabus = Syllabus::new(&lessons, &course.send_window, &course.phases);
+    let syllabus = Syllabus::new(&lessons, &course.send_window, &course.phases).paced(e.pace());
     let Some(answered) = lessons.iter().find(|l| l.id == lesson_id) else {
         return Ok(());
     };
@@ -371,46 +379,53 @@ async fn release_waiting_lesson(
     Ok(())
 }
 
-/// PAUSE, RESUME and STOP from a reply's first line, confirmed by mail, in the reply's
-/// own transaction.
+/// PAUSE, RESUME, STOP and NEXT from a reply's first line, on the course of the mail it
+/// answers, confirmed by mail, in the reply's own transaction.
 async fn apply_command(
     tx: &mut db::Tx,
-    subscriber_id: i64,
+    d: &DeliveryRef,
     cmd: Command,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
+    let subscriber_id = d.subscriber_id;
+    let course = d.course_id;
     let (done, title, line) = match cmd {
         Command::Pause => (
-            subscriptions::pause_in(tx, subscriber_id, "subscriber", now).await?,
+            subscriptions::pause_in(tx, subscriber_id, course, "subscriber", now).await?,
             "Your course is paused",
-            "No lessons will come until you reply RESUME (or use the preferences link in any lesson).",
+            "No lessons of this course will come until you reply RESUME (or use the preferences link in any lesson).",
         ),
-        Command::Resume => {
-            let Some(e) = db::enrollments::for_subscriber_in(tx, subscriber_id)
-                .await?
-                .into_iter()
-                .next()
-            else {
-                return Ok(());
-            };
-            let course = db::courses::by_id_in(tx, e.course_id).await?;
-            (
-                subscriptions::resume_in(tx, &course, subscriber_id, "subscriber", now).await?,
-                "Your course continues",
-                "Your next lesson comes at the next usual time.",
-            )
-        }
-        // The goodbye mail that unsubscribing queues is the confirmation.
+        Command::Resume => (
+            subscriptions::resume_in(tx, subscriber_id, course, "subscriber", now).await?,
+            "Your course continues",
+            "Your next lesson comes at the next usual time.",
+        ),
+        // The goodbye mail that leaving queues is the confirmation.
         Command::Stop => {
-            return subscriptions::unsubscribe_in(tx, subscriber_id, "subscriber", now)
+            return subscriptions::unsubscribe_in(tx, subscriber_id, course, "subscriber", now)
                 .await
                 .map(|_| ());
+        }
+        // The lesson itself is the answer.
+        Command::Next => {
+            let enrollment = match (d.enrollment_id, course) {
+                (Some(e), _) => Some(e),
+                (None, Some(c)) => db::enrollments::of_course_in(tx, subscriber_id, c)
+                    .await?
+                    .map(|e| e.id),
+                (None, None) => None,
+            };
+            if let Some(e) = enrollment {
+                subscriptions::next_now_in(tx, e, "subscriber", now).await?;
+            }
+            return Ok(());
         }
     };
     if done {
         db::deliveries::enqueue_mail(
             tx,
             subscriber_id,
+            course,
             DeliveryKind::Notice,
             &json!({"title": title, "paragraphs": [line]}),
             now.timestamp(),

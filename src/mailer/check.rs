@@ -289,6 +289,8 @@ async fn test_message(
         course: None,
         lesson: None,
         from_name: None,
+        from_address: None,
+        list_id: None,
     };
     let message = match composer.build(&out) {
         Ok(m) => m,

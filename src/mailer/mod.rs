@@ -40,8 +40,12 @@ pub struct Outgoing {
     pub unsubscribe: Option<(String, String)>,
     pub course: Option<String>,
     pub lesson: Option<String>,
-    /// A sender name in place of `[mail] from`'s (discreet mails); the address stays.
+    /// A sender name in place of `[mail] from`'s (the course's, or the discreet name).
     pub from_name: Option<String>,
+    /// A sender address in place of `[mail] from`'s (a course's `from = "Name <address>"`).
+    pub from_address: Option<String>,
+    /// `List-Id: <course-slug>.<reply_domain>`.
+    pub list_id: Option<String>,
 }
 
 /// Why a send did not happen; the sender retries `Transient` and gives up on `Permanent`.
@@ -150,9 +154,13 @@ impl Mailer {
                 .with_context(|| format!("recipient {:?}", out.to))?,
         );
         let mut builder = Message::builder()
-            .from(match &out.from_name {
-                Some(name) => Mailbox::new(Some(name.clone()), self.from.email.clone()),
-                None => self.from.clone(),
+            .from({
+                let address = match &out.from_address {
+                    Some(a) => a.parse().with_context(|| format!("sender {a:?}"))?,
+                    None => self.from.email.clone(),
+                };
+                let name = out.from_name.clone().or_else(|| self.from.name.clone());
+                Mailbox::new(name, address)
             })
             .to(to)
             .subject(out.subject.clone())
@@ -173,6 +181,9 @@ impl Mailer {
                 "List-Unsubscribe-Post".into(),
                 "List-Unsubscribe=One-Click".into(),
             ));
+        }
+        if let Some(list_id) = &out.list_id {
+            raw.push(("List-Id".into(), format!("<{list_id}>")));
         }
         if let Some(course) = &out.course {
             raw.push(("X-Drip-Course".into(), course.clone()));
@@ -328,6 +339,8 @@ mod tests {
             course: Some("rebuilding-trust".into()),
             lesson: Some("a-clean-slate".into()),
             from_name: None,
+            from_address: None,
+            list_id: None,
         }
     }
 

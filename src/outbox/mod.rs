@@ -18,6 +18,8 @@ pub use send::{SendReport, send_due};
 pub struct TickReport {
     pub enqueued: u64,
     pub completed: u64,
+    /// Moved to a later day by `[schedule] max_lessons_per_day`.
+    pub deferred: u64,
     pub sent: u64,
     pub retried: u64,
     pub failed: u64,
@@ -35,6 +37,7 @@ pub async fn tick(app: &App, now: DateTime<Utc>) -> anyhow::Result<TickReport> {
         let send = send_due(app, now).await?;
         total.enqueued += plan.enqueued;
         total.completed += plan.completed;
+        total.deferred += plan.deferred;
         total.sent += send.sent;
         total.retried += send.retried;
         total.failed += send.failed;

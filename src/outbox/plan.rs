@@ -11,14 +11,20 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use crate::app::App;
-use crate::db::{self, deliveries::NewLesson, lessons::Lesson};
-use crate::schedule::next_published;
+use crate::db::{self, courses::CourseRow, deliveries::NewLesson, lessons::Lesson};
+use crate::schedule::{DailyLimit, Syllabus, next_published};
+
+/// How far back the daily limit looks for a person's other lessons: more than any local
+/// day can reach (UTC-12 to UTC+14).
+const LIMIT_LOOKBACK_SECONDS: i64 = 2 * 86_400;
 
 /// What a planning pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PlanReport {
     pub enqueued: u64,
     pub completed: u64,
+    /// Moved to a later day by the daily limit.
+    pub deferred: u64,
     /// True when another process held the planning lock.
     pub skipped: bool,
 }
@@ -30,12 +36,15 @@ pub struct PlanReport {
 /// each other.
 const PLAN_LOCK: i32 = 0x0d21_9001;
 
-/// Plans every enrollment due at `now`, in batches.
+/// Plans every enrollment due at `now`, in batches. A lesson that would break the daily
+/// limit (`[schedule] max_lessons_per_day`, across all of a person's courses) is not queued:
+/// the enrollment is due again at the lesson's window on the next day with room.
 pub async fn plan_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<PlanReport> {
     let now_s = now.timestamp();
     let batch = i64::from(app.config.schedule.batch_size).max(1) * 10;
+    let limit = DailyLimit::new(app.config.schedule.max_lessons_per_day);
     let mut report = PlanReport::default();
-    let mut lessons_by_course: HashMap<i64, Vec<Lesson>> = HashMap::new();
+    let mut courses: HashMap<i64, (CourseRow, Vec<Lesson>)> = HashMap::new();
     loop {
         let mut tx = app.db.begin_write().await?;
         if !app.db.try_xact_lock(&mut tx, PLAN_LOCK).await? {
@@ -47,26 +56,55 @@ pub async fn plan_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<PlanRepor
             tx.commit().await?;
             return Ok(report);
         }
-        let mut groups: HashMap<(i64, i64), Vec<NewLesson>> = HashMap::new();
-        let mut completed = Vec::new();
-        for row in &due {
-            if let std::collections::hash_map::Entry::Vacant(e) =
-                lessons_by_course.entry(row.course_id)
-            {
-                e.insert(db::lessons::list_in(&mut tx, row.course_id).await?);
-            }
-            match next_published(&lessons_by_course[&row.course_id], row.position) {
-                Some(lesson) => groups
-                    .entry((lesson.id, lesson.position))
-                    .or_default()
-                    .push(NewLesson {
-                        subscriber_id: row.subscriber_id,
-                        enrollment_id: row.id,
-                        lesson_id: lesson.id,
-                    }),
-                None => completed.push(row.id),
+        let mut taken: HashMap<i64, Vec<DateTime<Utc>>> = HashMap::new();
+        if !limit.is_unlimited() {
+            let people: Vec<i64> = due.iter().map(|d| d.subscriber_id).collect();
+            let since = now_s - LIMIT_LOOKBACK_SECONDS;
+            for (subscriber, at) in db::deliveries::lesson_times(&mut tx, &people, since).await? {
+                if let Some(at) = DateTime::from_timestamp(at, 0) {
+                    taken.entry(subscriber).or_default().push(at);
+                }
             }
         }
+        let mut groups: HashMap<(i64, i64), Vec<NewLesson>> = HashMap::new();
+        let mut completed = Vec::new();
+        let mut deferred = Vec::new();
+        for row in &due {
+            if let std::collections::hash_map::Entry::Vacant(e) = courses.entry(row.course_id) {
+                let course = db::courses::by_id_in(&mut tx, row.course_id).await?;
+                let lessons = db::lessons::list_in(&mut tx, row.course_id).await?;
+                e.insert((course, lessons));
+            }
+            let (course, lessons) = &courses[&row.course_id];
+            let Some(lesson) = next_published(lessons, row.position) else {
+                completed.push(row.id);
+                continue;
+            };
+            if !limit.is_unlimited() {
+                let syllabus =
+                    Syllabus::new(lessons, &course.send_window, &course.phases).paced(row.pace());
+                let times = taken.entry(row.subscriber_id).or_default();
+                let at = limit.place(now, syllabus.window_of(lesson), row.timezone.tz(), times);
+                if at > now {
+                    deferred.push((row.id, at.timestamp()));
+                    continue;
+                }
+                times.push(now);
+            }
+            groups
+                .entry((lesson.id, lesson.position))
+                .or_default()
+                .push(NewLesson {
+                    subscriber_id: row.subscriber_id,
+                    enrollment_id: row.id,
+                    lesson_id: lesson.id,
+                    course_id: row.course_id,
+                });
+        }
+        for (id, at) in &deferred {
+            db::enrollments::set_next_due(&mut tx, *id, Some(*at), now_s).await?;
+        }
+        report.deferred += deferred.len() as u64;
         for ((lesson_id, position), rows) in &groups {
             let ids: Vec<i64> = rows.iter().map(|r| r.enrollment_id).collect();
             db::enrollments::advance(&mut tx, &ids, *position, now_s).await?;

@@ -21,8 +21,10 @@ use rand::Rng;
 
 use super::relay::Gate;
 use crate::app::App;
-use crate::db::{self, deliveries::Claimed, lessons::Lesson, subscribers::SubscriberRow};
-use crate::domain::{DeliveryKind, Timezone};
+use crate::db::{
+    self, courses::CourseRow, deliveries::Claimed, lessons::Lesson, subscribers::SubscriberRow,
+};
+use crate::domain::{DeliveryKind, Pace, Timezone};
 use crate::mailer::{Outgoing, SendError};
 use crate::render::MailKind;
 use crate::schedule::Syllabus;
@@ -41,7 +43,7 @@ enum Outcome {
     /// Accepted by the server; recorded with the rest of the batch.
     Sent {
         id: i64,
-        lesson: Option<usize>,
+        lesson: Option<LessonRef>,
         enrollment_id: Option<i64>,
         timezone: Timezone,
     },
@@ -147,6 +149,7 @@ pub async fn compose_delivery(
         subscriber_id: d.subscriber_id,
         enrollment_id: d.enrollment_id,
         lesson_id: d.lesson_id,
+        course_id: d.course_id,
         kind: d.kind,
         attempts: 0,
         payload: "{}".into(),
@@ -160,18 +163,54 @@ pub async fn compose_delivery(
     Ok(batch.compose(&batch.claimed[0], subscriber)?.0)
 }
 
+/// A lesson of the batch: its course and its index among that course's lessons.
+type LessonRef = (i64, usize);
+
+/// A course of the batch with its lessons.
+struct CourseLessons {
+    row: CourseRow,
+    lessons: Vec<Lesson>,
+}
+
 struct BatchContext {
     app: App,
-    course: db::courses::CourseRow,
-    lessons: Vec<Lesson>,
+    courses: HashMap<i64, CourseLessons>,
+    /// The course a mail that names none speaks for (a goodbye from everything, say).
+    fallback: i64,
+    /// The subscriber's own pacing of the enrollments that have one.
+    paces: HashMap<i64, Pace>,
     subscribers: HashMap<i64, SubscriberRow>,
     claimed: Vec<Claimed>,
     now: DateTime<Utc>,
 }
 
 impl BatchContext {
-    fn syllabus(&self) -> Syllabus<'_> {
-        Syllabus::new(&self.lessons, &self.course.send_window, &self.course.phases)
+    fn syllabus(&self, course_id: i64, enrollment_id: Option<i64>) -> Syllabus<'_> {
+        let c = &self.courses[&course_id];
+        let pace = enrollment_id.and_then(|e| self.paces.get(&e).copied());
+        Syllabus::new(&c.lessons, &c.row.send_window, &c.row.phases).paced(pace)
+    }
+
+    fn lesson(&self, (course, index): LessonRef) -> &Lesson {
+        &self.courses[&course].lessons[index]
+    }
+
+    /// The course a delivery belongs to (a lesson's, else the one it names, else the
+    /// fallback), and for a lesson where it is in that course.
+    fn course_of(&self, d: &Claimed) -> anyhow::Result<(i64, Option<LessonRef>)> {
+        if d.kind == DeliveryKind::Lesson {
+            for (id, c) in &self.courses {
+                if let Some(i) = c.lessons.iter().position(|l| Some(l.id) == d.lesson_id) {
+                    return Ok((*id, Some((*id, i))));
+                }
+            }
+            anyhow::bail!("the lesson of this delivery no longer exists");
+        }
+        let id = d
+            .course_id
+            .filter(|c| self.courses.contains_key(c))
+            .unwrap_or(self.fallback);
+        Ok((id, None))
     }
 
     async fn load(
@@ -179,8 +218,24 @@ impl BatchContext {
         claimed: Vec<Claimed>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<BatchContext> {
-        let course = app.course().await?;
-        let lessons = db::lessons::list(&app.db, course.id).await?;
+        let all = db::courses::list(&app.db).await?;
+        let fallback = all
+            .iter()
+            .find(|c| c.removed_at.is_none())
+            .or(all.first())
+            .map(|c| c.id)
+            .context("no course in the database")?;
+        let mut wanted: Vec<i64> = claimed.iter().filter_map(|d| d.course_id).collect();
+        wanted.push(fallback);
+        let mut courses = HashMap::new();
+        for row in all {
+            if wanted.contains(&row.id) {
+                let lessons = db::lessons::list(&app.db, row.id).await?;
+                courses.insert(row.id, CourseLessons { row, lessons });
+            }
+        }
+        let enrollments: Vec<i64> = claimed.iter().filter_map(|d| d.enrollment_id).collect();
+        let paces = db::enrollments::paces(&app.db, &enrollments).await?;
         let ids: Vec<i64> = claimed.iter().map(|d| d.subscriber_id).collect();
         let subscribers = db::subscribers::by_ids(&app.db, &ids)
             .await?
@@ -189,8 +244,9 @@ impl BatchContext {
             .collect();
         Ok(BatchContext {
             app: app.clone(),
-            course,
-            lessons,
+            courses,
+            fallback,
+            paces,
             subscribers,
             claimed,
             now,
@@ -313,7 +369,7 @@ impl BatchContext {
     /// enrollments that get the same due time (same lesson, same time zone) in one update.
     async fn record_sent(
         &self,
-        sent: &[(i64, Option<usize>, Option<i64>, Timezone)],
+        sent: &[(i64, Option<LessonRef>, Option<i64>, Timezone)],
     ) -> anyhow::Result<()> {
         if sent.is_empty() {
             return Ok(());
@@ -322,7 +378,7 @@ impl BatchContext {
         let now = self.now.timestamp();
         let mut by_revision: HashMap<Option<i64>, Vec<i64>> = HashMap::new();
         for (id, lesson, _, _) in sent {
-            let revision = lesson.map(|i| self.lessons[i].revision);
+            let revision = lesson.map(|r| self.lesson(r).revision);
             by_revision.entry(revision).or_default().push(*id);
         }
         let mut tx = app.db.begin_write().await?;
@@ -332,8 +388,8 @@ impl BatchContext {
                 .await?;
             recorded.extend(done);
         }
-        let syllabus = self.syllabus();
-        let mut due_for: HashMap<(usize, Timezone), (Option<i64>, bool)> = HashMap::new();
+        type Key = (LessonRef, Timezone, Option<Pace>);
+        let mut due_for: HashMap<Key, (Option<i64>, bool)> = HashMap::new();
         let mut plans: HashMap<(i64, Option<i64>, bool), Vec<i64>> = HashMap::new();
         for (id, lesson, enrollment_id, timezone) in sent {
             let (Some(lesson), Some(enrollment_id)) = (lesson, enrollment_id) else {
@@ -342,9 +398,13 @@ impl BatchContext {
             if !recorded.contains(id) {
                 continue;
             }
-            let l = &self.lessons[*lesson];
-            let (next_due, waiting) = *due_for.entry((*lesson, *timezone)).or_insert_with(|| {
-                let next = syllabus.after_send(l, self.now, *timezone);
+            let l = self.lesson(*lesson);
+            let pace = self.paces.get(enrollment_id).copied();
+            let key = (*lesson, *timezone, pace);
+            let (next_due, waiting) = *due_for.entry(key).or_insert_with(|| {
+                let next = self
+                    .syllabus(lesson.0, Some(*enrollment_id))
+                    .after_send(l, self.now, *timezone);
                 (next.due.map(|d| d.timestamp()), next.waiting_reply)
             });
             plans
@@ -380,7 +440,7 @@ impl BatchContext {
             // Any answer, even a refusal, means the server is there.
             _ => app.relay.succeeded(self.now),
         }
-        let lesson_row = lesson.map(|i| &self.lessons[i]);
+        let lesson_row = lesson.map(|r| self.lesson(r));
         match result {
             Err(SendError::Unreachable(_)) => Ok(Outcome::Held(d.id)),
             Err(SendError::Build(reason)) => self.unsendable(d, &format!("build: {reason}")).await,
@@ -434,23 +494,26 @@ impl BatchContext {
 
     /// Renders the mail for a delivery; for a lesson also returns its index in `lessons`
     /// (whose revision is the one used).
-    fn compose(&self, d: &Claimed, s: &SubscriberRow) -> anyhow::Result<(Outgoing, Option<usize>)> {
+    fn compose(
+        &self,
+        d: &Claimed,
+        s: &SubscriberRow,
+    ) -> anyhow::Result<(Outgoing, Option<LessonRef>)> {
         let app = &self.app;
-        let ctx = app.mail_context(&self.course, s);
-        let mut lesson_ref = None;
+        let (course_id, lesson_ref) = self.course_of(d)?;
+        let course = &self.courses[&course_id].row;
+        let ctx = app.mail_context(course, s, d.enrollment_id);
         let mut label_kind = d.kind.as_str();
         let rendered = match d.kind {
             DeliveryKind::Lesson => {
-                let index = self
-                    .lessons
-                    .iter()
-                    .position(|l| Some(l.id) == d.lesson_id)
-                    .context("the lesson of this delivery no longer exists")?;
-                let lesson = &self.lessons[index];
-                let vars = self
-                    .syllabus()
-                    .lesson_vars(lesson.id, lesson.position, &lesson.content);
-                lesson_ref = Some(index);
+                let lesson_ref =
+                    lesson_ref.context("the lesson of this delivery no longer exists")?;
+                let lesson = self.lesson(lesson_ref);
+                let vars = self.syllabus(course_id, d.enrollment_id).lesson_vars(
+                    lesson.id,
+                    lesson.position,
+                    &lesson.content,
+                );
                 if s.discreet != 0 {
                     // What a lock screen shows says nothing about the course.
                     let mut content = lesson.content.clone();
@@ -464,7 +527,7 @@ impl BatchContext {
             DeliveryKind::Confirm => app.renderer.mail(
                 MailKind::Confirm,
                 &ctx,
-                minijinja::context! { confirm_url => app.confirm_url(s.id) },
+                minijinja::context! { confirm_url => app.confirm_url(d.id) },
             )?,
             DeliveryKind::Welcome => {
                 let payload: serde_json::Value =
@@ -488,7 +551,7 @@ impl BatchContext {
                     serde_json::from_str(&d.payload).unwrap_or_default();
                 if payload[crate::subscriptions::JOURNAL_LINK_PAYLOAD] == true {
                     label_kind = "journal-link";
-                    self.render_journal_link(s)?
+                    self.render_journal_link(course, s)?
                 } else {
                     let title = payload["title"]
                         .as_str()
@@ -510,7 +573,7 @@ impl BatchContext {
                 }
             }
         };
-        let lesson = lesson_ref.map(|i| &self.lessons[i]);
+        let lesson = lesson_ref.map(|r| self.lesson(r));
         let label = match lesson {
             Some(l) => format!("{:06}-lesson-{}", d.id, l.slug),
             None => format!("{:06}-{label_kind}", d.id),
@@ -530,9 +593,16 @@ impl BatchContext {
                 message_id: app.message_id(d.id),
                 reply_to: Some(app.reply_address(d.id)),
                 unsubscribe,
-                course: Some(self.course.slug.clone()),
+                course: Some(course.slug.clone()),
                 lesson: lesson.map(|l| l.slug.clone()),
-                from_name: (s.discreet != 0).then(|| app.config.mail.discreet_name.clone()),
+                from_name: Some(if s.discreet != 0 {
+                    app.config.mail.discreet_name.clone()
+                } else {
+                    course.from_name.clone()
+                }),
+                from_address: Some(course.from_address.clone()).filter(|a| !a.is_empty()),
+                list_id: (d.kind != DeliveryKind::Confirm)
+                    .then(|| format!("{}.{}", course.slug, app.config.mail.reply_domain)),
             },
             lesson_ref,
         ))
@@ -541,6 +611,7 @@ impl BatchContext {
     /// The mail with a fresh journal link, signed now so that no working link is stored.
     fn render_journal_link(
         &self,
+        course: &CourseRow,
         s: &SubscriberRow,
     ) -> anyhow::Result<crate::render::RenderedMail> {
         let app = &self.app;
@@ -548,7 +619,7 @@ impl BatchContext {
         let url = app.journal_access_url(s.id, self.now.timestamp() + hours * 3600);
         app.renderer.mail(
             MailKind::Notice,
-            &app.mail_context(&self.course, s),
+            &app.mail_context(course, s, None),
             minijinja::context! {
                 title => "Your journal",
                 paragraphs => vec![
@@ -589,7 +660,9 @@ impl BatchContext {
         )
         .await?;
         if !bounced && let (Some(lesson), Some(enrollment_id)) = (lesson, d.enrollment_id) {
-            let next = self.syllabus().after_send(lesson, self.now, s.timezone);
+            let next = self
+                .syllabus(lesson.course_id, Some(enrollment_id))
+                .after_send(lesson, self.now, s.timezone);
             db::enrollments::plan_next(
                 &mut tx,
                 enrollment_id,

@@ -5,6 +5,7 @@
 //! - [`progression`]: a course's lessons as a [`Syllabus`]: the first lesson on
 //!   confirmation, the next after a send or a reply (`wait_for_reply`, `max_wait_days`),
 //!   where a resumed or moved subscriber picks up, a time-zone change, the lesson number.
+//! - [`pacing`]: at most so many lessons on one local day per person, across courses.
 //! - [`impact`]: what an edit or a reorder does to the people already planned.
 //!
 //! The scheduler, the sender, sign-up, resume, the reply pipeline, the admin's impact
@@ -12,8 +13,10 @@
 //! Nothing here reads the clock or the database: `now` and the rows are passed in.
 
 pub mod impact;
+mod pacing;
 mod progression;
 mod window;
 
 pub use impact::{Change, Impact};
+pub use pacing::DailyLimit;
 pub use progression::{AfterSend, Syllabus, next_published};

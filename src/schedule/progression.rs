@@ -1,19 +1,21 @@
 //! A course's lessons seen by the schedule: which lesson comes next and when it is due.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 
 use super::window::{due_after, next_window};
 use crate::curriculum::LessonContent;
 use crate::db::lessons::Lesson;
-use crate::domain::{Phases, SendWindow, Timezone};
+use crate::domain::{Pace, Phases, SendWindow, Timezone};
 use crate::render::LessonVars;
 
 /// The lessons of one course in position order (drafts included: they are stepped over),
-/// with the course's window and phases.
-#[derive(Debug, Clone, Copy)]
+/// with the course's window (or the subscriber's own pacing in its place) and phases.
+#[derive(Debug, Clone)]
 pub struct Syllabus<'a> {
     lessons: &'a [Lesson],
-    window: &'a SendWindow,
+    window: Cow<'a, SendWindow>,
     phases: &'a Phases,
 }
 
@@ -39,8 +41,20 @@ impl<'a> Syllabus<'a> {
     pub fn new(lessons: &'a [Lesson], window: &'a SendWindow, phases: &'a Phases) -> Self {
         Syllabus {
             lessons,
-            window,
+            window: Cow::Borrowed(window),
             phases,
+        }
+    }
+
+    /// The syllabus one subscriber follows: their own pacing, when they chose one, in place
+    /// of the course's window (a lesson's own window still applies to it).
+    pub fn paced(self, pace: Option<Pace>) -> Self {
+        match pace {
+            Some(p) => Syllabus {
+                window: Cow::Owned(p.window()),
+                ..self
+            },
+            None => self,
         }
     }
 
@@ -57,8 +71,9 @@ impl<'a> Syllabus<'a> {
         self.lessons.iter().find(|l| l.position == position)
     }
 
-    fn window_of(&self, lesson: &'a Lesson) -> &'a SendWindow {
-        lesson.content.send_window.as_ref().unwrap_or(self.window)
+    /// The window `lesson` is sent in: its own, else the subscriber's or the course's.
+    pub(crate) fn window_of<'s>(&'s self, lesson: &'s Lesson) -> &'s SendWindow {
+        lesson.content.send_window.as_ref().unwrap_or(&self.window)
     }
 
     /// When `lesson` falls due counting from `previous` (the previous send, or the

@@ -12,7 +12,7 @@ use crate::app::App;
 use crate::db::{self, subscribers::SubscriberRow};
 
 /// Names the document's shape, so a reader can tell versions apart.
-pub(crate) const FORMAT: &str = "drip-subscriber-data/1";
+pub(crate) const FORMAT: &str = "drip-subscriber-data/2";
 
 const ABOUT: &str = "Everything this course stores about you. Reply texts are your answers as kept (quotes and signatures removed). The raw messages (each email as received, with the lesson it quoted and the mail servers' headers) are not included; raw_message_kept says whether one is still stored, and the retention section says for how long.";
 
@@ -50,6 +50,7 @@ pub struct Enrollment {
 #[derive(Debug, Clone, Serialize)]
 pub struct Delivery {
     pub kind: String,
+    pub course: Option<String>,
     pub lesson: Option<String>,
     pub lesson_title: Option<String>,
     pub status: String,
@@ -93,7 +94,8 @@ pub struct Export {
     pub format: &'static str,
     pub about: &'static str,
     pub exported_at: String,
-    pub course: Value,
+    /// The courses the person is or was in.
+    pub courses: Value,
     pub retention: Value,
     #[serde(flatten)]
     pub data: SubscriberData,
@@ -121,20 +123,29 @@ fn public_actor(actor: &str) -> &str {
 
 /// Everything stored about `s`, reply texts decrypted.
 pub(crate) async fn gather(app: &App, s: &SubscriberRow) -> anyhow::Result<SubscriberData> {
-    let course = app.course().await?;
-    let lessons = db::lessons::list(&app.db, course.id).await?;
-    let title_of = |slug: &Option<String>| {
-        slug.as_ref()
-            .and_then(|slug| lessons.iter().find(|l| &l.slug == slug))
-            .map(|l| l.content.title.clone())
+    let courses = db::courses::list(&app.db).await?;
+    let mut lessons = Vec::new();
+    for c in &courses {
+        lessons.extend(
+            db::lessons::list(&app.db, c.id)
+                .await?
+                .into_iter()
+                .map(|l| (c.slug.clone(), l)),
+        );
+    }
+    let title_of = |course: &Option<String>, slug: &Option<String>| {
+        lessons
+            .iter()
+            .find(|(c, l)| Some(c) == course.as_ref() && Some(&l.slug) == slug.as_ref())
+            .map(|(_, l)| l.content.title.clone())
     };
     let mut enrollments = Vec::new();
     for e in db::enrollments::for_subscriber(&app.db, s.id).await? {
-        let course_slug = if e.course_id == course.id {
-            course.slug.clone()
-        } else {
-            db::courses::by_id(&app.db, e.course_id).await?.slug
-        };
+        let course_slug = courses
+            .iter()
+            .find(|c| c.id == e.course_id)
+            .map(|c| c.slug.clone())
+            .unwrap_or_default();
         enrollments.push(Enrollment {
             course: course_slug,
             position: e.position,
@@ -149,8 +160,9 @@ pub(crate) async fn gather(app: &App, s: &SubscriberRow) -> anyhow::Result<Subsc
         .await?
         .into_iter()
         .map(|d| Delivery {
-            lesson_title: title_of(&d.lesson),
+            lesson_title: title_of(&d.course, &d.lesson),
             kind: d.kind.as_str().to_owned(),
+            course: d.course,
             lesson: d.lesson,
             status: d.status.as_str().to_owned(),
             attempts: d.attempts,
@@ -237,14 +249,19 @@ pub async fn export(
     .await?;
     tx.commit().await?;
     let data = gather(app, &s).await?;
-    let course = app.course().await?;
+    let all = db::courses::list(&app.db).await?;
+    let courses: Vec<Value> = all
+        .iter()
+        .filter(|c| data.enrollments.iter().any(|e| e.course == c.slug))
+        .map(|c| json!({ "slug": c.slug, "title": c.title }))
+        .collect();
     let privacy = &app.config.privacy;
     let days = |d: i64| if d == 0 { Value::Null } else { json!(d) };
     Ok(Some(Export {
         format: FORMAT,
         about: ABOUT,
         exported_at: now.to_rfc3339(),
-        course: json!({ "slug": course.slug, "title": course.title }),
+        courses: Value::Array(courses),
         retention: json!({
             "raw_message_days": days(privacy.raw_retention_days),
             "reply_days": days(privacy.reply_retention_days),

@@ -23,6 +23,7 @@ use serde_json::json;
 use super::NewSubscriber;
 use crate::app::App;
 use crate::db;
+use crate::db::courses::CourseRow;
 use crate::domain::Timezone;
 use crate::schedule::Syllabus;
 
@@ -66,16 +67,18 @@ pub const BATCH: usize = 2000;
 
 pub async fn import_csv(
     app: &App,
+    course: &CourseRow,
     path: &Path,
     confirmed: bool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ImportReport> {
-    import_csv_with_progress(app, path, confirmed, now, |_| {}).await
+    import_csv_with_progress(app, course, path, confirmed, now, |_| {}).await
 }
 
 /// [`import_csv`], calling `progress` after every batch.
 pub(crate) async fn import_csv_with_progress(
     app: &App,
+    course: &CourseRow,
     path: &Path,
     confirmed: bool,
     now: DateTime<Utc>,
@@ -85,6 +88,7 @@ pub(crate) async fn import_csv_with_progress(
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     import_reader_with_progress(
         app,
+        course,
         std::io::BufReader::with_capacity(1 << 16, file),
         confirmed,
         now,
@@ -103,11 +107,12 @@ pub(crate) async fn import_csv_with_progress(
 
 pub async fn import_reader<R: std::io::Read>(
     app: &App,
+    course: &CourseRow,
     reader: R,
     confirmed: bool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ImportReport> {
-    import_reader_with_progress(app, reader, confirmed, now, |_| {}).await
+    import_reader_with_progress(app, course, reader, confirmed, now, |_| {}).await
 }
 
 /// Column positions: email, and name and timezone when present; and how many columns a
@@ -182,6 +187,7 @@ impl<R: Read> Read for LineEnds<R> {
 /// [`import_reader`], calling `progress` after every batch of [`BATCH`] rows and at the end.
 pub async fn import_reader_with_progress<R: std::io::Read>(
     app: &App,
+    course: &CourseRow,
     reader: R,
     confirmed: bool,
     now: DateTime<Utc>,
@@ -199,7 +205,6 @@ pub async fn import_reader_with_progress<R: std::io::Read>(
             last: None,
             added: false,
         });
-    let course = app.course().await?;
     let lessons = db::lessons::list(&app.db, course.id).await?;
     let mut target = Target {
         confirmed,
@@ -436,7 +441,7 @@ impl Target<'_> {
             db::enrollments::create_many(&mut tx, &due, self.course_id, now).await?;
         } else {
             let ids: Vec<i64> = inserted.iter().map(|s| s.id).collect();
-            db::deliveries::enqueue_confirmations(&mut tx, &ids, now).await?;
+            db::deliveries::enqueue_confirmations(&mut tx, &ids, self.course_id, now).await?;
         }
         tx.commit().await?;
         batch.rows.clear();
@@ -445,7 +450,7 @@ impl Target<'_> {
     }
 
     fn first_due(&mut self, timezone: Timezone) -> i64 {
-        let (syllabus, now) = (self.syllabus, self.now);
+        let (syllabus, now) = (&self.syllabus, self.now);
         *self
             .due_by_zone
             .entry(timezone)

@@ -37,8 +37,15 @@ pub async fn request_journal_link(
         tx.commit().await?;
         return Ok(false);
     }
-    db::deliveries::enqueue_mail(&mut tx, subscriber_id, DeliveryKind::Notice, &payload, now)
-        .await?;
+    db::deliveries::enqueue_mail(
+        &mut tx,
+        subscriber_id,
+        None,
+        DeliveryKind::Notice,
+        &payload,
+        now,
+    )
+    .await?;
     db::events::log(
         &mut tx,
         Some(subscriber_id),

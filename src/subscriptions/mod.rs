@@ -17,9 +17,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
 use crate::app::App;
-use crate::db::{self, Tx, courses::CourseRow};
+use crate::db::{self, Tx, courses::CourseRow, enrollments::EnrollmentRow, lessons::Lesson};
 use crate::domain::{
-    DeliveryKind, EmailAddress, EnrollmentStatus, InvalidInput, SubscriberStatus, Timezone,
+    DeliveryKind, EmailAddress, EnrollmentStatus, InvalidInput, Pace, SubscriberStatus, Timezone,
 };
 use crate::schedule::Syllabus;
 
@@ -83,15 +83,16 @@ fn is_direction_override(c: char) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subscribed {
     ConfirmationQueued,
-    /// A confirmation went out less than ten minutes ago.
+    /// A confirmation for this course went out less than ten minutes ago.
     Throttled,
+    /// Already taking (or finished) this course.
     AlreadyActive,
 }
 
 /// Why [`add`] refused: the one refusal a caller answers differently (409, not 500).
 #[derive(Debug, thiserror::Error)]
 pub enum AddError {
-    #[error("email: {0} is already a subscriber")]
+    #[error("email: {0} is already enrolled in this course")]
     AlreadySubscribed(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -99,11 +100,33 @@ pub enum AddError {
 
 const CONFIRM_RESEND_SECONDS: i64 = 600;
 
-/// Signs up. A known address is never changed by a sign-up: the name and time zone asked
-/// for travel in the confirmation mail's payload and are applied when the link is used, so
-/// a stranger typing someone's address cannot rename them or move their lessons.
+/// A course with its lessons, read in the transaction that plans from them.
+struct CourseLessons {
+    course: CourseRow,
+    lessons: Vec<Lesson>,
+}
+
+impl CourseLessons {
+    async fn load(tx: &mut Tx, course_id: i64) -> anyhow::Result<CourseLessons> {
+        Ok(CourseLessons {
+            course: db::courses::by_id_in(tx, course_id).await?,
+            lessons: db::lessons::list_in(tx, course_id).await?,
+        })
+    }
+
+    fn syllabus(&self, pace: Option<Pace>) -> Syllabus<'_> {
+        Syllabus::new(&self.lessons, &self.course.send_window, &self.course.phases).paced(pace)
+    }
+}
+
+/// Signs up for `course`, with double opt-in for that course. A known address is never
+/// changed by a sign-up: the name and time zone asked for travel in the confirmation mail's
+/// payload and are applied when the link is used, so a stranger typing someone's address
+/// cannot rename them or move their lessons. A person already confirmed for another course
+/// confirms this one too, by its own mail.
 pub async fn subscribe(
     app: &App,
+    course: &CourseRow,
     new: &NewSubscriber,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Subscribed> {
@@ -126,49 +149,58 @@ pub async fn subscribe(
                 Some(id),
                 "subscriber",
                 "signed_up",
-                &json!({}),
+                &json!({"course": course.slug}),
                 now_s,
             )
             .await?;
-            queue_confirmation(&mut tx, id, None, now_s).await?;
+            queue_confirmation(&mut tx, id, course.id, None, now_s).await?;
             Subscribed::ConfirmationQueued
         }
-        Some(s) if s.status.is_enrolled() => Subscribed::AlreadyActive,
-        Some(s)
-            if s.confirm_sent_at
-                .is_some_and(|t| now_s - t < CONFIRM_RESEND_SECONDS) =>
-        {
-            Subscribed::Throttled
-        }
         Some(s) => {
-            // Pending, unsubscribed or bounced: ask again, with double opt-in as the first
-            // time. The name and time zone wait for the confirmation (see `confirm`).
-            if s.status != SubscriberStatus::Pending {
-                db::subscribers::set_status(&mut tx, s.id, SubscriberStatus::Pending, now_s)
-                    .await?;
+            let enrollment = db::enrollments::of_course_in(&mut tx, s.id, course.id).await?;
+            let taking = enrollment.is_some_and(|e| e.status != EnrollmentStatus::Stopped);
+            let recent = db::deliveries::latest_confirmation(&mut tx, s.id, Some(course.id))
+                .await?
+                .is_some_and(|c| now_s - c.created_at < CONFIRM_RESEND_SECONDS);
+            if s.status.is_enrolled() && taking {
+                Subscribed::AlreadyActive
+            } else if recent {
+                Subscribed::Throttled
+            } else {
+                // Never confirmed, out of everything, bounced, or left this course: ask
+                // again, with double opt-in as the first time. The name and time zone wait
+                // for the confirmation (see `confirm`).
+                if matches!(
+                    s.status,
+                    SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced
+                ) {
+                    db::subscribers::set_status(&mut tx, s.id, SubscriberStatus::Pending, now_s)
+                        .await?;
+                }
                 db::events::log(
                     &mut tx,
                     Some(s.id),
                     "subscriber",
                     "signed_up_again",
-                    &json!({"was": s.status}),
+                    &json!({"was": s.status, "course": course.slug}),
                     now_s,
                 )
                 .await?;
+                queue_confirmation(&mut tx, s.id, course.id, Some(new), now_s).await?;
+                Subscribed::ConfirmationQueued
             }
-            queue_confirmation(&mut tx, s.id, Some(new), now_s).await?;
-            Subscribed::ConfirmationQueued
         }
     };
     tx.commit().await?;
     Ok(outcome)
 }
 
-/// Queues the confirmation mail; `profile` is the name and time zone a repeated sign-up
-/// asked for, kept with the mail until the link is used.
+/// Queues the confirmation mail for `course_id`; `profile` is the name and time zone a
+/// repeated sign-up asked for, kept with the mail until the link is used.
 async fn queue_confirmation(
     tx: &mut Tx,
     id: i64,
+    course_id: i64,
     profile: Option<&NewSubscriber>,
     now: i64,
 ) -> anyhow::Result<()> {
@@ -176,7 +208,15 @@ async fn queue_confirmation(
         Some(p) => json!({"name": p.name, "timezone": p.timezone.name()}),
         None => json!({}),
     };
-    db::deliveries::enqueue_mail(tx, id, DeliveryKind::Confirm, &payload, now).await?;
+    db::deliveries::enqueue_mail(
+        tx,
+        id,
+        Some(course_id),
+        DeliveryKind::Confirm,
+        &payload,
+        now,
+    )
+    .await?;
     db::subscribers::set_confirm_sent(tx, id, now).await
 }
 
@@ -189,42 +229,96 @@ pub enum Confirmed {
     NotFound,
 }
 
-/// Activates a pending subscriber and enrols them, with the name and time zone their
-/// latest sign-up asked for; a second click changes nothing.
+/// What a confirmation link names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfirmLink {
+    /// The confirmation mail, which names its course.
+    Mail(i64),
+    /// A subscriber (links mailed by single-course releases): their latest confirmation.
+    Subscriber(i64),
+}
+
+/// The course a confirmation link is for and the person it asks, if it still names them.
+pub async fn confirmation_of(
+    app: &App,
+    link: ConfirmLink,
+) -> anyhow::Result<Option<(CourseRow, i64)>> {
+    let mut tx = app.db.begin_write().await?;
+    let found = find_confirmation(&mut tx, link).await?;
+    let out = match found.and_then(|c| c.course_id.map(|id| (id, c.subscriber_id))) {
+        Some((id, subscriber)) => Some((db::courses::by_id_in(&mut tx, id).await?, subscriber)),
+        None => None,
+    };
+    tx.commit().await?;
+    Ok(out)
+}
+
+async fn find_confirmation(
+    tx: &mut Tx,
+    link: ConfirmLink,
+) -> anyhow::Result<Option<db::deliveries::Confirmation>> {
+    match link {
+        ConfirmLink::Mail(id) => db::deliveries::confirmation_by_id(tx, id).await,
+        ConfirmLink::Subscriber(id) => db::deliveries::latest_confirmation(tx, id, None).await,
+    }
+}
+
+/// Confirms the course a confirmation link is for and enrols the person, with the name and
+/// time zone that sign-up asked for; a second click changes nothing.
 pub async fn confirm(
     app: &App,
-    subscriber_id: i64,
+    link: ConfirmLink,
     actor: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Confirmed> {
-    let course = app.course().await?;
     let mut tx = app.db.begin_write().await?;
-    let confirmed = confirm_in(&mut tx, &course, subscriber_id, actor, now).await?;
+    let Some(confirmation) = find_confirmation(&mut tx, link).await? else {
+        return Ok(Confirmed::NotFound);
+    };
+    let Some(course_id) = confirmation.course_id else {
+        return Ok(Confirmed::NotFound);
+    };
+    let course = CourseLessons::load(&mut tx, course_id).await?;
+    let confirmed = confirm_in(
+        &mut tx,
+        &course,
+        confirmation.subscriber_id,
+        Some(&confirmation.payload),
+        actor,
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(confirmed)
 }
 
 async fn confirm_in(
     tx: &mut Tx,
-    course: &CourseRow,
+    course: &CourseLessons,
     subscriber_id: i64,
+    profile: Option<&serde_json::Value>,
     actor: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Confirmed> {
     let now_s = now.timestamp();
-    let lessons = db::lessons::list_in(tx, course.id).await?;
-    let syllabus = Syllabus::new(&lessons, &course.send_window, &course.phases);
     let Some(mut s) = db::subscribers::by_id_in(tx, subscriber_id).await? else {
         return Ok(Confirmed::NotFound);
     };
-    match s.status {
-        SubscriberStatus::Pending => {}
-        SubscriberStatus::Active | SubscriberStatus::Paused => return Ok(Confirmed::Already),
-        SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced | SubscriberStatus::Erased => {
-            return Ok(Confirmed::Inactive);
-        }
+    if matches!(
+        s.status,
+        SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced | SubscriberStatus::Erased
+    ) {
+        return Ok(Confirmed::Inactive);
     }
-    if let Some(profile) = db::deliveries::latest_confirm_payload(tx, s.id).await? {
+    let enrollment = db::enrollments::of_course_in(tx, s.id, course.course.id).await?;
+    if s.status == SubscriberStatus::Active
+        && enrollment
+            .as_ref()
+            .is_some_and(|e| e.status != EnrollmentStatus::Stopped)
+    {
+        return Ok(Confirmed::Already);
+    }
+    if let Some(profile) = profile {
         let name = profile["name"].as_str().map(str::to_owned);
         let tz = profile["timezone"]
             .as_str()
@@ -235,26 +329,32 @@ async fn confirm_in(
             s.timezone = tz;
         }
     }
-    db::subscribers::confirm(tx, s.id, now_s).await?;
+    if s.status == SubscriberStatus::Pending {
+        db::subscribers::confirm(tx, s.id, now_s).await?;
+    }
     let tz = s.timezone;
-    let due = syllabus.first_due(now, tz);
-    let enrolled = db::enrollments::create(tx, s.id, course.id, due.timestamp(), now_s).await?;
-    if !enrolled {
-        // Enrolled before (they unsubscribed and came back): continue where they left off.
-        for e in db::enrollments::for_subscriber_in(tx, s.id).await? {
-            let due = syllabus.resume_due(e.position, now, tz).timestamp();
+    let first_due = match &enrollment {
+        Some(e) => {
+            // Enrolled before (they left and came back): continue where they left off.
+            let due = course.syllabus(e.pace()).resume_due(e.position, now, tz);
             db::enrollments::set_status(
                 tx,
                 e.id,
                 EnrollmentStatus::Active,
                 e.position,
-                Some(due),
+                Some(due.timestamp()),
                 now_s,
             )
             .await?;
+            None
         }
-    }
-    if enrolled && due.timestamp() - now_s > 3600 {
+        None => {
+            let due = course.syllabus(None).first_due(now, tz);
+            db::enrollments::create(tx, s.id, course.course.id, due.timestamp(), now_s).await?;
+            Some(due)
+        }
+    };
+    if let Some(due) = first_due.filter(|d| d.timestamp() - now_s > 3600) {
         let local = due
             .with_timezone(&tz.tz())
             .format("%A %-d %B at %H:%M (%Z)")
@@ -262,80 +362,121 @@ async fn confirm_in(
         db::deliveries::enqueue_mail(
             tx,
             s.id,
+            Some(course.course.id),
             DeliveryKind::Welcome,
             &json!({ "first_lesson_at": local }),
             now_s,
         )
         .await?;
     }
-    db::events::log(tx, Some(s.id), actor, "confirmed", &json!({}), now_s).await?;
+    db::events::log(
+        tx,
+        Some(s.id),
+        actor,
+        "confirmed",
+        &json!({"course": course.course.slug}),
+        now_s,
+    )
+    .await?;
     Ok(Confirmed::Now)
 }
 
-/// Adds a subscriber directly (CLI, import, API). With `confirmed`, no confirmation mail:
-/// the caller vouches for the consent. One transaction: the person is added and enrolled,
-/// or nothing is.
+/// Adds a subscriber to `course` directly (CLI, import, API). With `confirmed`, no
+/// confirmation mail: the caller vouches for the consent. A known person is enrolled in
+/// this course (or sent its confirmation); one already in it is refused. One transaction:
+/// the person is added and enrolled, or nothing is.
 pub async fn add(
     app: &App,
+    course: &CourseRow,
     new: &NewSubscriber,
     confirmed: bool,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<i64, AddError> {
     let now_s = now.timestamp();
-    let course = app.course().await?;
     let mut tx = app.db.begin_write().await?;
-    if db::subscribers::by_email_in(&mut tx, new.email.as_str())
-        .await?
-        .is_some()
-    {
-        return Err(AddError::AlreadySubscribed(new.email.to_string()));
-    }
-    let inserted = db::subscribers::insert(
-        &mut tx,
-        new.email.as_str(),
-        &new.name,
-        new.timezone,
-        SubscriberStatus::Pending,
-        now_s,
-    )
-    .await;
-    let id = match inserted {
-        Ok(id) => id,
-        // Another request added the same address between the check and the insert.
-        Err(e) if db::is_unique_violation(&e) => {
-            return Err(AddError::AlreadySubscribed(new.email.to_string()));
+    let course = CourseLessons::load(&mut tx, course.id).await?;
+    let id = match db::subscribers::by_email_in(&mut tx, new.email.as_str()).await? {
+        Some(s) => {
+            let taking = db::enrollments::of_course_in(&mut tx, s.id, course.course.id)
+                .await?
+                .is_some_and(|e| e.status != EnrollmentStatus::Stopped);
+            if taking || s.status == SubscriberStatus::Erased {
+                return Err(AddError::AlreadySubscribed(new.email.to_string()));
+            }
+            s.id
         }
-        Err(e) => return Err(e.into()),
+        None => {
+            let inserted = db::subscribers::insert(
+                &mut tx,
+                new.email.as_str(),
+                &new.name,
+                new.timezone,
+                SubscriberStatus::Pending,
+                now_s,
+            )
+            .await;
+            match inserted {
+                Ok(id) => id,
+                // Another request added the same address between the check and the insert.
+                Err(e) if db::is_unique_violation(&e) => {
+                    return Err(AddError::AlreadySubscribed(new.email.to_string()));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     };
     db::events::log(
         &mut tx,
         Some(id),
         actor,
         "added",
-        &json!({"confirmed": confirmed}),
+        &json!({"confirmed": confirmed, "course": course.course.slug}),
         now_s,
     )
     .await?;
     if confirmed {
-        confirm_in(&mut tx, &course, id, actor, now).await?;
+        if let Some(s) = db::subscribers::by_id_in(&mut tx, id).await?
+            && matches!(
+                s.status,
+                SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced
+            )
+        {
+            // The caller holds fresh consent (a purchase, say): back in.
+            db::subscribers::set_status(&mut tx, id, SubscriberStatus::Pending, now_s).await?;
+        }
+        confirm_in(&mut tx, &course, id, None, actor, now).await?;
     } else {
-        queue_confirmation(&mut tx, id, None, now_s).await?;
+        queue_confirmation(&mut tx, id, course.course.id, None, now_s).await?;
     }
     tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(id)
 }
 
-/// Pauses: the queued lesson (if any) is withdrawn so nothing more goes out, and the
-/// enrollment returns to the last lesson that actually left.
+/// The enrollments a change acts on: one course's, or (None) all of the person's.
+async fn enrollments_of(
+    tx: &mut Tx,
+    subscriber_id: i64,
+    course_id: Option<i64>,
+) -> anyhow::Result<Vec<EnrollmentRow>> {
+    let mut all = db::enrollments::for_subscriber_in(tx, subscriber_id).await?;
+    if let Some(c) = course_id {
+        all.retain(|e| e.course_id == c);
+    }
+    Ok(all)
+}
+
+/// Pauses one course (or all, with None): the queued lesson (if any) is withdrawn so
+/// nothing more goes out, and the enrollment returns to the last lesson that actually left.
 pub async fn pause(
     app: &App,
     subscriber_id: i64,
+    course_id: Option<i64>,
     actor: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
     let mut tx = app.db.begin_write().await?;
-    let done = pause_in(&mut tx, subscriber_id, actor, now).await?;
+    let done = pause_in(&mut tx, subscriber_id, course_id, actor, now).await?;
     tx.commit().await?;
     Ok(done)
 }
@@ -344,6 +485,57 @@ pub async fn pause(
 pub(crate) async fn pause_in(
     tx: &mut Tx,
     subscriber_id: i64,
+    course_id: Option<i64>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let now_s = now.timestamp();
+    let mut withdrawn = 0;
+    let mut paused = Vec::new();
+    for e in enrollments_of(tx, subscriber_id, course_id).await? {
+        if e.status == EnrollmentStatus::Active {
+            withdrawn += db::deliveries::withdraw_queued_for_enrollment(tx, e.id).await?;
+            let position = db::enrollments::last_delivered_position(tx, e.id).await?;
+            db::enrollments::set_status(tx, e.id, EnrollmentStatus::Paused, position, None, now_s)
+                .await?;
+            paused.push(e.course_id);
+        }
+    }
+    if paused.is_empty() {
+        return Ok(false);
+    }
+    db::events::log(
+        tx,
+        Some(subscriber_id),
+        actor,
+        "paused",
+        &json!({"withdrawn": withdrawn, "courses": paused}),
+        now_s,
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Resumes one course (or all) where they stopped: the next lesson at its next window, with
+/// no burst of the lessons that would have come while paused.
+pub async fn resume(
+    app: &App,
+    subscriber_id: i64,
+    course_id: Option<i64>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let mut tx = app.db.begin_write().await?;
+    let done = resume_in(&mut tx, subscriber_id, course_id, actor, now).await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// [`resume`] inside the caller's transaction.
+pub(crate) async fn resume_in(
+    tx: &mut Tx,
+    subscriber_id: i64,
+    course_id: Option<i64>,
     actor: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
@@ -354,63 +546,14 @@ pub(crate) async fn pause_in(
     if s.status != SubscriberStatus::Active {
         return Ok(false);
     }
-    db::subscribers::set_status(tx, s.id, SubscriberStatus::Paused, now_s).await?;
-    let withdrawn = db::deliveries::withdraw_queued_lessons(tx, s.id).await?;
-    for e in db::enrollments::for_subscriber_in(tx, s.id).await? {
-        if e.status == EnrollmentStatus::Active {
-            let position = db::enrollments::last_delivered_position(tx, e.id).await?;
-            db::enrollments::set_status(tx, e.id, EnrollmentStatus::Paused, position, None, now_s)
-                .await?;
-        }
-    }
-    db::events::log(
-        tx,
-        Some(s.id),
-        actor,
-        "paused",
-        &json!({"withdrawn": withdrawn}),
-        now_s,
-    )
-    .await?;
-    Ok(true)
-}
-
-/// Resumes where they stopped: the next lesson at its next window, with no burst of the
-/// lessons that would have come while paused.
-pub async fn resume(
-    app: &App,
-    subscriber_id: i64,
-    actor: &str,
-    now: DateTime<Utc>,
-) -> anyhow::Result<bool> {
-    let course = app.course().await?;
-    let mut tx = app.db.begin_write().await?;
-    let done = resume_in(&mut tx, &course, subscriber_id, actor, now).await?;
-    tx.commit().await?;
-    Ok(done)
-}
-
-/// [`resume`] inside the caller's transaction.
-pub(crate) async fn resume_in(
-    tx: &mut Tx,
-    course: &CourseRow,
-    subscriber_id: i64,
-    actor: &str,
-    now: DateTime<Utc>,
-) -> anyhow::Result<bool> {
-    let now_s = now.timestamp();
-    let lessons = db::lessons::list_in(tx, course.id).await?;
-    let syllabus = Syllabus::new(&lessons, &course.send_window, &course.phases);
-    let Some(s) = db::subscribers::by_id_in(tx, subscriber_id).await? else {
-        return Ok(false);
-    };
-    if s.status != SubscriberStatus::Paused {
-        return Ok(false);
-    }
-    db::subscribers::set_status(tx, s.id, SubscriberStatus::Active, now_s).await?;
-    for e in db::enrollments::for_subscriber_in(tx, s.id).await? {
+    let mut resumed = Vec::new();
+    for e in enrollments_of(tx, s.id, course_id).await? {
         if e.status == EnrollmentStatus::Paused {
-            let due = syllabus.resume_due(e.position, now, s.timezone).timestamp();
+            let course = CourseLessons::load(tx, e.course_id).await?;
+            let due = course
+                .syllabus(e.pace())
+                .resume_due(e.position, now, s.timezone)
+                .timestamp();
             db::enrollments::set_status(
                 tx,
                 e.id,
@@ -420,21 +563,165 @@ pub(crate) async fn resume_in(
                 now_s,
             )
             .await?;
+            resumed.push(e.course_id);
         }
     }
-    db::events::log(tx, Some(s.id), actor, "resumed", &json!({}), now_s).await?;
+    if resumed.is_empty() {
+        return Ok(false);
+    }
+    db::events::log(
+        tx,
+        Some(s.id),
+        actor,
+        "resumed",
+        &json!({"courses": resumed}),
+        now_s,
+    )
+    .await?;
     Ok(true)
 }
 
-/// Unsubscribes at once: nothing more is sent but a goodbye (if they were receiving lessons).
+/// What asking for the next lesson now did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextNow {
+    /// The next lesson is queued to go at once.
+    Queued,
+    /// Nothing is left to send in this course.
+    Finished,
+    /// Not taking this course (left it, or never in it).
+    NotTaking,
+}
+
+/// Sends the next lesson of one course now (the preferences page's button and the NEXT
+/// reply command): a paused course resumes, a lesson waiting for its day or for a reply
+/// goes at once, and the daily limit does not hold back a lesson the person asked for.
+pub async fn next_now(
+    app: &App,
+    enrollment_id: i64,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<NextNow> {
+    let mut tx = app.db.begin_write().await?;
+    let done = next_now_in(&mut tx, enrollment_id, actor, now).await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// [`next_now`] inside the caller's transaction.
+pub(crate) async fn next_now_in(
+    tx: &mut Tx,
+    enrollment_id: i64,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<NextNow> {
+    let now_s = now.timestamp();
+    let Some(e) = db::enrollments::by_id_in(tx, enrollment_id).await? else {
+        return Ok(NextNow::NotTaking);
+    };
+    let Some(s) = db::subscribers::by_id_in(tx, e.subscriber_id).await? else {
+        return Ok(NextNow::NotTaking);
+    };
+    if s.status != SubscriberStatus::Active || !e.status.is_taking() {
+        return Ok(if e.status == EnrollmentStatus::Completed {
+            NextNow::Finished
+        } else {
+            NextNow::NotTaking
+        });
+    }
+    let outcome = if db::deliveries::hurry_queued_lesson(tx, e.id, now_s).await? {
+        NextNow::Queued
+    } else {
+        let course = CourseLessons::load(tx, e.course_id).await?;
+        match crate::schedule::next_published(&course.lessons, e.position) {
+            None => NextNow::Finished,
+            Some(lesson) => {
+                let row = db::deliveries::NewLesson {
+                    subscriber_id: s.id,
+                    enrollment_id: e.id,
+                    lesson_id: lesson.id,
+                    course_id: e.course_id,
+                };
+                db::enrollments::set_status(
+                    tx,
+                    e.id,
+                    EnrollmentStatus::Active,
+                    e.position,
+                    None,
+                    now_s,
+                )
+                .await?;
+                db::enrollments::advance(tx, &[e.id], lesson.position, now_s).await?;
+                db::deliveries::enqueue_lessons(tx, &[row], now_s).await?;
+                NextNow::Queued
+            }
+        }
+    };
+    if outcome == NextNow::Queued {
+        db::events::log(
+            tx,
+            Some(s.id),
+            actor,
+            "asked_next",
+            &json!({"course": e.course_id}),
+            now_s,
+        )
+        .await?;
+    }
+    Ok(outcome)
+}
+
+/// Sets or clears (None) a subscriber's own pacing for one course; the next lesson's due
+/// time moves to the new window.
+pub async fn set_pace(
+    app: &App,
+    enrollment_id: i64,
+    pace: Option<Pace>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let now_s = now.timestamp();
+    let mut tx = app.db.begin_write().await?;
+    let Some(e) = db::enrollments::by_id_in(&mut tx, enrollment_id).await? else {
+        return Ok(false);
+    };
+    let Some(s) = db::subscribers::by_id_in(&mut tx, e.subscriber_id).await? else {
+        return Ok(false);
+    };
+    db::enrollments::set_pace(&mut tx, e.id, pace, now_s).await?;
+    let course = CourseLessons::load(&mut tx, e.course_id).await?;
+    if e.status == EnrollmentStatus::Active
+        && let (Some(_), Some(sent)) = (e.next_due_at, e.last_sent_at)
+        && let Some(sent) = Utc.timestamp_opt(sent, 0).single()
+        && let Some(due) = course
+            .syllabus(pace)
+            .replan(e.position, sent, now, s.timezone)
+    {
+        db::enrollments::set_next_due(&mut tx, e.id, Some(due.timestamp()), now_s).await?;
+    }
+    db::events::log(
+        &mut tx,
+        Some(s.id),
+        actor,
+        "pace_changed",
+        &json!({"course": course.course.slug, "pace": pace}),
+        now_s,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Unsubscribes at once: from one course (the one-click link of its mails: that course's
+/// goodbye, the others go on), or with None from everything (one goodbye, nothing more).
 pub async fn unsubscribe(
     app: &App,
     subscriber_id: i64,
+    course_id: Option<i64>,
     actor: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
     let mut tx = app.db.begin_write().await?;
-    let done = unsubscribe_in(&mut tx, subscriber_id, actor, now).await?;
+    let done = unsubscribe_in(&mut tx, subscriber_id, course_id, actor, now).await?;
     tx.commit().await?;
     Ok(done)
 }
@@ -443,6 +730,7 @@ pub async fn unsubscribe(
 pub(crate) async fn unsubscribe_in(
     tx: &mut Tx,
     subscriber_id: i64,
+    course_id: Option<i64>,
     actor: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
@@ -456,41 +744,85 @@ pub(crate) async fn unsubscribe_in(
     ) {
         return Ok(false);
     }
-    stop(tx, &s, SubscriberStatus::Unsubscribed, now_s).await?;
-    if s.status.is_enrolled() {
-        db::deliveries::enqueue_mail(tx, s.id, DeliveryKind::Goodbye, &json!({}), now_s).await?;
+    let Some(course_id) = course_id else {
+        let was_taking = stop(tx, &s, SubscriberStatus::Unsubscribed, now_s).await?;
+        if s.status.is_enrolled() {
+            let course = was_taking.first().copied();
+            db::deliveries::enqueue_mail(
+                tx,
+                s.id,
+                course,
+                DeliveryKind::Goodbye,
+                &json!({"all": true}),
+                now_s,
+            )
+            .await?;
+        }
+        db::events::log(
+            tx,
+            Some(s.id),
+            actor,
+            "unsubscribed",
+            &json!({"was": s.status}),
+            now_s,
+        )
+        .await?;
+        return Ok(true);
+    };
+    let Some(e) = db::enrollments::of_course_in(tx, s.id, course_id).await? else {
+        return Ok(false);
+    };
+    if e.status == EnrollmentStatus::Stopped {
+        return Ok(false);
+    }
+    stop_enrollment(tx, &e, now_s).await?;
+    if s.status.is_enrolled() && e.status.is_taking() {
+        db::deliveries::enqueue_mail(
+            tx,
+            s.id,
+            Some(course_id),
+            DeliveryKind::Goodbye,
+            &json!({}),
+            now_s,
+        )
+        .await?;
     }
     db::events::log(
         tx,
         Some(s.id),
         actor,
-        "unsubscribed",
-        &json!({"was": s.status}),
+        "left_course",
+        &json!({"course": course_id, "was": e.status}),
         now_s,
     )
     .await?;
     Ok(true)
 }
 
+async fn stop_enrollment(tx: &mut Tx, e: &EnrollmentRow, now_s: i64) -> anyhow::Result<()> {
+    db::deliveries::withdraw_queued_for_enrollment(tx, e.id).await?;
+    let position = db::enrollments::last_delivered_position(tx, e.id).await?;
+    db::enrollments::set_status(tx, e.id, EnrollmentStatus::Stopped, position, None, now_s).await
+}
+
+/// Out of everything: the person's status, and every course they were taking stopped.
+/// Returns the courses they were taking.
 async fn stop(
     tx: &mut Tx,
     s: &db::subscribers::SubscriberRow,
     status: SubscriberStatus,
     now_s: i64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<i64>> {
     db::subscribers::set_status(tx, s.id, status, now_s).await?;
     db::deliveries::withdraw_queued_lessons(tx, s.id).await?;
+    let mut taking = Vec::new();
     for e in db::enrollments::for_subscriber_in(tx, s.id).await? {
-        if matches!(
-            e.status,
-            EnrollmentStatus::Active | EnrollmentStatus::Paused
-        ) {
-            let position = db::enrollments::last_delivered_position(tx, e.id).await?;
-            db::enrollments::set_status(tx, e.id, EnrollmentStatus::Stopped, position, None, now_s)
-                .await?;
+        if e.status.is_taking() {
+            stop_enrollment(tx, &e, now_s).await?;
+            taking.push(e.course_id);
         }
     }
-    Ok(())
+    Ok(taking)
 }
 
 /// Counts a bounce; returns true when it made the subscriber `bounced` (by default one hard
@@ -566,7 +898,7 @@ pub(crate) async fn set_discreet(
     Ok(())
 }
 
-/// Changes the time zone; the next due time is recomputed in the new zone.
+/// Changes the time zone; every course's next due time is recomputed in the new zone.
 pub(crate) async fn set_timezone(
     app: &App,
     subscriber_id: i64,
@@ -574,9 +906,6 @@ pub(crate) async fn set_timezone(
     actor: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let course = app.course().await?;
-    let lessons = db::lessons::list(&app.db, course.id).await?;
-    let syllabus = Syllabus::new(&lessons, &course.send_window, &course.phases);
     let now_s = now.timestamp();
     let mut tx = app.db.begin_write().await?;
     let Some(s) = db::subscribers::by_id_in(&mut tx, subscriber_id).await? else {
@@ -586,9 +915,11 @@ pub(crate) async fn set_timezone(
     for e in db::enrollments::for_subscriber_in(&mut tx, s.id).await? {
         if let (Some(_), Some(sent)) = (e.next_due_at, e.last_sent_at)
             && let Some(sent) = Utc.timestamp_opt(sent, 0).single()
-            && let Some(due) = syllabus.replan(e.position, sent, now, tz)
         {
-            db::enrollments::set_next_due(&mut tx, e.id, Some(due.timestamp()), now_s).await?;
+            let course = CourseLessons::load(&mut tx, e.course_id).await?;
+            if let Some(due) = course.syllabus(e.pace()).replan(e.position, sent, now, tz) {
+                db::enrollments::set_next_due(&mut tx, e.id, Some(due.timestamp()), now_s).await?;
+            }
         }
     }
     db::events::log(
@@ -602,6 +933,41 @@ pub(crate) async fn set_timezone(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// An evergreen course's lesson published after people reached the end: everyone who
+/// finished (and is still with us) is active again, the new lesson due at its next window
+/// in their pacing. A course that is not evergreen leaves them completed.
+pub(crate) async fn release_caught_up(
+    tx: &mut Tx,
+    course_id: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<u64> {
+    let course = CourseLessons::load(tx, course_id).await?;
+    if !course.course.is_evergreen() {
+        return Ok(0);
+    }
+    let now_s = now.timestamp();
+    let mut released = 0;
+    for (e, tz) in db::enrollments::completed_in_course(tx, course_id).await? {
+        let syllabus = course.syllabus(e.pace());
+        if syllabus.next_after(e.position).is_none() {
+            continue;
+        }
+        let tz = Timezone::parse(&tz)?;
+        let due = syllabus.resume_due(e.position, now, tz).timestamp();
+        db::enrollments::set_status(
+            tx,
+            e.id,
+            EnrollmentStatus::Active,
+            e.position,
+            Some(due),
+            now_s,
+        )
+        .await?;
+        released += 1;
+    }
+    Ok(released)
 }
 
 /// Erases a subscriber: their address, name and every reply (text and raw message) are

@@ -31,12 +31,12 @@ pub enum MoveRefused {
 /// or failed) are withdrawn, so those lessons can go out again.
 pub async fn move_to_lesson(
     app: &App,
+    course: &db::courses::CourseRow,
     s: &db::subscribers::SubscriberRow,
     slug: &str,
     actor: &str,
     now: i64,
 ) -> anyhow::Result<Result<(), MoveRefused>> {
-    let course = app.course().await?;
     let lessons = db::lessons::list(&app.db, course.id).await?;
     let Some(target) = lessons.iter().find(|l| l.slug == slug) else {
         return Ok(Err(MoveRefused::NoSuchLesson));
@@ -76,10 +76,10 @@ pub async fn move_to_lesson(
             withdrawn.push(d.slug.clone());
         }
     }
-    let (status, due) = if s.status == SubscriberStatus::Active {
-        (EnrollmentStatus::Active, Some(now))
-    } else {
+    let (status, due) = if e.status == EnrollmentStatus::Paused {
         (EnrollmentStatus::Paused, None)
+    } else {
+        (EnrollmentStatus::Active, Some(now))
     };
     let position = target.position - 1;
     db::enrollments::set_status(&mut tx, e.id, status, position, due, now).await?;

@@ -15,11 +15,13 @@ use super::AsJson;
 use crate::app::App;
 use crate::auth;
 
+mod courses;
 mod lessons;
 mod subscribers;
 
 pub fn router(app: &App) -> Router<App> {
     let v1 = Router::new()
+        .merge(courses::router())
         .merge(subscribers::router())
         .merge(lessons::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API route", None) })

@@ -209,3 +209,17 @@ pub(crate) fn json_rejection(e: &JsonRejection) -> (StatusCode, String, String) 
     let field = quoted.or(path).unwrap_or("body");
     (e.status(), e.body_text(), field.to_owned())
 }
+
+/// An unknown or missing course is the caller's to fix, and names the field `course`.
+impl From<crate::app::CourseChoice> for WebError {
+    fn from(e: crate::app::CourseChoice) -> Self {
+        match e {
+            crate::app::CourseChoice::Other(e) => WebError::from(e),
+            refused => WebError::refused(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                refused.to_string(),
+                Some("course"),
+            ),
+        }
+    }
+}

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::WebError;
-use super::public::{course_page, render, subscriber_for};
+use super::public::{course_page, person_course, render, subscriber_for};
 use crate::app::App;
 use crate::db;
 use crate::domain::Purpose;
@@ -35,8 +35,8 @@ pub fn router() -> Router<App> {
 
 /// The link from a lesson mail: explains, and offers to mail a fresh link.
 async fn gate(State(app): State<App>, Path(token): Path<String>) -> Result<Response, WebError> {
-    subscriber_for(&app, Purpose::Journal, &token).await?;
-    let course = course_page(&app).await?;
+    let s = subscriber_for(&app, Purpose::Journal, &token).await?;
+    let course = course_page(&app, &person_course(&app, &s).await?).await?;
     Ok(render(
         &app,
         "journal_gate",
@@ -54,7 +54,7 @@ async fn send_link(
     let s = subscriber_for(&app, Purpose::Journal, &token).await?;
     let now = Utc::now().timestamp();
     subscriptions::request_journal_link(&app, s.id, now - RESEND_MINUTES * 60, now).await?;
-    let course = course_page(&app).await?;
+    let course = course_page(&app, &person_course(&app, &s).await?).await?;
     Ok(render(
         &app,
         "journal_sent",
@@ -100,8 +100,12 @@ async fn journal(
     Query(q): Query<JournalQuery>,
 ) -> Result<Response, WebError> {
     let s = journal_owner(&app, &access).await?;
-    let course = app.course().await?;
-    let lessons = db::lessons::list(&app.db, course.id).await?;
+    let course = person_course(&app, &s).await?;
+    // Answers of every course the person took.
+    let mut lessons = Vec::new();
+    for c in db::courses::list(&app.db).await? {
+        lessons.extend(db::lessons::list(&app.db, c.id).await?);
+    }
     let replies = db::replies::for_subscriber(&app.db, s.id).await?;
     let entries: Vec<serde_json::Value> = replies
         .iter()
@@ -140,7 +144,7 @@ async fn journal(
         )
             .into_response());
     }
-    let page = course_page(&app).await?;
+    let page = course_page(&app, &course).await?;
     let mut response = render(
         &app,
         "journal",

@@ -13,13 +13,14 @@ use serde_json::json;
 
 use super::WebError;
 use crate::app::App;
-use crate::db;
-use crate::domain::{Purpose, SubscriberStatus, Timezone};
-use crate::subscriptions::{self, Confirmed, NewSubscriber};
+use crate::db::{self, courses::CourseRow, enrollments::EnrollmentRow};
+use crate::domain::{EnrollmentStatus, Pace, Purpose, SubscriberStatus, Timezone, WEEKDAYS};
+use crate::subscriptions::{self, ConfirmLink, Confirmed, NewSubscriber};
 
 pub fn router() -> Router<App> {
     Router::new()
         .route("/", get(index))
+        .route("/courses/{slug}", get(course_index))
         .route("/subscribe", axum::routing::post(subscribe))
         .route("/confirm/{token}", get(confirm_page).post(confirm))
         .route(
@@ -35,6 +36,7 @@ pub fn router() -> Router<App> {
 /// What the course page shows about the course.
 #[derive(Serialize)]
 pub(super) struct CoursePage {
+    slug: String,
     title: String,
     description: String,
     phases: Vec<PhaseInfo>,
@@ -49,8 +51,8 @@ struct PhaseInfo {
     lessons: usize,
 }
 
-pub(super) async fn course_page(app: &App) -> anyhow::Result<CoursePage> {
-    let course = app.course().await?;
+pub(super) async fn course_page(app: &App, course: &CourseRow) -> anyhow::Result<CoursePage> {
+    let course = course.clone();
     let lessons: Vec<_> = db::lessons::list(&app.db, course.id)
         .await?
         .into_iter()
@@ -68,6 +70,7 @@ pub(super) async fn course_page(app: &App) -> anyhow::Result<CoursePage> {
         .collect();
     let days = lessons.iter().map(|l| l.content.after_days).sum::<u32>() + 1;
     Ok(CoursePage {
+        slug: course.slug,
         title: course.title,
         description: course.description,
         phases,
@@ -87,6 +90,9 @@ struct SubscribeForm {
     /// The discreet checkbox: "on" when ticked, absent when not.
     #[serde(default)]
     discreet: Option<String>,
+    /// The course's slug; may be left out when the instance has one course.
+    #[serde(default)]
+    course: Option<String>,
 }
 
 pub(super) fn render(
@@ -120,9 +126,56 @@ fn index_page(
     )
 }
 
+/// The courses open for sign-up: those with a published lesson.
+async fn open_courses(app: &App) -> Result<Vec<(CourseRow, CoursePage)>, WebError> {
+    let mut out = Vec::new();
+    for course in app.courses().await? {
+        let page = course_page(app, &course).await?;
+        if page.lessons > 0 {
+            out.push((course, page));
+        }
+    }
+    Ok(out)
+}
+
+/// `GET /`: the one course's page when there is one, else the list of courses.
 async fn index(State(app): State<App>) -> Result<Html<String>, WebError> {
-    let course = course_page(&app).await?;
-    index_page(&app, &course, &SubscribeForm::default(), &json!({}))
+    let mut open = open_courses(&app).await?;
+    if open.len() == 1 {
+        let (_, page) = open.remove(0);
+        return index_page(&app, &page, &SubscribeForm::default(), &json!({}));
+    }
+    let courses: Vec<&CoursePage> = open.iter().map(|(_, p)| p).collect();
+    render(
+        &app,
+        "courses",
+        json!({"courses": courses, "course": {"title": site_title(&app)}}),
+    )
+}
+
+/// What the list of courses is called: the sender name of `[mail] from`.
+fn site_title(app: &App) -> String {
+    let from = &app.config.mail.from;
+    match from.split_once('<') {
+        Some((name, _)) if !name.trim().is_empty() => name.trim().trim_matches('"').to_owned(),
+        _ => "Courses".to_owned(),
+    }
+}
+
+/// `GET /courses/{slug}`: a course's page and its form.
+async fn course_index(
+    State(app): State<App>,
+    Path(slug): Path<String>,
+) -> Result<Html<String>, WebError> {
+    let course = app
+        .course(Some(&slug))
+        .await
+        .map_err(|_| WebError::NotFound("There is no course at this address."))?;
+    let page = course_page(&app, &course).await?;
+    if page.lessons == 0 {
+        return Err(WebError::NotFound("This course is not open yet."));
+    }
+    index_page(&app, &page, &SubscribeForm::default(), &json!({}))
 }
 
 /// The form, from either an HTML form post or a JSON body.
@@ -156,6 +209,14 @@ impl<S: Send + Sync> FromRequest<S> for SubscribeInput {
 
 async fn subscribe(State(app): State<App>, input: SubscribeInput) -> Result<Response, WebError> {
     let SubscribeInput { form, json } = input;
+    let course = match app
+        .course(form.course.as_deref().filter(|c| !c.is_empty()))
+        .await
+    {
+        Ok(c) => c,
+        Err(e) if json => return Err(super::AsJson(e.into()).into_response()).or_else(Ok),
+        Err(e) => return Err(e.into()),
+    };
     let parsed = NewSubscriber::parse(
         &form.email,
         &form.name,
@@ -178,22 +239,22 @@ async fn subscribe(State(app): State<App>, input: SubscribeInput) -> Result<Resp
                 .iter()
                 .map(|e| (e.field.to_owned(), json!(e.message)))
                 .collect();
-            let course = course_page(&app).await?;
-            let page = index_page(&app, &course, &form, &serde_json::Value::Object(by_field))?;
+            let page = course_page(&app, &course).await?;
+            let page = index_page(&app, &page, &form, &serde_json::Value::Object(by_field))?;
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
     // The outcome (new, pending, already active, throttled) is deliberately not shown: the
     // form must not reveal whether an address is known.
-    subscriptions::subscribe(&app, &new, Utc::now()).await?;
+    subscriptions::subscribe(&app, &course, &new, Utc::now()).await?;
     if json {
         return Ok(Json(
             json!({"status": "ok", "message": "Check your inbox for a confirmation link."}),
         )
         .into_response());
     }
-    let course = course_page(&app).await?;
-    Ok(render(&app, "subscribed", json!({"course": course}))?.into_response())
+    let page = course_page(&app, &course).await?;
+    Ok(render(&app, "subscribed", json!({"course": page}))?.into_response())
 }
 
 fn verify(app: &App, purpose: Purpose, token: &str) -> Result<i64, WebError> {
@@ -202,6 +263,17 @@ fn verify(app: &App, purpose: Purpose, token: &str) -> Result<i64, WebError> {
         .map_err(|_| WebError::NotFound("This link is not valid. It may have been cut short by your mail program: try copying the whole address."))
 }
 
+/// What a confirmation link names: the confirmation mail (which names its course), or, for
+/// links mailed by single-course releases, the subscriber.
+fn confirm_link(app: &App, token: &str) -> Result<ConfirmLink, WebError> {
+    if let Ok(id) = app.signer.verify(Purpose::ConfirmCourse, token) {
+        return Ok(ConfirmLink::Mail(id));
+    }
+    verify(app, Purpose::Confirm, token).map(ConfirmLink::Subscriber)
+}
+
+const CONFIRM_GONE: &str = "This confirmation link is not valid any more.";
+
 /// The link in the confirmation mail opens a page with one button; only the button (a
 /// POST) confirms. Mail security scanners follow the links in a mail (GET), and one must
 /// never start a course about broken trust for someone who did not ask for it.
@@ -209,39 +281,44 @@ async fn confirm_page(
     State(app): State<App>,
     Path(token): Path<String>,
 ) -> Result<Html<String>, WebError> {
-    let id = verify(&app, Purpose::Confirm, &token)?;
-    let s = db::subscribers::by_id(&app.db, id)
+    let link = confirm_link(&app, &token)?;
+    let (course, subscriber_id) = subscriptions::confirmation_of(&app, link)
         .await?
-        .ok_or(WebError::NotFound(
-            "This confirmation link is not valid any more.",
-        ))?;
+        .ok_or(WebError::NotFound(CONFIRM_GONE))?;
+    let s = db::subscribers::by_id(&app.db, subscriber_id)
+        .await?
+        .ok_or(WebError::NotFound(CONFIRM_GONE))?;
+    let taking = db::enrollments::for_subscriber(&app.db, s.id)
+        .await?
+        .into_iter()
+        .any(|e| e.course_id == course.id && e.status != EnrollmentStatus::Stopped);
     let state = match s.status {
         SubscriberStatus::Pending => "ask",
-        SubscriberStatus::Active | SubscriberStatus::Paused => "already",
+        SubscriberStatus::Active if taking => "already",
+        SubscriberStatus::Active => "ask",
         _ => "inactive",
     };
-    let course = course_page(&app).await?;
-    render(&app, "confirmed", json!({"course": course, "state": state}))
+    let page = course_page(&app, &course).await?;
+    render(&app, "confirmed", json!({"course": page, "state": state}))
 }
 
 async fn confirm(
     State(app): State<App>,
     Path(token): Path<String>,
 ) -> Result<Html<String>, WebError> {
-    let id = verify(&app, Purpose::Confirm, &token)?;
-    let outcome = subscriptions::confirm(&app, id, "subscriber", Utc::now()).await?;
+    let link = confirm_link(&app, &token)?;
+    let (course, _) = subscriptions::confirmation_of(&app, link)
+        .await?
+        .ok_or(WebError::NotFound(CONFIRM_GONE))?;
+    let outcome = subscriptions::confirm(&app, link, "subscriber", Utc::now()).await?;
     let state = match outcome {
         Confirmed::Now => "confirmed",
         Confirmed::Already => "already",
         Confirmed::Inactive => "inactive",
-        Confirmed::NotFound => {
-            return Err(WebError::NotFound(
-                "This confirmation link is not valid any more.",
-            ));
-        }
+        Confirmed::NotFound => return Err(WebError::NotFound(CONFIRM_GONE)),
     };
-    let course = course_page(&app).await?;
-    render(&app, "confirmed", json!({"course": course, "state": state}))
+    let page = course_page(&app, &course).await?;
+    render(&app, "confirmed", json!({"course": page, "state": state}))
 }
 
 pub(super) async fn subscriber_for(
@@ -258,33 +335,133 @@ pub(super) async fn subscriber_for(
         ))
 }
 
+/// The course a person's pages speak for when no one course is meant: their first.
+pub(super) async fn person_course(
+    app: &App,
+    s: &db::subscribers::SubscriberRow,
+) -> Result<CourseRow, WebError> {
+    let first = db::enrollments::for_subscriber(&app.db, s.id)
+        .await?
+        .into_iter()
+        .next();
+    Ok(match first {
+        Some(e) => db::courses::by_id(&app.db, e.course_id).await?,
+        None => match app.course(None).await {
+            Ok(c) => c,
+            Err(_) => app
+                .courses()
+                .await?
+                .into_iter()
+                .next()
+                .ok_or(WebError::NotFound("There is no course here."))?,
+        },
+    })
+}
+
+/// What an unsubscribe link names: one course of one person (the link of a lesson mail),
+/// or the person (everything).
+struct Leaving {
+    subscriber: db::subscribers::SubscriberRow,
+    enrollment: Option<EnrollmentRow>,
+    course: CourseRow,
+}
+
+async fn leaving(app: &App, token: &str) -> Result<Leaving, WebError> {
+    if let Ok(id) = app.signer.verify(Purpose::Leave, token) {
+        let gone = || WebError::NotFound("There is no subscription for this link any more.");
+        let e = db::enrollments::by_id(&app.db, id)
+            .await?
+            .ok_or_else(gone)?;
+        let s = db::subscribers::by_id(&app.db, e.subscriber_id)
+            .await?
+            .filter(|s| s.status != SubscriberStatus::Erased)
+            .ok_or_else(gone)?;
+        let course = db::courses::by_id(&app.db, e.course_id).await?;
+        return Ok(Leaving {
+            subscriber: s,
+            enrollment: Some(e),
+            course,
+        });
+    }
+    let s = subscriber_for(app, Purpose::Unsubscribe, token).await?;
+    let course = person_course(app, &s).await?;
+    Ok(Leaving {
+        subscriber: s,
+        enrollment: None,
+        course,
+    })
+}
+
+fn unsubscribe_context(
+    app: &App,
+    l: &Leaving,
+    page: &CoursePage,
+    token: &str,
+) -> serde_json::Value {
+    let s = &l.subscriber;
+    let everything = s.status == SubscriberStatus::Unsubscribed;
+    let done = match &l.enrollment {
+        Some(e) => e.status == EnrollmentStatus::Stopped || everything,
+        None => everything,
+    };
+    json!({
+        "course": page,
+        "email": s.email,
+        "done": done,
+        "everything": everything,
+        "one_course": l.enrollment.is_some(),
+        "token": token,
+        "all_token": app.signer.sign(Purpose::Unsubscribe, s.id),
+        "preferences_token": app.signer.sign(Purpose::Preferences, s.id),
+    })
+}
+
 async fn unsubscribe_page(
     State(app): State<App>,
     Path(token): Path<String>,
 ) -> Result<Html<String>, WebError> {
-    let s = subscriber_for(&app, Purpose::Unsubscribe, &token).await?;
-    let course = course_page(&app).await?;
+    let l = leaving(&app, &token).await?;
+    let page = course_page(&app, &l.course).await?;
     render(
         &app,
         "unsubscribe",
-        json!({"course": course, "email": s.email, "done": s.status == crate::domain::SubscriberStatus::Unsubscribed, "token": token}),
+        unsubscribe_context(&app, &l, &page, &token),
     )
 }
 
 /// One click: works for the RFC 8058 POST (body `List-Unsubscribe=One-Click`, no cookies)
-/// and for the button on the page alike.
+/// and for the button on the page alike. A lesson's link leaves that course; the page's
+/// second button (and the link of mails about the person) leaves everything.
 async fn unsubscribe(
     State(app): State<App>,
     Path(token): Path<String>,
 ) -> Result<Html<String>, WebError> {
-    let s = subscriber_for(&app, Purpose::Unsubscribe, &token).await?;
-    subscriptions::unsubscribe(&app, s.id, "subscriber", Utc::now()).await?;
-    let course = course_page(&app).await?;
-    render(
-        &app,
-        "unsubscribe",
-        json!({"course": course, "email": s.email, "done": true, "token": token}),
-    )
+    let l = leaving(&app, &token).await?;
+    let course = l.enrollment.as_ref().map(|e| e.course_id);
+    subscriptions::unsubscribe(&app, l.subscriber.id, course, "subscriber", Utc::now()).await?;
+    let l = leaving(&app, &token).await?;
+    let page = course_page(&app, &l.course).await?;
+    let mut ctx = unsubscribe_context(&app, &l, &page, &token);
+    ctx["done"] = json!(true);
+    render(&app, "unsubscribe", ctx)
+}
+
+/// One enrollment as the preferences page shows it.
+fn enrollment_view(e: &EnrollmentRow, c: &CourseRow) -> serde_json::Value {
+    let pace = e.pace();
+    let status = match (e.status, c.is_evergreen()) {
+        (EnrollmentStatus::Completed, true) => "caught_up",
+        (status, _) => status.as_str(),
+    };
+    json!({
+        "slug": c.slug,
+        "title": c.title,
+        "status": status,
+        "position": e.position,
+        "paced": pace.is_some(),
+        "days": WEEKDAYS.iter().enumerate().map(|(i, d)| json!({"name": d, "on": pace.is_some_and(|p| p.has_day(i))})).collect::<Vec<_>>(),
+        "hour": pace.map(|p| p.hour()).unwrap_or(8),
+    })
 }
 
 async fn preferences_context(
@@ -293,19 +470,27 @@ async fn preferences_context(
     token: &str,
     message: &str,
 ) -> Result<serde_json::Value, WebError> {
-    let course = course_page(app).await?;
-    let enrollment = db::enrollments::for_subscriber(&app.db, s.id)
+    let course = course_page(app, &person_course(app, s).await?).await?;
+    let courses = db::courses::list(&app.db).await?;
+    let enrollments: Vec<serde_json::Value> = db::enrollments::for_subscriber(&app.db, s.id)
         .await?
-        .into_iter()
-        .next();
+        .iter()
+        .filter_map(|e| {
+            courses
+                .iter()
+                .find(|c| c.id == e.course_id)
+                .map(|c| enrollment_view(e, c))
+        })
+        .collect();
     Ok(json!({
         "course": course,
         "subscriber": { "email": s.email, "name": s.name, "timezone": s.timezone, "status": s.status, "discreet": s.discreet != 0 },
-        "position": enrollment.map(|e| e.position).unwrap_or(0),
+        "enrollments": enrollments,
+        "hours": (0..24).collect::<Vec<u8>>(),
         "timezones": Timezone::all_names().collect::<Vec<_>>(),
         "token": token,
         "message": message,
-        "journal": app.links(s.id).journal,
+        "journal": app.links(s.id, None).journal,
     }))
 }
 
@@ -318,49 +503,142 @@ async fn preferences_page(
     render(&app, "preferences", ctx)
 }
 
-#[derive(Deserialize)]
+/// The preferences forms. Read from the raw pairs: the pacing form repeats `day` once per
+/// ticked box.
+#[derive(Default)]
 struct PreferencesForm {
     action: String,
-    #[serde(default)]
+    /// The course an action is about (pause, resume, next, pace, unpace, leave).
+    course: String,
     timezone: String,
-    /// The discreet checkbox: "on" when ticked, absent when not.
-    #[serde(default)]
+    /// The discreet checkbox: present when ticked.
     discreet: Option<String>,
+    /// The pacing form: the days ticked (Mon … Sun), and the hour.
+    day: Vec<String>,
+    hour: Option<String>,
+}
+
+impl PreferencesForm {
+    fn from_pairs(pairs: Vec<(String, String)>) -> PreferencesForm {
+        let mut form = PreferencesForm::default();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "action" => form.action = v,
+                "course" => form.course = v,
+                "timezone" => form.timezone = v,
+                "discreet" => form.discreet = Some(v),
+                "day" => form.day.push(v),
+                "hour" => form.hour = Some(v),
+                _ => {}
+            }
+        }
+        form
+    }
 }
 
 async fn preferences(
     State(app): State<App>,
     Path(token): Path<String>,
-    Form(form): Form<PreferencesForm>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
     let s = subscriber_for(&app, Purpose::Preferences, &token).await?;
+    let form = PreferencesForm::from_pairs(pairs);
     let now = Utc::now();
+    // The enrollment an action names, one of this person's.
+    let enrollment = async || -> Result<EnrollmentRow, WebError> {
+        let course = app.course(Some(form.course.as_str())).await?;
+        db::enrollments::for_subscriber(&app.db, s.id)
+            .await?
+            .into_iter()
+            .find(|e| e.course_id == course.id)
+            .ok_or_else(|| {
+                WebError::refused(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "course: you are not taking this course",
+                    Some("course"),
+                )
+            })
+    };
     let message = match form.action.as_str() {
         "pause" => {
-            subscriptions::pause(&app, s.id, "subscriber", now).await?;
-            "Paused. No lessons will come until you resume."
+            let e = enrollment().await?;
+            subscriptions::pause(&app, s.id, Some(e.course_id), "subscriber", now).await?;
+            "Paused. No lessons of this course will come until you resume.".to_owned()
         }
         "resume" => {
-            subscriptions::resume(&app, s.id, "subscriber", now).await?;
-            "Welcome back. Your next lesson comes at the next usual time."
+            let e = enrollment().await?;
+            subscriptions::resume(&app, s.id, Some(e.course_id), "subscriber", now).await?;
+            "Welcome back. Your next lesson comes at the next usual time.".to_owned()
+        }
+        "next" => {
+            let e = enrollment().await?;
+            match subscriptions::next_now(&app, e.id, "subscriber", now).await? {
+                subscriptions::NextNow::Queued => "Your next lesson is on its way.".to_owned(),
+                subscriptions::NextNow::Finished => {
+                    "You have every lesson of this course already.".to_owned()
+                }
+                subscriptions::NextNow::NotTaking => {
+                    "This course is stopped for you; sign up again to take it.".to_owned()
+                }
+            }
+        }
+        "pace" => {
+            let e = enrollment().await?;
+            let mut days = 0u8;
+            for d in &form.day {
+                match WEEKDAYS.iter().position(|w| w.eq_ignore_ascii_case(d)) {
+                    Some(i) => days |= 1 << i,
+                    None => {
+                        return Err(WebError::refused(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            format!("day: {d:?} is not a day of the week (Mon … Sun)"),
+                            Some("day"),
+                        ));
+                    }
+                }
+            }
+            let hour = match form.hour.as_deref().map(str::parse::<u8>) {
+                Some(Ok(h)) => h,
+                _ => {
+                    return Err(WebError::refused(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "hour: choose an hour from 0 to 23",
+                        Some("hour"),
+                    ));
+                }
+            };
+            let pace = Pace::new(days, hour)?;
+            subscriptions::set_pace(&app, e.id, Some(pace), "subscriber", now).await?;
+            "Saved: your lessons of this course come on the days and at the hour you chose."
+                .to_owned()
+        }
+        "unpace" => {
+            let e = enrollment().await?;
+            subscriptions::set_pace(&app, e.id, None, "subscriber", now).await?;
+            "Saved: your lessons of this course come at the course's usual time.".to_owned()
+        }
+        "leave" => {
+            let e = enrollment().await?;
+            subscriptions::unsubscribe(&app, s.id, Some(e.course_id), "subscriber", now).await?;
+            "You left this course. No more of its lessons will come.".to_owned()
         }
         "unsubscribe" => {
-            subscriptions::unsubscribe(&app, s.id, "subscriber", now).await?;
-            "You are unsubscribed. No more lessons will come."
+            subscriptions::unsubscribe(&app, s.id, None, "subscriber", now).await?;
+            "You are unsubscribed from everything. No more mail will come.".to_owned()
         }
         "discreet" => {
             let on = form.discreet.is_some();
             subscriptions::set_discreet(&app, s.id, on, "subscriber", now).await?;
             if on {
-                "Saved: lessons now come with a plain sender name and subject."
+                "Saved: lessons now come with a plain sender name and subject.".to_owned()
             } else {
-                "Saved: lessons come with their usual sender name and subject."
+                "Saved: lessons come with their usual sender name and subject.".to_owned()
             }
         }
         "timezone" => match Timezone::parse(&form.timezone) {
             Ok(tz) => {
                 subscriptions::set_timezone(&app, s.id, tz, "subscriber", now).await?;
-                "Time zone saved."
+                "Time zone saved.".to_owned()
             }
             Err(e) => {
                 let s = db::subscribers::by_id(&app.db, s.id)
@@ -378,7 +656,7 @@ async fn preferences(
         _ => {
             return Ok((
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "action: must be pause, resume, timezone, discreet or unsubscribe",
+                "action: must be pause, resume, next, pace, unpace, leave, timezone, discreet or unsubscribe",
             )
                 .into_response());
         }
@@ -386,6 +664,6 @@ async fn preferences(
     let s = db::subscribers::by_id(&app.db, s.id)
         .await?
         .ok_or(WebError::NotFound("gone"))?;
-    let ctx = preferences_context(&app, &s, &token, message).await?;
+    let ctx = preferences_context(&app, &s, &token, &message).await?;
     Ok(render(&app, "preferences", ctx)?.into_response())
 }

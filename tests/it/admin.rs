@@ -239,7 +239,7 @@ pub async fn admin_app(backend: Backend) -> TestApp {
 
 /// The course loaded and the test admin (USER, PASSWORD) created.
 pub async fn add_test_admin(app: &App) {
-    app.course().await.unwrap();
+    app.course(None).await.unwrap();
     drip::auth::add_admin(
         &app.db,
         USER,
@@ -253,9 +253,16 @@ pub async fn add_test_admin(app: &App) {
 
 async fn enrolled(t: &TestApp, email: &str, name: &str) -> db::subscribers::SubscriberRow {
     let new = NewSubscriber::parse(email, name, "Europe/Paris", Timezone::UTC).unwrap();
-    subscriptions::add(&t.app, &new, true, "test", Utc::now())
-        .await
-        .unwrap();
+    subscriptions::add(
+        &t.app,
+        &crate::support::shipped(&t.app).await,
+        &new,
+        true,
+        "test",
+        Utc::now(),
+    )
+    .await
+    .unwrap();
     db::subscribers::by_email(&t.app.db, email)
         .await
         .unwrap()
@@ -263,7 +270,7 @@ async fn enrolled(t: &TestApp, email: &str, name: &str) -> db::subscribers::Subs
 }
 
 async fn lesson(t: &TestApp, slug: &str) -> db::lessons::Lesson {
-    let course = t.app.course().await.unwrap();
+    let course = t.app.course(None).await.unwrap();
     db::lessons::by_slug(&t.app.db, course.id, slug)
         .await
         .unwrap()
@@ -774,7 +781,7 @@ async fn sign_in_sets_a_fresh_http_only_session_cookie_that_expires(backend: Bac
         c.server.base_url = "https://drip.example.org".into()
     })
     .await;
-    https.app.course().await.unwrap();
+    https.app.course(None).await.unwrap();
     drip::auth::add_admin(&https.app.db, USER, "", PASSWORD, now)
         .await
         .unwrap();
@@ -874,7 +881,7 @@ async fn a_new_admin_from_the_cli_signs_in_edits_lesson_one_and_the_next_mail_ha
 
     // The same database, served.
     let app = t.app.clone();
-    app.course().await.unwrap();
+    app.course(None).await.unwrap();
     let r = send(
         &app,
         "127.0.0.1",
@@ -910,7 +917,7 @@ async fn a_new_admin_from_the_cli_signs_in_edits_lesson_one_and_the_next_mail_ha
         .iter()
         .map(|n| (n.to_string(), field(&page.body, n).unwrap_or_default()))
         .collect();
-    let course = app.course().await.unwrap();
+    let course = app.course(None).await.unwrap();
     let first = db::lessons::by_slug(&app.db, course.id, "before-we-begin")
         .await
         .unwrap()
@@ -940,9 +947,16 @@ async fn a_new_admin_from_the_cli_signs_in_edits_lesson_one_and_the_next_mail_ha
     .await;
     assert_eq!(r.status, 303, "{}", r.body);
     let new = NewSubscriber::parse("reader@example.com", "Reader", "UTC", Timezone::UTC).unwrap();
-    subscriptions::add(&app, &new, true, "test", Utc::now())
-        .await
-        .unwrap();
+    subscriptions::add(
+        &app,
+        &crate::support::shipped(&app).await,
+        &new,
+        true,
+        "test",
+        Utc::now(),
+    )
+    .await
+    .unwrap();
     drip::outbox::tick(&app, Utc::now()).await.unwrap();
     let mail = std::fs::read_dir(t.dir.path().join("outbox"))
         .unwrap()

@@ -274,9 +274,16 @@ async fn an_admin_edits_the_first_lesson_in_chromium_and_the_next_mail_carries_i
 
     // The next subscriber's first lesson is the edited one.
     let new = NewSubscriber::parse("reader@example.com", "Reader", "UTC", Timezone::UTC).unwrap();
-    subscriptions::add(&t.app, &new, true, "test", Utc::now())
-        .await
-        .unwrap();
+    subscriptions::add(
+        &t.app,
+        &crate::support::shipped(&t.app).await,
+        &new,
+        true,
+        "test",
+        Utc::now(),
+    )
+    .await
+    .unwrap();
     drip::outbox::tick(&t.app, Utc::now()).await.unwrap();
     let mails = t.smtp().wait_for(2, Duration::from_secs(10)).await;
     let lesson = mails

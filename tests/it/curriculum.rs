@@ -614,7 +614,7 @@ fn the_lint_command_exits_non_zero_printing_path_line_message() {
     let config = tmp.path().join("config.toml");
     let text = std::fs::read_to_string(repo("config.toml")).unwrap();
     let text = text
-        .replacen("slug = \"rebuilding-trust\"", "slug = \"small-course\"", 1)
+        .replacen("default = \"\"", "default = \"small-course\"", 1)
         .replacen(
             "lessons_dir = \"lessons\"",
             &format!("lessons_dir = {}", toml_string(&lessons)),

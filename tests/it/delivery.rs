@@ -110,7 +110,7 @@ async fn a_subscriber_gets_every_lesson_in_course_order_at_their_local_hour(back
         .iter()
         .filter(|m| m.header("X-Drip-Lesson").is_some())
         .collect();
-    let course = t.app.course().await.unwrap();
+    let course = t.app.course(None).await.unwrap();
     let shipped = db::lessons::list(&t.app.db, course.id).await.unwrap();
     assert_eq!(lessons.len(), shipped.len(), "every lesson once");
 
@@ -197,9 +197,16 @@ async fn a_subscriber_gets_every_lesson_in_course_order_at_their_local_hour(back
 }
 
 async fn confirmed_subscriber(t: &TestApp, email: &str, tz: &str, now: DateTime<Utc>) -> i64 {
-    subscriptions::add(&t.app, &person(email, tz), true, "test", now)
-        .await
-        .unwrap()
+    subscriptions::add(
+        &t.app,
+        &crate::support::shipped(&t.app).await,
+        &person(email, tz),
+        true,
+        "test",
+        now,
+    )
+    .await
+    .unwrap()
 }
 
 async fn one_click_unsubscribe_stops_everything_after_it(backend: Backend) {
@@ -255,9 +262,15 @@ async fn pause_then_resume_continues_without_a_burst(backend: Backend) {
         "lessons 1 and 2"
     );
     assert!(
-        subscriptions::pause(&t.app, id, "test", t0 + Days::days(1) + Days::hours(4))
-            .await
-            .unwrap()
+        subscriptions::pause(
+            &t.app,
+            id,
+            None,
+            "test",
+            t0 + Days::days(1) + Days::hours(4)
+        )
+        .await
+        .unwrap()
     );
     tick_through(&t, t0 + Days::days(1) + Days::hours(5), t0 + Days::days(20)).await;
     assert_eq!(
@@ -267,7 +280,7 @@ async fn pause_then_resume_continues_without_a_burst(backend: Backend) {
     );
     let resumed_at = t0 + Days::days(20) + Days::hours(1);
     assert!(
-        subscriptions::resume(&t.app, id, "test", resumed_at)
+        subscriptions::resume(&t.app, id, None, "test", resumed_at)
             .await
             .unwrap()
     );
@@ -350,7 +363,7 @@ async fn a_discreet_reader_gets_a_plain_sender_subject_and_preheader(backend: Ba
             .clone()
     };
     let (q, o) = (to("quiet@"), to("open@"));
-    let course = t.app.course().await.unwrap();
+    let course = t.app.course(None).await.unwrap();
     let lessons = db::lessons::list(&t.app.db, course.id).await.unwrap();
     let first = &lessons[0].content;
 
@@ -411,7 +424,7 @@ async fn lessons_renumbered_by_a_sync_keep_everyone_going_from_their_place(backe
     let dir = lessons.path().to_owned();
     let t = TestApp::build(backend, None, move |c| c.course.lessons_dir = dir).await;
     let t0 = at("2026-05-04T06:00:00Z");
-    t.app.sync_lessons(true, t0).await.unwrap();
+    t.app.sync_lessons(true, t0, None).await.unwrap();
     let id = confirmed_subscriber(&t, "ren@example.com", "UTC", t0).await;
     tick_through(&t, t0, t0 + Days::days(2)).await;
     let had = |t: &TestApp| {
@@ -440,7 +453,10 @@ async fn lessons_renumbered_by_a_sync_keep_everyone_going_from_their_place(backe
         .unwrap()
         .replacen("title = \"", "title = \"Inserted: ", 1);
     std::fs::write(course.join("03-an-inserted-step.md"), inserted).unwrap();
-    t.app.sync_lessons(true, t0 + Days::days(2)).await.unwrap();
+    t.app
+        .sync_lessons(true, t0 + Days::days(2), None)
+        .await
+        .unwrap();
 
     // Their place moved with the lesson they last had: next come the inserted lesson and
     // the one after, with nothing skipped and nothing twice.
@@ -566,7 +582,7 @@ async fn two_ticks_racing_never_send_a_lesson_twice(backend: Backend) {
 
 async fn a_lesson_that_waits_for_a_reply_holds_the_next_until_max_wait_days(backend: Backend) {
     let t = TestApp::with_file_outbox(backend).await;
-    let course = t.app.course().await.unwrap();
+    let course = t.app.course(None).await.unwrap();
     let lessons = db::lessons::list(&t.app.db, course.id).await.unwrap();
     let waiting = lessons
         .iter()
@@ -626,7 +642,7 @@ async fn a_lesson_that_waits_for_a_reply_holds_the_next_until_max_wait_days(back
 
 async fn lessons_keep_their_local_hour_across_daylight_saving_changes(backend: Backend) {
     let t = TestApp::with_file_outbox(backend).await;
-    let course = t.app.course().await.unwrap();
+    let course = t.app.course(None).await.unwrap();
     let shipped = db::lessons::list(&t.app.db, course.id).await.unwrap();
     // Each subscriber's course runs across a change of their clocks: Paris springs forward
     // on 29 March 2026 and falls back on 25 October; New York on 8 March and 1 November;

@@ -16,9 +16,16 @@ use crate::support::{Backend, TestApp, at, request};
 async fn lesson_sent(t: &TestApp, email: &str) -> (String, String) {
     let now = at("2026-05-04T06:00:00Z");
     let s = NewSubscriber::parse(email, "Ann", "UTC", Timezone::UTC).unwrap();
-    let id = subscriptions::add(&t.app, &s, true, "test", now)
-        .await
-        .unwrap();
+    let id = subscriptions::add(
+        &t.app,
+        &crate::support::shipped(&t.app).await,
+        &s,
+        true,
+        "test",
+        now,
+    )
+    .await
+    .unwrap();
     drip::outbox::tick(&t.app, now).await.unwrap();
     let d = db::deliveries::for_subscriber(&t.app.db, id).await.unwrap();
     let lesson = d
@@ -650,14 +657,21 @@ async fn a_pause_whose_command_step_fails_is_applied_when_the_mail_server_retrie
 
 async fn an_answer_releases_a_lesson_that_waits_for_it(backend: Backend) {
     let t = TestApp::with_file_outbox(backend).await;
-    let course = t.app.course().await.unwrap();
+    let course = t.app.course(None).await.unwrap();
     let lessons = db::lessons::list(&t.app.db, course.id).await.unwrap();
     let waiting = lessons.iter().find(|l| l.content.wait_for_reply).unwrap();
     let t0 = at("2026-05-04T06:00:00Z");
     let s = NewSubscriber::parse("hal@example.com", "", "UTC", Timezone::UTC).unwrap();
-    let id = subscriptions::add(&t.app, &s, true, "test", t0)
-        .await
-        .unwrap();
+    let id = subscriptions::add(
+        &t.app,
+        &crate::support::shipped(&t.app).await,
+        &s,
+        true,
+        "test",
+        t0,
+    )
+    .await
+    .unwrap();
     let mut now = t0;
     let delivery = loop {
         drip::outbox::tick(&t.app, now).await.unwrap();

@@ -26,9 +26,16 @@ fn days(n: i64) -> Duration {
 /// A subscriber enrolled at `t0` who has received lesson 1; returns (subscriber, delivery).
 pub async fn with_lesson_sent(t: &TestApp, email: &str) -> (i64, i64) {
     let s = NewSubscriber::parse(email, "Ann", "UTC", Timezone::UTC).unwrap();
-    let id = subscriptions::add(&t.app, &s, true, "test", t0())
-        .await
-        .unwrap();
+    let id = subscriptions::add(
+        &t.app,
+        &crate::support::shipped(&t.app).await,
+        &s,
+        true,
+        "test",
+        t0(),
+    )
+    .await
+    .unwrap();
     drip::outbox::tick(&t.app, t0()).await.unwrap();
     let d = db::deliveries::for_subscriber(&t.app.db, id)
         .await

@@ -175,7 +175,7 @@ async fn setup() -> Setup {
     .await;
     let (app, dir) = (t.app.clone(), t.dir.path());
     let (smtp, port) = MessageIds::start();
-    let course = app.course().await.unwrap();
+    let course = app.course(None).await.unwrap();
     let now = chrono::Utc::now().timestamp();
     sqlx::query(
         "INSERT INTO subscribers (email, name, timezone, status, created_at, confirmed_at, status_at) \

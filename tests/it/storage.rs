@@ -59,18 +59,26 @@ async fn a_lesson_cannot_be_queued_twice_for_one_enrollment(backend: Backend) {
         drip::domain::Timezone::UTC,
     )
     .unwrap();
-    let id = drip::subscriptions::add(&t.app, &s, true, "test", now)
-        .await
-        .unwrap();
+    let id = drip::subscriptions::add(
+        &t.app,
+        &crate::support::shipped(&t.app).await,
+        &s,
+        true,
+        "test",
+        now,
+    )
+    .await
+    .unwrap();
     let e = &db::enrollments::for_subscriber(&t.app.db, id)
         .await
         .unwrap()[0];
-    let course = t.app.course().await.unwrap();
+    let course = t.app.course(None).await.unwrap();
     let lesson = &db::lessons::list(&t.app.db, course.id).await.unwrap()[0];
     let row = db::deliveries::NewLesson {
         subscriber_id: id,
         enrollment_id: e.id,
         lesson_id: lesson.id,
+        course_id: course.id,
     };
     let mut tx = t.app.db.begin_write().await.unwrap();
     assert_eq!(
@@ -111,14 +119,28 @@ async fn addresses_are_unique_whatever_their_case(backend: Backend) {
     let now = chrono::Utc::now();
     let tz = drip::domain::Timezone::UTC;
     let a = drip::subscriptions::NewSubscriber::parse("Ann@Example.com", "", "UTC", tz).unwrap();
-    drip::subscriptions::add(&t.app, &a, false, "test", now)
-        .await
-        .unwrap();
+    drip::subscriptions::add(
+        &t.app,
+        &crate::support::shipped(&t.app).await,
+        &a,
+        false,
+        "test",
+        now,
+    )
+    .await
+    .unwrap();
     let b = drip::subscriptions::NewSubscriber::parse("ann@example.COM", "", "UTC", tz).unwrap();
-    let err = drip::subscriptions::add(&t.app, &b, false, "test", now)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = drip::subscriptions::add(
+        &t.app,
+        &crate::support::shipped(&t.app).await,
+        &b,
+        false,
+        "test",
+        now,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("email") && err.contains("already"), "{err}");
     assert!(
         db::subscribers::by_email(&t.app.db, "ANN@EXAMPLE.COM")

@@ -173,6 +173,8 @@ pub fn test_config(db_url: &str, outbox: &std::path::Path) -> Config {
     c.mail.outbox_dir = outbox.to_owned();
     c.course.lessons_dir = repo("lessons");
     c.course.templates_dir = repo("templates");
+    // lessons/ holds two courses; a test that names none means the first one shipped.
+    c.course.default = "rebuilding-trust".into();
     c
 }
 
@@ -587,4 +589,10 @@ pub fn at(rfc3339: &str) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339(rfc3339)
         .unwrap()
         .with_timezone(&chrono::Utc)
+}
+
+/// The course a test means when it names none: `[course] default` of the test
+/// configuration (Rebuilding Trust; `lessons/` also holds a second course).
+pub async fn shipped(app: &App) -> drip::db::courses::CourseRow {
+    app.course(None).await.unwrap()
 }

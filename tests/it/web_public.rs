@@ -61,9 +61,14 @@ async fn subscribing_answers_the_same_for_new_pending_and_active_addresses(backe
         .await
         .unwrap()
         .unwrap();
-    drip::subscriptions::confirm(&t.app, s.id, "test", Utc::now())
-        .await
-        .unwrap();
+    drip::subscriptions::confirm(
+        &t.app,
+        drip::subscriptions::ConfirmLink::Subscriber(s.id),
+        "test",
+        Utc::now(),
+    )
+    .await
+    .unwrap();
     let (s3, active) = request(&t.app, "POST", "/subscribe", Some(FORM), body).await;
     assert_eq!((s1, s2, s3), (200, 200, 200));
     assert_eq!(new, pending);
@@ -219,9 +224,16 @@ async fn the_unsubscribe_page_has_one_button_and_the_post_unsubscribes(backend: 
         drip::domain::Timezone::UTC,
     )
     .unwrap();
-    let id = drip::subscriptions::add(&t.app, &s, true, "test", Utc::now())
-        .await
-        .unwrap();
+    let id = drip::subscriptions::add(
+        &t.app,
+        &crate::support::shipped(&t.app).await,
+        &s,
+        true,
+        "test",
+        Utc::now(),
+    )
+    .await
+    .unwrap();
     let path = format!(
         "/unsubscribe/{}",
         t.app.signer.sign(Purpose::Unsubscribe, id)
@@ -261,9 +273,16 @@ async fn preferences_pause_resume_and_change_the_time_zone(backend: Backend) {
         drip::domain::Timezone::UTC,
     )
     .unwrap();
-    let id = drip::subscriptions::add(&t.app, &s, true, "test", Utc::now())
-        .await
-        .unwrap();
+    let id = drip::subscriptions::add(
+        &t.app,
+        &crate::support::shipped(&t.app).await,
+        &s,
+        true,
+        "test",
+        Utc::now(),
+    )
+    .await
+    .unwrap();
     let path = format!(
         "/preferences/{}",
         t.app.signer.sign(Purpose::Preferences, id)
@@ -326,9 +345,16 @@ async fn the_journal_shows_only_this_subscribers_answers(backend: Backend) {
             drip::domain::Timezone::UTC,
         )
         .unwrap();
-        let id = drip::subscriptions::add(&t.app, &s, true, "test", now)
-            .await
-            .unwrap();
+        let id = drip::subscriptions::add(
+            &t.app,
+            &crate::support::shipped(&t.app).await,
+            &s,
+            true,
+            "test",
+            now,
+        )
+        .await
+        .unwrap();
         drip::outbox::tick(&t.app, now).await.unwrap();
         let d = db::deliveries::for_subscriber(&t.app.db, id)
             .await

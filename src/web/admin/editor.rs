@@ -70,11 +70,12 @@ fn editor_page(
 
 async fn edit(
     State(app): State<App>,
+    Extension(current): Extension<super::CurrentCourse>,
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
     Query(q): Query<EditQuery>,
 ) -> Result<Response, WebError> {
-    let (course, lessons) = course_and_lessons(&app).await?;
+    let (course, lessons) = course_and_lessons(&app, &current).await?;
     let lesson = find(&lessons, &slug)?;
     let preview = render_for_admin(&app, &course, &lessons, lesson.id, &lesson.content, &admin)
         .map(|m| json!({"subject": m.subject, "html": m.html, "text": m.text, "saved": true}))
@@ -94,11 +95,12 @@ async fn edit(
 /// Checks the form and renders it as a mail; nothing is stored.
 async fn preview(
     State(app): State<App>,
+    Extension(current): Extension<super::CurrentCourse>,
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
     Form(form): Form<EditForm>,
 ) -> Result<Response, WebError> {
-    let (course, lessons) = course_and_lessons(&app).await?;
+    let (course, lessons) = course_and_lessons(&app, &current).await?;
     let lesson = find(&lessons, &slug)?;
     let mut errors = Errors::new();
     if let Some(content) = form.content(&mut errors) {
@@ -137,11 +139,12 @@ async fn preview(
 
 async fn save(
     State(app): State<App>,
+    Extension(current): Extension<super::CurrentCourse>,
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
     Form(form): Form<EditForm>,
 ) -> Result<Response, WebError> {
-    let (course, lessons) = course_and_lessons(&app).await?;
+    let (course, lessons) = course_and_lessons(&app, &current).await?;
     let lesson = find(&lessons, &slug)?;
     let mut errors = Errors::new();
     let refused = |errors: &Errors| {

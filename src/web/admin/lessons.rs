@@ -28,8 +28,12 @@ pub fn router() -> Router<App> {
         .route("/admin/lessons/{slug}/test", post(send_test))
 }
 
-pub(super) async fn course_and_lessons(app: &App) -> Result<(CourseRow, Vec<Lesson>), WebError> {
-    let course = app.course().await?;
+/// The course the admin is working on, and its lessons.
+pub(super) async fn course_and_lessons(
+    app: &App,
+    current: &super::CurrentCourse,
+) -> Result<(CourseRow, Vec<Lesson>), WebError> {
+    let course = current.course.clone();
     let lessons = db::lessons::list(&app.db, course.id).await?;
     Ok((course, lessons))
 }
@@ -71,9 +75,10 @@ pub(crate) fn render_for_admin(
 
 async fn list(
     State(app): State<App>,
+    Extension(current): Extension<super::CurrentCourse>,
     Extension(admin): Extension<Admin>,
 ) -> Result<Response, WebError> {
-    let (course, lessons) = course_and_lessons(&app).await?;
+    let (course, lessons) = course_and_lessons(&app, &current).await?;
     let counts = db::stats::lesson_counts(&app.db).await?;
     let mut rows_by_phase: BTreeMap<&str, Vec<serde_json::Value>> = BTreeMap::new();
     for (i, l) in lessons.iter().enumerate() {
@@ -116,9 +121,10 @@ fn phase_names(course: &CourseRow) -> Vec<&str> {
 
 async fn new_form(
     State(app): State<App>,
+    Extension(current): Extension<super::CurrentCourse>,
     Extension(admin): Extension<Admin>,
 ) -> Result<Response, WebError> {
-    let (course, lessons) = course_and_lessons(&app).await?;
+    let (course, lessons) = course_and_lessons(&app, &current).await?;
     let phase = lessons
         .last()
         .map_or(course.phases.first(), |l| &l.content.phase);
@@ -135,10 +141,11 @@ async fn new_form(
 /// A new lesson goes at the end, as a draft: nobody receives it until it is published.
 async fn create(
     State(app): State<App>,
+    Extension(current): Extension<super::CurrentCourse>,
     Extension(admin): Extension<Admin>,
     Form(form): Form<EditForm>,
 ) -> Result<Response, WebError> {
-    let (course, lessons) = course_and_lessons(&app).await?;
+    let (course, lessons) = course_and_lessons(&app, &current).await?;
     let mut errors = BTreeMap::<String, Vec<String>>::new();
     let content = form.content(&mut errors);
     match edit::create(
@@ -171,10 +178,11 @@ async fn create(
 /// admin waits for the result and sees it.
 async fn send_test(
     State(app): State<App>,
+    Extension(current): Extension<super::CurrentCourse>,
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
 ) -> Result<Response, WebError> {
-    let (course, lessons) = course_and_lessons(&app).await?;
+    let (course, lessons) = course_and_lessons(&app, &current).await?;
     let lesson = find(&lessons, &slug)?;
     let back = format!("/admin/lessons/{slug}");
     let Ok(to) = crate::domain::EmailAddress::parse(&admin.email) else {
@@ -206,6 +214,8 @@ async fn send_test(
         course: Some(course.slug.clone()),
         lesson: Some(slug.clone()),
         from_name: None,
+        from_address: None,
+        list_id: None,
     };
     match app.mailer.send(&out).await {
         Ok(()) => Ok(see_other(&format!("{back}?done=test_sent"))),

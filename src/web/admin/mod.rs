@@ -6,6 +6,7 @@
 //! Pages come from `templates/web/admin/*.html` with HTML autoescaping: subscriber text is
 //! never marked safe. Responses carry a Content-Security-Policy that allows no script at all.
 
+mod courses;
 mod editor;
 mod form;
 mod lessons;
@@ -47,6 +48,7 @@ const UPLOAD_LIMIT: usize = 32 * 1024 * 1024;
 
 pub fn router(app: &App) -> Router<App> {
     let protected = Router::new()
+        .merge(courses::router())
         .merge(lessons::router())
         .merge(editor::router())
         .merge(order::router())
@@ -81,6 +83,44 @@ fn found(location: &str) -> Response {
     (StatusCode::FOUND, [(header::LOCATION, location.to_owned())]).into_response()
 }
 
+/// The course the admin is working on (the course switcher's cookie, else the instance's
+/// default or first course), with every course for the switcher. Resolved once per request
+/// by [`require_admin`]: handlers take it as `Extension<CurrentCourse>`, and [`page`] reads
+/// it from the request's scope to draw the switcher on every page.
+#[derive(Debug, Clone)]
+pub(crate) struct CurrentCourse {
+    pub course: crate::db::courses::CourseRow,
+    pub all: Vec<(String, String)>,
+}
+
+tokio::task_local! {
+    static CURRENT: CurrentCourse;
+}
+
+/// The switcher's cookie: a course slug, for the admin pages only.
+const COURSE_COOKIE: &str = "drip_course";
+
+async fn current_course(app: &App, headers: &HeaderMap) -> Result<CurrentCourse, WebError> {
+    let courses = app.courses().await?;
+    let wanted = cookie(headers, COURSE_COOKIE);
+    let course = match wanted.and_then(|w| courses.iter().find(|c| c.slug == w).cloned()) {
+        Some(c) => c,
+        None => match app.course(None).await {
+            Ok(c) => c,
+            Err(_) => courses.first().cloned().ok_or(WebError::NotFound(
+                "There is no course yet: add a folder under lessons/.",
+            ))?,
+        },
+    };
+    Ok(CurrentCourse {
+        all: courses
+            .iter()
+            .map(|c| (c.slug.clone(), c.title.clone()))
+            .collect(),
+        course,
+    })
+}
+
 /// Signed-in admins only: the session's admin goes into the request's extensions.
 async fn require_admin(State(app): State<App>, mut req: Request, next: Next) -> Response {
     let now = Utc::now().timestamp();
@@ -93,8 +133,13 @@ async fn require_admin(State(app): State<App>, mut req: Request, next: Next) -> 
     };
     match admin {
         Some(admin) => {
+            let current = match current_course(&app, req.headers()).await {
+                Ok(c) => c,
+                Err(e) => return e.into_response(),
+            };
             req.extensions_mut().insert(admin);
-            next.run(req).await
+            req.extensions_mut().insert(current.clone());
+            CURRENT.scope(current, next.run(req)).await
         }
         None => {
             let back = req
@@ -262,7 +307,13 @@ pub(crate) fn page<S: Serialize>(
     let html = template
         .render(minijinja::context! {
             admin => admin.map(|a| json!({"username": a.username, "email": a.email, "csrf": a.csrf})),
-            site => json!({"title": app.config.course.slug}),
+            site => CURRENT
+                .try_with(|c| json!({
+                    "title": c.course.title,
+                    "course": c.course.slug,
+                    "courses": c.all.iter().map(|(slug, title)| json!({"slug": slug, "title": title})).collect::<Vec<_>>(),
+                }))
+                .unwrap_or_else(|_| json!({"title": "drip"})),
             ..minijinja::Value::from_serialize(&ctx)
         })
         .map_err(|e| WebError::Internal(anyhow::anyhow!("rendering admin/{name}.html: {e:#}")))?;

@@ -36,11 +36,12 @@ struct MoveForm {
 /// Swaps a lesson with its neighbour, after a confirmation showing whom it affects.
 async fn move_lesson(
     State(app): State<App>,
+    Extension(current): Extension<super::CurrentCourse>,
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
     Form(form): Form<MoveForm>,
 ) -> Result<Response, WebError> {
-    let (course, lessons) = course_and_lessons(&app).await?;
+    let (course, lessons) = course_and_lessons(&app, &current).await?;
     let lesson = find(&lessons, &slug)?;
     let up = form.direction == "up";
     let tz = app.config.default_timezone();
@@ -85,11 +86,12 @@ struct StatusForm {
 
 async fn set_status(
     State(app): State<App>,
+    Extension(current): Extension<super::CurrentCourse>,
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
     Form(form): Form<StatusForm>,
 ) -> Result<Response, WebError> {
-    let (_, lessons) = course_and_lessons(&app).await?;
+    let (_, lessons) = course_and_lessons(&app, &current).await?;
     let lesson = find(&lessons, &slug)?;
     let Ok(status) = LessonStatus::parse(&form.status) else {
         return message(

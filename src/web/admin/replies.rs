@@ -49,10 +49,11 @@ struct InboxParams {
 
 async fn inbox(
     State(app): State<App>,
+    Extension(current): Extension<super::CurrentCourse>,
     Extension(admin): Extension<Admin>,
     Query(p): Query<InboxParams>,
 ) -> Result<Response, WebError> {
-    let (_, lessons) = course_and_lessons(&app).await?;
+    let (course, lessons) = course_and_lessons(&app, &current).await?;
     // "all", or one kind; anything else shows the people's replies.
     let kind = match p.kind.as_str() {
         "all" => None,
@@ -64,6 +65,7 @@ async fn inbox(
         ),
     };
     let q = InboxQuery {
+        course_id: Some(course.id),
         lesson_id: lessons.iter().find(|l| l.slug == p.lesson).map(|l| l.id),
         subscriber_id: None,
         kind,

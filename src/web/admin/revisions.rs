@@ -66,11 +66,12 @@ struct DiffQuery {
 
 async fn history(
     State(app): State<App>,
+    Extension(current): Extension<super::CurrentCourse>,
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
     Query(q): Query<DiffQuery>,
 ) -> Result<Response, WebError> {
-    let (_, lessons) = course_and_lessons(&app).await?;
+    let (_, lessons) = course_and_lessons(&app, &current).await?;
     let lesson = find(&lessons, &slug)?;
     let revisions = db::lessons::revisions(&app.db, lesson.id).await?;
     let b = q.b.unwrap_or(lesson.revision);
@@ -105,11 +106,12 @@ struct RevertForm {
 
 async fn revert(
     State(app): State<App>,
+    Extension(current): Extension<super::CurrentCourse>,
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
     Form(form): Form<RevertForm>,
 ) -> Result<Response, WebError> {
-    let (course, lessons) = course_and_lessons(&app).await?;
+    let (course, lessons) = course_and_lessons(&app, &current).await?;
     let lesson = find(&lessons, &slug)?;
     let back = format!("/admin/lessons/{slug}/revisions");
     let Some(old) = db::lessons::revisions(&app.db, lesson.id)

@@ -68,9 +68,10 @@ fn pct(part: i64, whole: i64) -> String {
 
 async fn stats(
     State(app): State<App>,
+    Extension(current): Extension<super::CurrentCourse>,
     Extension(admin): Extension<Admin>,
 ) -> Result<Response, WebError> {
-    let (course, lessons) = course_and_lessons(&app).await?;
+    let (course, lessons) = course_and_lessons(&app, &current).await?;
     let f = db::stats::funnel(&app.db, course.id).await?;
     let counts = db::stats::lesson_counts(&app.db).await?;
     let mut funnel: Vec<(String, i64)> = vec![

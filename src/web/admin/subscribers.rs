@@ -41,10 +41,11 @@ struct ListQuery {
 
 async fn list(
     State(app): State<App>,
+    Extension(current): Extension<super::CurrentCourse>,
     Extension(admin): Extension<Admin>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, WebError> {
-    let (_, lessons) = course_and_lessons(&app).await?;
+    let (_, lessons) = course_and_lessons(&app, &current).await?;
     let reached = match q.reached.as_str() {
         "" => None,
         "none" => Some(0),
@@ -105,6 +106,7 @@ struct ActionForm {
 
 async fn act(
     State(app): State<App>,
+    Extension(current): Extension<super::CurrentCourse>,
     Extension(admin): Extension<Admin>,
     Path((id, action)): Path<(i64, String)>,
     Form(form): Form<ActionForm>,
@@ -129,29 +131,31 @@ async fn act(
     };
     match action.as_str() {
         "pause" => {
-            if !subscriptions::pause(&app, id, who, now).await? {
+            let course = &current.course;
+            if !subscriptions::pause(&app, id, Some(course.id), who, now).await? {
                 return refused(
                     "Not paused",
                     &format!(
-                        "Only an active subscriber can be paused; this one is {}.",
-                        s.status
+                        "Only someone taking {} can be paused in it; this subscriber is not (or is paused already).",
+                        course.title
                     ),
                 );
             }
         }
         "resume" => {
-            if !subscriptions::resume(&app, id, who, now).await? {
+            let course = &current.course;
+            if !subscriptions::resume(&app, id, Some(course.id), who, now).await? {
                 return refused(
                     "Not resumed",
                     &format!(
-                        "Only a paused subscriber can be resumed; this one is {}.",
-                        s.status
+                        "Only someone paused in {} can be resumed in it; this subscriber is not.",
+                        course.title
                     ),
                 );
             }
         }
         "unsubscribe" => {
-            subscriptions::unsubscribe(&app, id, who, now).await?;
+            subscriptions::unsubscribe(&app, id, None, who, now).await?;
         }
         "erase" => {
             if form.confirm != "erase" {
@@ -163,8 +167,15 @@ async fn act(
             subscriptions::erase(&app, id, who, now).await?;
         }
         "move" => {
-            if let Err(why) =
-                subscriptions::move_to_lesson(&app, &s, &form.lesson, who, now.timestamp()).await?
+            if let Err(why) = subscriptions::move_to_lesson(
+                &app,
+                &current.course,
+                &s,
+                &form.lesson,
+                who,
+                now.timestamp(),
+            )
+            .await?
             {
                 return refused("Not moved", &why.to_string());
             }

@@ -26,10 +26,11 @@ pub fn router() -> Router<App> {
 
 async fn show(
     State(app): State<App>,
+    Extension(current): Extension<super::CurrentCourse>,
     Extension(admin): Extension<Admin>,
     Path(id): Path<i64>,
 ) -> Result<Response, WebError> {
-    let (_, lessons) = course_and_lessons(&app).await?;
+    let (_, lessons) = course_and_lessons(&app, &current).await?;
     let s = db::subscribers::by_id(&app.db, id)
         .await?
         .ok_or(WebError::NotFound(

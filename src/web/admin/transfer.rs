@@ -38,6 +38,7 @@ async fn form(
 /// Reads the upload's parts; the CSRF part is checked before the file is imported.
 async fn import(
     State(app): State<App>,
+    Extension(current): Extension<super::CurrentCourse>,
     Extension(admin): Extension<Admin>,
     mut multipart: Multipart,
 ) -> Result<Response, WebError> {
@@ -95,6 +96,7 @@ async fn import(
     };
     let report = match crate::subscriptions::import::import_reader(
         &app,
+        &current.course,
         std::io::Cursor::new(bytes),
         confirmed,
         Utc::now(),

@@ -34,9 +34,9 @@ pub fn router() -> Router<App> {
         .route("/replies", get(list_replies))
 }
 
-fn lesson_json(l: &db::lessons::Lesson) -> Value {
+fn lesson_json(course: &db::courses::CourseRow, l: &db::lessons::Lesson) -> Value {
     json!({
-        "slug": l.slug, "position": l.position, "status": l.status, "revision": l.revision, "author": l.author,
+        "course": course.slug, "slug": l.slug, "position": l.position, "status": l.status, "revision": l.revision, "author": l.author,
         "updated_at": time(Some(l.updated_at)), "title": l.content.title, "subject": l.content.subject,
         "phase": l.content.phase, "after_days": l.content.after_days, "send_window": l.content.send_window,
         "prompt": l.content.prompt, "preheader": l.content.preheader, "wait_for_reply": l.content.wait_for_reply, "max_wait_days": l.content.max_wait_days,
@@ -44,24 +44,34 @@ fn lesson_json(l: &db::lessons::Lesson) -> Value {
     })
 }
 
+/// `?course=SLUG`: which course's lessons; may be left out when there is one course.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CourseParam {
+    course: Option<String>,
+}
+
 async fn lessons_of(
     app: &App,
-) -> anyhow::Result<(db::courses::CourseRow, Vec<db::lessons::Lesson>)> {
-    let course = app.course().await?;
+    course: Option<&str>,
+) -> Result<(db::courses::CourseRow, Vec<db::lessons::Lesson>), ApiError> {
+    let course = app.course(course).await?;
     let lessons = db::lessons::list(&app.db, course.id).await?;
     Ok((course, lessons))
 }
 
-async fn list_lessons(State(app): State<App>) -> ApiResult {
-    let (_, lessons) = lessons_of(&app).await?;
-    Ok(
-        Json(json!({"lessons": lessons.iter().map(lesson_json).collect::<Vec<_>>()}))
-            .into_response(),
-    )
+async fn list_lessons(State(app): State<App>, Query(c): Query<CourseParam>) -> ApiResult {
+    let (course, lessons) = lessons_of(&app, c.course.as_deref()).await?;
+    let items: Vec<Value> = lessons.iter().map(|l| lesson_json(&course, l)).collect();
+    Ok(Json(json!({"course": course.slug, "lessons": items})).into_response())
 }
 
-async fn get_lesson(State(app): State<App>, Path(slug): Path<String>) -> ApiResult {
-    let (_, lessons) = lessons_of(&app).await?;
+async fn get_lesson(
+    State(app): State<App>,
+    Path(slug): Path<String>,
+    Query(c): Query<CourseParam>,
+) -> ApiResult {
+    let (course, lessons) = lessons_of(&app, c.course.as_deref()).await?;
     let l = lessons.iter().find(|l| l.slug == slug).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -69,7 +79,7 @@ async fn get_lesson(State(app): State<App>, Path(slug): Path<String>) -> ApiResu
             Some("slug"),
         )
     })?;
-    Ok(Json(json!({"lesson": lesson_json(l)})).into_response())
+    Ok(Json(json!({"lesson": lesson_json(&course, l)})).into_response())
 }
 
 /// The fields to change; those left out keep their value. `send_window: null` means the
@@ -139,9 +149,10 @@ async fn update_lesson(
     State(app): State<App>,
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
+    Query(c): Query<CourseParam>,
     Body(p): Body<LessonPatch>,
 ) -> ApiResult {
-    let (course, lessons) = lessons_of(&app).await?;
+    let (course, lessons) = lessons_of(&app, c.course.as_deref()).await?;
     let lesson = lessons.iter().find(|l| l.slug == slug).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -199,13 +210,14 @@ async fn update_lesson(
             )
         })?;
     Ok(Json(
-        json!({"lesson": lesson_json(&saved), "rescheduled": impact.map(|i| i.moved).unwrap_or(0)}),
+        json!({"lesson": lesson_json(&course, &saved), "rescheduled": impact.map(|i| i.moved).unwrap_or(0)}),
     )
     .into_response())
 }
 
 #[derive(Deserialize)]
 struct ReplyParams {
+    course: Option<String>,
     subscriber: Option<String>,
     lesson: Option<String>,
     kind: Option<String>,
@@ -218,7 +230,26 @@ async fn list_replies(
     Extension(admin): Extension<Admin>,
     Query(p): Query<ReplyParams>,
 ) -> ApiResult {
-    let (_, lessons) = lessons_of(&app).await?;
+    // One course's replies, or (no `course`) every course's.
+    let (course_id, lessons) = match p.course.as_deref() {
+        Some(slug) => {
+            let (course, lessons) = lessons_of(&app, Some(slug)).await?;
+            (Some(course.id), lessons)
+        }
+        None => {
+            let mut all = Vec::new();
+            for c in app.courses().await? {
+                all.extend(db::lessons::list(&app.db, c.id).await?);
+            }
+            (None, all)
+        }
+    };
+    let slugs: std::collections::HashMap<i64, String> = app
+        .courses()
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.slug))
+        .collect();
     let subscriber_id = match &p.subscriber {
         Some(key) => Some(find(&app, key).await?.id),
         None => None,
@@ -258,6 +289,7 @@ async fn list_replies(
         None => None,
     };
     let q = InboxQuery {
+        course_id,
         lesson_id,
         subscriber_id,
         kind: p.kind.filter(|k| k != "all"),
@@ -272,11 +304,15 @@ async fn list_replies(
         .flatten();
     let items: Vec<Value> = rows
         .iter()
-        .map(|Read { row: r, text }| json!({
-            "id": r.id, "subscriber_id": r.subscriber_id, "email": r.email, "lesson": lessons.iter().find(|l| Some(l.id) == r.lesson_id).map(|l| l.slug.clone()),
+        .map(|Read { row: r, text }| {
+            let lesson = lessons.iter().find(|l| Some(l.id) == r.lesson_id);
+            json!({
+            "id": r.id, "subscriber_id": r.subscriber_id, "email": r.email,
+            "course": lesson.and_then(|l| slugs.get(&l.course_id)), "lesson": lesson.map(|l| l.slug.clone()),
             "kind": r.kind, "command": r.command, "text": text,
             "flagged": r.flagged != 0, "read": r.read_at.is_some(), "received_at": time(Some(r.received_at)),
-        }))
+        })
+        })
         .collect();
     Ok(Json(json!({"replies": items, "next_after": next})).into_response())
 }

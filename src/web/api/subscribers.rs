@@ -31,18 +31,44 @@ pub fn router() -> Router<App> {
         .route("/subscribers/{key}/pause", post(pause))
         .route("/subscribers/{key}/resume", post(resume))
         .route("/subscribers/{key}/export", get(export))
+        .route("/enrollments", post(create_enrollment))
 }
 
+/// A person and what they take: every enrollment names its course.
 async fn subscriber_json(app: &App, s: &db::subscribers::SubscriberRow) -> anyhow::Result<Value> {
-    let e = db::enrollments::for_subscriber(&app.db, s.id)
+    let courses = db::courses::list(&app.db).await?;
+    let enrollments: Vec<Value> = db::enrollments::for_subscriber(&app.db, s.id)
         .await?
         .into_iter()
-        .next();
+        .map(|e| {
+            let course = courses.iter().find(|c| c.id == e.course_id);
+            json!({
+                "course": course.map(|c| c.slug.clone()),
+                "status": enrollment_state(&e, course),
+                "position": e.position,
+                "next_due_at": time(e.next_due_at),
+                "waiting_reply": e.waiting_reply != 0,
+                "pace": e.pace(),
+            })
+        })
+        .collect();
     Ok(json!({
         "id": s.id, "email": s.email, "name": s.name, "timezone": s.timezone, "status": s.status,
         "created_at": time(Some(s.created_at)), "confirmed_at": time(s.confirmed_at),
-        "position": e.as_ref().map(|e| e.position), "next_due_at": time(e.as_ref().and_then(|e| e.next_due_at)),
+        "enrollments": enrollments,
     }))
+}
+
+/// An enrollment's status as people read it: in an evergreen course, the end of what is
+/// published is "caught_up" (a later lesson will still come), not "completed".
+pub(super) fn enrollment_state(
+    e: &db::enrollments::EnrollmentRow,
+    course: Option<&db::courses::CourseRow>,
+) -> &'static str {
+    match (e.status, course.is_some_and(|c| c.is_evergreen())) {
+        (crate::domain::EnrollmentStatus::Completed, true) => "caught_up",
+        (status, _) => status.as_str(),
+    }
 }
 
 /// A subscriber by id (digits) or address.
@@ -70,6 +96,19 @@ struct NewSubscriberBody {
     timezone: String,
     #[serde(default)]
     confirmed: bool,
+    /// The course's slug; may be left out when the instance has one course.
+    #[serde(default)]
+    course: Option<String>,
+}
+
+/// `POST /api/v1/enrollments`: a person into a course (created if new), with double
+/// opt-in unless `confirmed` (a caller that holds consent, e.g. a purchase).
+async fn create_enrollment(
+    State(app): State<App>,
+    Extension(admin): Extension<Admin>,
+    Body(b): Body<NewSubscriberBody>,
+) -> ApiResult {
+    create(&app, &admin, b).await
 }
 
 async fn create_subscriber(
@@ -77,6 +116,11 @@ async fn create_subscriber(
     Extension(admin): Extension<Admin>,
     Body(b): Body<NewSubscriberBody>,
 ) -> ApiResult {
+    create(&app, &admin, b).await
+}
+
+async fn create(app: &App, admin: &Admin, b: NewSubscriberBody) -> ApiResult {
+    let course = app.course(b.course.as_deref()).await?;
     let new = NewSubscriber::parse(
         &b.email,
         &b.name,
@@ -93,21 +137,22 @@ async fn create_subscriber(
     })?;
     // A racing request for the same address gets the same 409 (the insert's unique key
     // decides, not a read before it).
-    let id = match subscriptions::add(&app, &new, b.confirmed, &admin.username, Utc::now()).await {
+    let added = subscriptions::add(app, &course, &new, b.confirmed, &admin.username, Utc::now());
+    let id = match added.await {
         Ok(id) => id,
         Err(AddError::AlreadySubscribed(email)) => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
-                format!("{email} is already a subscriber"),
+                format!("{email} is already enrolled in {}", course.slug),
                 Some("email"),
             ));
         }
         Err(AddError::Other(e)) => return Err(e.into()),
     };
-    let s = find(&app, &id.to_string()).await?;
+    let s = find(app, &id.to_string()).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"subscriber": subscriber_json(&app, &s).await?})),
+        Json(json!({"subscriber": subscriber_json(app, &s).await?, "course": course.slug})),
     )
         .into_response())
 }
@@ -152,27 +197,36 @@ async fn list_subscribers(State(app): State<App>, Query(p): Query<ListParams>) -
     Ok(Json(json!({"subscribers": items, "next_before": next})).into_response())
 }
 
-async fn change(app: &App, admin: &Admin, key: &str, pause_it: bool) -> ApiResult {
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CourseParam {
+    /// One course's slug; left out: all of the person's courses.
+    course: Option<String>,
+}
+
+async fn change(
+    app: &App,
+    admin: &Admin,
+    key: &str,
+    course: Option<&str>,
+    pause_it: bool,
+) -> ApiResult {
     let s = find(app, key).await?;
     let now = Utc::now();
-    let (done, want, from) = if pause_it {
-        (
-            subscriptions::pause(app, s.id, &admin.username, now).await?,
-            SubscriberStatus::Paused,
-            SubscriberStatus::Active,
-        )
-    } else {
-        (
-            subscriptions::resume(app, s.id, &admin.username, now).await?,
-            SubscriberStatus::Active,
-            SubscriberStatus::Paused,
-        )
+    let course_id = match course {
+        Some(slug) => Some(app.course(Some(slug)).await?.id),
+        None => None,
     };
-    if !done && s.status != want {
+    let done = if pause_it {
+        subscriptions::pause(app, s.id, course_id, &admin.username, now).await?
+    } else {
+        subscriptions::resume(app, s.id, course_id, &admin.username, now).await?
+    };
+    if !done && s.status != SubscriberStatus::Active {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!(
-                "the subscriber is {}; only a {from} subscriber can be {}",
+                "the subscriber is {}; only a confirmed subscriber can be {}",
                 s.status,
                 if pause_it { "paused" } else { "resumed" }
             ),
@@ -190,16 +244,18 @@ async fn pause(
     State(app): State<App>,
     Extension(admin): Extension<Admin>,
     Path(key): Path<String>,
+    Query(p): Query<CourseParam>,
 ) -> ApiResult {
-    change(&app, &admin, &key, true).await
+    change(&app, &admin, &key, p.course.as_deref(), true).await
 }
 
 async fn resume(
     State(app): State<App>,
     Extension(admin): Extension<Admin>,
     Path(key): Path<String>,
+    Query(p): Query<CourseParam>,
 ) -> ApiResult {
-    change(&app, &admin, &key, false).await
+    change(&app, &admin, &key, p.course.as_deref(), false).await
 }
 
 /// Erases the subscriber (address, name and replies; anonymous counts stay), as `drip

@@ -283,7 +283,7 @@ async fn lessons_can_be_added_reordered_unpublished_and_sent_as_a_test(backend: 
     let r = session.post(&t.app, "/admin/lessons/new", &new).await;
     assert_eq!(r.status, 303, "{}", r.body);
     let added = lesson(&t, "one-more").await;
-    let course = t.app.course().await.unwrap();
+    let course = t.app.course(None).await.unwrap();
     let all = db::lessons::list(&t.app.db, course.id).await.unwrap();
     assert_eq!(
         added.position,

@@ -107,6 +107,7 @@ async fn the_csv_export_writes_formulas_as_text_and_imports_back_as_typed(backen
     let other = admin_app(backend).await;
     let report = drip::subscriptions::import::import_reader(
         &other.app,
+        &crate::support::shipped(&other.app).await,
         export.body.as_bytes(),
         true,
         Utc::now(),
@@ -212,7 +213,7 @@ async fn csv_import_reports_rejected_rows_and_export_lists_subscribers(backend: 
 
 async fn the_subscriber_list_filters_and_pages_a_hundred_thousand_subscribers(backend: Backend) {
     let t = admin_app(backend).await;
-    let course = t.app.course().await.unwrap();
+    let course = t.app.course(None).await.unwrap();
     let pool = t.app.db.pool();
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) \

@@ -117,7 +117,7 @@ on_both_databases!(the_command_refuses_bad_input_naming_the_field,);
 
 async fn the_command_refuses_bad_input_naming_the_field(backend: Backend) {
     let t = TestApp::with_file_outbox(backend).await;
-    t.app.course().await.unwrap();
+    t.app.course(None).await.unwrap();
     let work = cli_workdir();
     let before = snapshot(&t.app).await;
     for c in CASES {

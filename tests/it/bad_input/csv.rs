@@ -177,14 +177,21 @@ on_both_databases!(
 
 async fn csv_import_reports_each_bad_row_by_line_and_imports_only_the_good_ones(backend: Backend) {
     let t = TestApp::with_file_outbox(backend).await;
-    t.app.course().await.unwrap();
+    t.app.course(None).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     for (i, c) in cases().into_iter().enumerate() {
         let path = dir.path().join(format!("case{i}.csv"));
         std::fs::write(&path, &c.bytes).unwrap();
         let before = snapshot(&t.app).await;
         let known = emails(&t).await;
-        let result = import::import_csv(&t.app, &path, true, Utc::now()).await;
+        let result = import::import_csv(
+            &t.app,
+            &crate::support::shipped(&t.app).await,
+            &path,
+            true,
+            Utc::now(),
+        )
+        .await;
         let after = snapshot(&t.app).await;
         match c.expect {
             Expect::Report { added, rejected } => {
@@ -312,9 +319,16 @@ async fn an_import_enrolls_good_rows_reports_bad_ones_and_skips_known_addresses(
     let app = &t.app;
     let now = Utc::now();
     let known = NewSubscriber::parse("known@example.com", "", "", Timezone::UTC).unwrap();
-    drip::subscriptions::add(app, &known, true, "test", now)
-        .await
-        .unwrap();
+    drip::subscriptions::add(
+        app,
+        &crate::support::shipped(app).await,
+        &known,
+        true,
+        "test",
+        now,
+    )
+    .await
+    .unwrap();
     // Header in another order, a bad address, a bad zone, a duplicate, a blank line,
     // and more rows than one batch.
     let mut csv = String::from("\u{feff}Name,Email,TimeZone\n");
@@ -326,9 +340,14 @@ async fn an_import_enrolls_good_rows_reports_bad_ones_and_skips_known_addresses(
         csv.push_str(&format!("R{i},r{i}@example.com,Asia/Tokyo\n"));
     }
     let mut calls = Vec::new();
-    let report = import::import_reader_with_progress(app, csv.as_bytes(), true, now, |p| {
-        calls.push((p.bytes, p.report.imported))
-    })
+    let report = import::import_reader_with_progress(
+        app,
+        &crate::support::shipped(app).await,
+        csv.as_bytes(),
+        true,
+        now,
+        |p| calls.push((p.bytes, p.report.imported)),
+    )
     .await
     .unwrap();
     assert_eq!(report.imported, 1 + import::BATCH as u64 + 10);
@@ -359,9 +378,15 @@ async fn an_unconfirmed_import_queues_one_confirmation_each(backend: Backend) {
     let t = TestApp::with_file_outbox(backend).await;
     let app = &t.app;
     let csv = "a@example.com,A,UTC\nb@example.com,,\n";
-    let report = import::import_reader(app, csv.as_bytes(), false, Utc::now())
-        .await
-        .unwrap();
+    let report = import::import_reader(
+        app,
+        &crate::support::shipped(app).await,
+        csv.as_bytes(),
+        false,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.imported, 2);
     assert_eq!(
         count(

@@ -235,11 +235,11 @@ async fn a_broken_lesson_file_names_path_and_line_and_a_sync_changes_nothing(bac
     let root = lessons.path().to_owned();
     let t = TestApp::build(backend, None, |c| {
         c.course.lessons_dir = root;
-        c.course.slug = "small-course".into();
+        c.course.default = "small-course".into();
     })
     .await;
     fresh_course(&dir, None);
-    t.app.course().await.expect("the clean fixture syncs");
+    t.app.course(None).await.expect("the clean fixture syncs");
     let before = snapshot(&t.app).await;
     for case in CASES {
         fresh_course(&dir, Some(case));
@@ -248,7 +248,7 @@ async fn a_broken_lesson_file_names_path_and_line_and_a_sync_changes_nothing(bac
         }
         let err = t
             .app
-            .sync_lessons(false, Utc::now())
+            .sync_lessons(false, Utc::now(), None)
             .await
             .expect_err(case.case);
         let text = format!("{err:#}");

@@ -328,9 +328,16 @@ async fn hostile_mime_is_answered_quickly_and_never_attributed_to_a_subscriber(b
     // A subscriber with lesson 1 sent: what a hostile message would like to be matched to.
     let now = Utc::now();
     let s = NewSubscriber::parse("ann@example.com", "Ann", "UTC", Timezone::UTC).unwrap();
-    let id = subscriptions::add(&t.app, &s, true, "test", now)
-        .await
-        .unwrap();
+    let id = subscriptions::add(
+        &t.app,
+        &crate::support::shipped(&t.app).await,
+        &s,
+        true,
+        "test",
+        now,
+    )
+    .await
+    .unwrap();
     drip::outbox::tick(&t.app, now).await.unwrap();
     let delivery = drip::db::deliveries::for_subscriber(&t.app.db, id)
         .await

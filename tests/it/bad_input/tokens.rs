@@ -140,9 +140,16 @@ async fn a_bad_link_token_is_a_404_page_and_changes_nothing(backend: Backend) {
         let app = t.app.clone();
         async move {
             let s = NewSubscriber::parse(email, "", "UTC", Timezone::UTC).unwrap();
-            subscriptions::add(&app, &s, confirmed, "test", now)
-                .await
-                .unwrap()
+            subscriptions::add(
+                &app,
+                &crate::support::shipped(&app).await,
+                &s,
+                confirmed,
+                "test",
+                now,
+            )
+            .await
+            .unwrap()
         }
     };
     let active = add("active@example.com", true).await;
@@ -214,9 +221,16 @@ on_both_databases!(the_preferences_form_refuses_a_bad_time_zone_or_action,);
 async fn the_preferences_form_refuses_a_bad_time_zone_or_action(backend: Backend) {
     let t = TestApp::with_file_outbox(backend).await;
     let s = NewSubscriber::parse("prefs@example.com", "", "UTC", Timezone::UTC).unwrap();
-    let id = subscriptions::add(&t.app, &s, true, "test", Utc::now())
-        .await
-        .unwrap();
+    let id = subscriptions::add(
+        &t.app,
+        &crate::support::shipped(&t.app).await,
+        &s,
+        true,
+        "test",
+        Utc::now(),
+    )
+    .await
+    .unwrap();
     let path = format!(
         "/preferences/{}",
         t.app.signer.sign(Purpose::Preferences, id)

@@ -58,7 +58,7 @@ async fn a_locked_database_is_waited_out_and_nothing_is_lost(backend: Backend) {
     let t = TestApp::with_file_outbox(backend).await;
     let (app, db, dir) = (t.app.clone(), &t.db, t.dir.path());
     let smtp = SmtpServer::start();
-    let course = app.course().await.unwrap();
+    let course = app.course(None).await.unwrap();
     let env = drip_env(&db.url, smtp.addr.port(), dir);
     let mut drip = Drip::start("serve", &env, dir, "serve");
     let addr = serving_address(&mut drip).await;
