@@ -144,6 +144,8 @@ fn render(c: &mut Criterion) {
                 course: Some("rebuilding-trust".into()),
                 lesson: Some("before-we-begin".into()),
                 from_name: None,
+                from_address: None,
+                list_id: None,
             };
             black_box(mailer.build(&out).unwrap().formatted())
         })

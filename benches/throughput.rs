@@ -409,7 +409,7 @@ async fn measure(args: &Args, bench_db: &BenchDb, port: u16) -> anyhow::Result<(
     let db = Db::connect(&bench_db.url, config.database.max_connections).await?;
     db.migrate().await?;
     let app = App::with_db(config.clone(), db.clone())?;
-    let course = app.course().await?;
+    let course = app.course(None).await?;
     let now = Utc::now();
 
     let t = Instant::now();
@@ -575,9 +575,9 @@ async fn run_import(rows: u64) -> anyhow::Result<()> {
     config.course.lessons_dir = repo("lessons");
     config.course.templates_dir = repo("templates");
     let app = App::start(config).await?;
-    app.course().await?;
+    let course = app.course(None).await?;
     let t = Instant::now();
-    let report = drip::subscriptions::import::import_csv(&app, &csv_path, true, Utc::now()).await?;
+    let report = drip::subscriptions::import::import_csv(&app, &course, &csv_path, true, Utc::now()).await?;
     let secs = t.elapsed().as_secs_f64();
     let enrolled = count(&app.db, "SELECT COUNT(*) FROM enrollments").await?;
     anyhow::ensure!(

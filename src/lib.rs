@@ -9,12 +9,16 @@
 //! - [`db`]: the SQLite/PostgreSQL pool, migrations and every query, by table.
 //! - [`curriculum`]: lesson files (parse, the content rules, load a folder, sync, export)
 //!   and `curriculum::edit`, every change to a lesson whoever asks.
+//! - [`courses`]: the courses an instance serves, summarised once for the CLI, the public
+//!   index, the admin's switcher and the API (which course a caller means: `App::course`).
 //! - [`render`]: minijinja templates and Markdown into finished mails and pages.
 //! - [`schedule`]: every rule of when a lesson is due and what number it has
-//!   (`Syllabus`), and the impact of a schedule change.
-//! - [`subscriptions`]: sign-up, confirmation, pause, resume, unsubscribe, bounces, moves,
-//!   discreet mails, erasure, the data export, the CSV list; each change also in a form
-//!   that takes the caller's transaction.
+//!   (`Syllabus`, with the subscriber's own pacing), the daily limit across courses
+//!   (`DailyLimit`), and the impact of a schedule change.
+//! - [`subscriptions`]: sign-up and confirmation per course, pause, resume, leaving one
+//!   course or everything, the next lesson now, own pacing, evergreen release, bounces,
+//!   moves, discreet mails, erasure, the data export, the CSV list; each change also in a
+//!   form that takes the caller's transaction.
 //! - [`outbox`]: the scheduler's planning pass and the sender (claim, send, record, retry),
 //!   its rate limits and the relay gate that holds the queue while the relay cannot take mail.
 //! - [`mailer`]: lettre messages, the SMTP session (TLS, AUTH, what a refusal means) and

@@ -32,3 +32,7 @@ UPDATE deliveries SET course_id = COALESCE(
         (SELECT MIN(e.course_id) FROM enrollments e WHERE e.subscriber_id = deliveries.subscriber_id),
         (SELECT MIN(c.id) FROM courses c))
     WHERE course_id IS NULL;
+
+-- NEXT joins PAUSE, RESUME and STOP as a reply command.
+ALTER TABLE replies DROP CONSTRAINT replies_command_check;
+ALTER TABLE replies ADD CONSTRAINT replies_command_check CHECK (command IN ('pause', 'resume', 'stop', 'next'));

@@ -32,3 +32,32 @@ UPDATE deliveries SET course_id = COALESCE(
         (SELECT MIN(e.course_id) FROM enrollments e WHERE e.subscriber_id = deliveries.subscriber_id),
         (SELECT MIN(c.id) FROM courses c))
     WHERE course_id IS NULL;
+
+-- NEXT joins PAUSE, RESUME and STOP as a reply command. SQLite changes a CHECK by
+-- rebuilding the table; nothing refers to replies, so dropping the old one cascades nowhere.
+CREATE TABLE replies_new (
+    id            INTEGER PRIMARY KEY,
+    message_id    TEXT    UNIQUE,
+    subscriber_id INTEGER REFERENCES subscribers(id) ON DELETE CASCADE,
+    delivery_id   INTEGER REFERENCES deliveries(id) ON DELETE SET NULL,
+    lesson_id     INTEGER REFERENCES lessons(id),
+    kind          TEXT    NOT NULL CHECK (kind IN ('reply', 'auto_reply', 'bounce')),
+    matched_by    TEXT    CHECK (matched_by IN ('token', 'in_reply_to', 'sender')),
+    command       TEXT    CHECK (command IN ('pause', 'resume', 'stop', 'next')),
+    from_addr     TEXT    NOT NULL DEFAULT '',
+    subject       TEXT    NOT NULL DEFAULT '',
+    text          BLOB    NOT NULL,
+    raw           BLOB,
+    flagged       INTEGER NOT NULL DEFAULT 0 CHECK (flagged IN (0, 1)),
+    flag_reason   TEXT    NOT NULL DEFAULT '',
+    read_at       INTEGER,
+    received_at   INTEGER NOT NULL
+);
+INSERT INTO replies_new (id, message_id, subscriber_id, delivery_id, lesson_id, kind, matched_by, command, from_addr, subject, text, raw, flagged, flag_reason, read_at, received_at)
+    SELECT id, message_id, subscriber_id, delivery_id, lesson_id, kind, matched_by, command, from_addr, subject, text, raw, flagged, flag_reason, read_at, received_at FROM replies;
+DROP TABLE replies;
+ALTER TABLE replies_new RENAME TO replies;
+CREATE INDEX replies_received ON replies (received_at);
+CREATE INDEX replies_subscriber ON replies (subscriber_id, received_at);
+CREATE INDEX replies_lesson ON replies (lesson_id, kind);
+CREATE INDEX replies_raw_kept ON replies (received_at) WHERE raw IS NOT NULL;

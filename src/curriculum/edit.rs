@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::curriculum::{LessonContent, check_content};
 use crate::db::{self, Db, Tx, courses::CourseRow, lessons::Lesson};
-use crate::domain::{Phase, Phases, Timezone};
+use crate::domain::{Phase, Phases};
 use crate::schedule::{Impact, Syllabus, impact};
 
 /// Problems by the field they belong beside (`form` for the whole change).
@@ -70,7 +70,7 @@ pub async fn save(
     db: &Db,
     change: Change<'_>,
     render: impl Fn(&LessonContent) -> anyhow::Result<()>,
-    shown_in: Timezone,
+    view: impact::View,
 ) -> anyhow::Result<Saved> {
     let Change {
         course,
@@ -108,7 +108,7 @@ pub async fn save(
         || content.send_window != lesson.content.send_window;
     let impact = if schedule_changed {
         let changed = with_content(lessons, lesson.id, &content);
-        let impact = impact_for_lesson(db, course, &changed, lesson.id, shown_in).await?;
+        let impact = impact_for_lesson(db, course, &changed, lesson.id, view).await?;
         if !confirmed {
             return Ok(Saved::NeedsConfirmation(impact));
         }
@@ -132,15 +132,31 @@ pub(crate) async fn impact_between(
     course: &CourseRow,
     lessons: &[Lesson],
     (from, to): (i64, i64),
-    shown_in: Timezone,
+    view: impact::View,
 ) -> anyhow::Result<Impact> {
     let rows = db::stats::waiting_between(db, course.id, from, to).await?;
     let syllabus = Syllabus::new(lessons, &course.send_window, &course.phases);
+    let now = Utc::now().timestamp();
+    let people: Vec<i64> = rows.iter().map(|r| r.subscriber_id).collect();
+    let mut taken: std::collections::HashMap<i64, Vec<chrono::DateTime<Utc>>> = Default::default();
+    if !view.limit.is_unlimited() {
+        let mut conn = db.pool().acquire().await?;
+        // From two days back: further than any local day reaches.
+        for (person, at) in
+            db::deliveries::lesson_times(&mut conn, &people, now - 2 * 86_400).await?
+        {
+            if let Some(at) = chrono::DateTime::from_timestamp(at, 0) {
+                taken.entry(person).or_default().push(at);
+            }
+        }
+    }
     Ok(impact::compute(
         &syllabus,
         &rows,
-        Utc::now().timestamp(),
-        shown_in,
+        view.limit,
+        &taken,
+        now,
+        view.shown_in,
     ))
 }
 
@@ -150,7 +166,7 @@ pub(crate) async fn impact_for_lesson(
     course: &CourseRow,
     lessons: &[Lesson],
     lesson_id: i64,
-    shown_in: Timezone,
+    view: impact::View,
 ) -> anyhow::Result<Impact> {
     let Some(reach) = lessons
         .iter()
@@ -159,7 +175,7 @@ pub(crate) async fn impact_for_lesson(
     else {
         return Ok(Impact::default());
     };
-    impact_between(db, course, lessons, reach, shown_in).await
+    impact_between(db, course, lessons, reach, view).await
 }
 
 /// Moves the planned due times; a row that changed meanwhile keeps its new plan.
@@ -398,7 +414,7 @@ pub(crate) async fn plan_swap(
     lessons: &[Lesson],
     lesson: &Lesson,
     up: bool,
-    shown_in: Timezone,
+    view: impact::View,
 ) -> anyhow::Result<Result<Swap, MoveRefused>> {
     let i = lessons.iter().position(|l| l.id == lesson.id).unwrap_or(0);
     let j = match (up, i) {
@@ -430,7 +446,7 @@ pub(crate) async fn plan_swap(
         .map(|l| l.position)
         .max()
         .unwrap_or(0);
-    let impact = impact_between(db, course, &reordered, (from, a), shown_in).await?;
+    let impact = impact_between(db, course, &reordered, (from, a), view).await?;
     let skipping = db::stats::waiting_between(db, course.id, a, a + 1)
         .await?
         .len();

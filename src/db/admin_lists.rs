@@ -18,11 +18,18 @@ pub(crate) struct SubscriberItem {
     pub confirmed_at: Option<i64>,
     pub position: Option<i64>,
     pub next_due_at: Option<i64>,
+    /// Their status in the course listed (None: not in it).
+    pub enrollment_status: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SubscriberQuery {
+    /// The course whose place and status are shown (None: the first of each person's).
+    pub course_id: Option<i64>,
+    /// The person's status (pending, unsubscribed, bounced, erased; active: confirmed).
     pub status: Option<String>,
+    /// Their status in the course (active, paused, completed, stopped).
+    pub enrollment_status: Option<String>,
     /// The start of the address or of the name, any case.
     pub search: Option<String>,
     /// The position of the last lesson queued (0: none yet).
@@ -34,15 +41,22 @@ pub(crate) struct SubscriberQuery {
 /// Newest first. The status filter walks the `(status, id)` index and the plain list the
 /// primary key, both in id order, so a page stops after `limit` rows.
 pub async fn subscribers(db: &Db, q: &SubscriberQuery) -> anyhow::Result<Vec<SubscriberItem>> {
-    let mut sql = String::from(
-        "SELECT s.id, s.email, s.name, s.timezone, s.status, s.created_at, s.confirmed_at, e.position, e.next_due_at \
-         FROM subscribers s LEFT JOIN enrollments e ON e.subscriber_id = s.id WHERE 1 = 1",
-    );
     let mut n = 0;
     let mut next = || {
         n += 1;
         format!("${n}")
     };
+    let on_course = match q.course_id {
+        Some(_) => format!("e.course_id = {}", next()),
+        None => "e.id = (SELECT MIN(id) FROM enrollments WHERE subscriber_id = s.id)".to_owned(),
+    };
+    let mut sql = format!(
+        "SELECT s.id, s.email, s.name, s.timezone, s.status, s.created_at, s.confirmed_at, e.position, e.next_due_at, e.status AS enrollment_status \
+         FROM subscribers s LEFT JOIN enrollments e ON e.subscriber_id = s.id AND {on_course} WHERE 1 = 1",
+    );
+    if q.enrollment_status.is_some() {
+        sql += &format!(" AND e.status = {}", next());
+    }
     if q.status.is_some() {
         sql += &format!(" AND s.status = {}", next());
     }
@@ -58,6 +72,12 @@ pub async fn subscribers(db: &Db, q: &SubscriberQuery) -> anyhow::Result<Vec<Sub
     }
     sql += &format!(" ORDER BY s.id DESC LIMIT {}", next());
     let mut query = sqlx::query_as::<_, SubscriberItem>(&sql);
+    if let Some(c) = q.course_id {
+        query = query.bind(c);
+    }
+    if let Some(s) = &q.enrollment_status {
+        query = query.bind(s.clone());
+    }
     if let Some(s) = &q.status {
         query = query.bind(s.clone());
     }

@@ -210,7 +210,7 @@ pub(crate) async fn latest_confirmation(
 /// When each of these people's lesson mails go or went out (queued: due time; left: send
 /// time), from `since` on: what the daily limit counts.
 pub(crate) async fn lesson_times(
-    tx: &mut Tx,
+    conn: &mut sqlx::AnyConnection,
     subscriber_ids: &[i64],
     since: i64,
 ) -> anyhow::Result<Vec<(i64, i64)>> {
@@ -224,7 +224,7 @@ pub(crate) async fn lesson_times(
         for id in chunk {
             q = q.bind(*id);
         }
-        out.extend(q.fetch_all(&mut **tx).await?);
+        out.extend(q.fetch_all(&mut *conn).await?);
     }
     Ok(out)
 }

@@ -77,6 +77,7 @@ pub(crate) async fn funnel(db: &Db, course_id: i64) -> anyhow::Result<Funnel> {
 #[derive(Debug, Clone, FromRow)]
 pub struct Waiting {
     pub id: i64,
+    pub subscriber_id: i64,
     pub position: i64,
     pub next_due_at: Option<i64>,
     pub waiting_reply: i64,
@@ -84,6 +85,14 @@ pub struct Waiting {
     pub created_at: i64,
     #[sqlx(try_from = "String")]
     pub timezone: Timezone,
+    pub pace_days: Option<i64>,
+    pub pace_hour: Option<i64>,
+}
+
+impl Waiting {
+    pub fn pace(&self) -> Option<crate::domain::Pace> {
+        crate::domain::Pace::from_columns(self.pace_days, self.pace_hour).unwrap_or(None)
+    }
 }
 
 /// Active enrollments of a course positioned in `[from, to)`: with `from` the position of
@@ -95,7 +104,7 @@ pub(crate) async fn waiting_between(
     to: i64,
 ) -> anyhow::Result<Vec<Waiting>> {
     Ok(sqlx::query_as(
-        "SELECT e.id, e.position, e.next_due_at, e.waiting_reply, e.last_sent_at, e.created_at, s.timezone \
+        "SELECT e.id, e.subscriber_id, e.position, e.next_due_at, e.waiting_reply, e.last_sent_at, e.created_at, s.timezone, e.pace_days, e.pace_hour \
          FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id \
          WHERE e.course_id = $1 AND e.status = 'active' AND e.position >= $2 AND e.position < $3 ORDER BY e.id",
     )

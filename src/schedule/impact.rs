@@ -2,15 +2,32 @@
 //! changed (or moved), and when they would now receive it, worked out by the same
 //! [`Syllabus`] the scheduler uses. Shown before a change is saved and applied with it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::Syllabus;
+use super::{DailyLimit, Syllabus};
 use crate::db::lessons::Lesson;
 pub use crate::db::stats::Waiting;
 use crate::domain::Timezone;
+
+/// How an impact is worked out and shown: the daily limit the planner applies, and the time
+/// zone the dates are shown in.
+#[derive(Debug, Clone, Copy)]
+pub struct View {
+    pub limit: DailyLimit,
+    pub shown_in: Timezone,
+}
+
+impl View {
+    pub fn of(config: &crate::config::Config) -> View {
+        View {
+            limit: DailyLimit::new(config.schedule.max_lessons_per_day),
+            shown_in: config.default_timezone(),
+        }
+    }
+}
 
 /// One planned enrollment whose due time moves.
 #[derive(Debug, Clone)]
@@ -79,11 +96,35 @@ fn due_for(syllabus: &Syllabus<'_>, row: &Waiting) -> Option<i64> {
     }
 }
 
+/// Where the daily limit puts a lesson due at `due` (Unix seconds) for `row`.
+fn place(
+    syllabus: &Syllabus<'_>,
+    row: &Waiting,
+    due: i64,
+    limit: DailyLimit,
+    taken: &HashMap<i64, Vec<DateTime<Utc>>>,
+) -> i64 {
+    let (Some(at), Some(next)) = (
+        DateTime::from_timestamp(due, 0),
+        syllabus.next_after(row.position),
+    ) else {
+        return due;
+    };
+    let theirs = taken.get(&row.subscriber_id).map_or(&[][..], Vec::as_slice);
+    limit
+        .place(at, syllabus.window_of(next), row.timezone.tz(), theirs)
+        .timestamp()
+}
+
 /// What changing the lessons to `syllabus` does to `rows` (every enrollment whose next
-/// lesson changes time), at `now`, with dates shown in `shown_in`.
+/// lesson changes time), at `now`, with dates shown in `shown_in`. Each row follows its own
+/// pacing, and the daily limit places each lesson as the planner will, given `taken`: the
+/// times of each person's other lessons (by subscriber).
 pub(crate) fn compute(
     syllabus: &Syllabus<'_>,
     rows: &[Waiting],
+    limit: DailyLimit,
+    taken: &HashMap<i64, Vec<DateTime<Utc>>>,
     now: i64,
     shown_in: Timezone,
 ) -> Impact {
@@ -97,7 +138,11 @@ pub(crate) fn compute(
     for row in rows {
         let Some(was) = row.next_due_at else { continue };
         impact.planned += 1;
-        let due = due_for(syllabus, row).unwrap_or(was);
+        let paced = syllabus.clone().paced(row.pace());
+        let due = match due_for(&paced, row) {
+            Some(due) => place(&paced, row, due, limit, taken),
+            None => was,
+        };
         if due != was {
             impact.moved += 1;
             impact.changes.push(Change {

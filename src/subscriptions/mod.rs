@@ -401,7 +401,12 @@ pub async fn add(
             let taking = db::enrollments::of_course_in(&mut tx, s.id, course.course.id)
                 .await?
                 .is_some_and(|e| e.status != EnrollmentStatus::Stopped);
-            if taking || s.status == SubscriberStatus::Erased {
+            // Never confirmed, and already asked to confirm this course.
+            let asked = s.status == SubscriberStatus::Pending
+                && db::deliveries::latest_confirmation(&mut tx, s.id, Some(course.course.id))
+                    .await?
+                    .is_some();
+            if taking || asked || s.status == SubscriberStatus::Erased {
                 return Err(AddError::AlreadySubscribed(new.email.to_string()));
             }
             s.id

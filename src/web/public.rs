@@ -519,9 +519,18 @@ struct PreferencesForm {
 }
 
 impl PreferencesForm {
-    fn from_pairs(pairs: Vec<(String, String)>) -> PreferencesForm {
+    /// Every field but `day` once at most; `action` required.
+    fn from_pairs(pairs: Vec<(String, String)>) -> Result<PreferencesForm, WebError> {
         let mut form = PreferencesForm::default();
+        let mut seen = std::collections::HashSet::new();
         for (k, v) in pairs {
+            if k != "day" && !seen.insert(k.clone()) {
+                return Err(WebError::refused(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("the form: duplicate field `{k}`"),
+                    Some(&k),
+                ));
+            }
             match k.as_str() {
                 "action" => form.action = v,
                 "course" => form.course = v,
@@ -532,7 +541,14 @@ impl PreferencesForm {
                 _ => {}
             }
         }
-        form
+        if !seen.contains("action") {
+            return Err(WebError::refused(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the form: missing field `action`",
+                Some("action"),
+            ));
+        }
+        Ok(form)
     }
 }
 
@@ -542,7 +558,7 @@ async fn preferences(
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
     let s = subscriber_for(&app, Purpose::Preferences, &token).await?;
-    let form = PreferencesForm::from_pairs(pairs);
+    let form = PreferencesForm::from_pairs(pairs)?;
     let now = Utc::now();
     // The enrollment an action names, one of this person's.
     let enrollment = async || -> Result<EnrollmentRow, WebError> {

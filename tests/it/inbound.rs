@@ -537,14 +537,18 @@ async fn pause_and_stop_in_a_reply_act_on_the_subscription(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(o.command.map(|c| c.as_str()), Some("pause"));
+    let gus = db::subscribers::by_email(&t.app.db, "gus@example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        db::subscribers::by_email(&t.app.db, "gus@example.com")
+        db::enrollments::for_subscriber(&t.app.db, gus.id)
             .await
-            .unwrap()
-            .unwrap()
+            .unwrap()[0]
             .status
             .as_str(),
-        "paused"
+        "paused",
+        "the course the reply answers is paused"
     );
     let raw = reply_mail(
         "gus@example.com",
@@ -560,7 +564,15 @@ async fn pause_and_stop_in_a_reply_act_on_the_subscription(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(s.status.as_str(), "unsubscribed");
+    assert_eq!(
+        db::enrollments::for_subscriber(&t.app.db, s.id)
+            .await
+            .unwrap()[0]
+            .status
+            .as_str(),
+        "stopped",
+        "STOP leaves the course the reply answers"
+    );
     // Each command is confirmed by mail (a notice for the pause, the goodbye for the stop).
     let kinds: Vec<String> = db::deliveries::for_subscriber(&t.app.db, s.id)
         .await
@@ -575,14 +587,14 @@ async fn pause_and_stop_in_a_reply_act_on_the_subscription(backend: Backend) {
 }
 
 /// Makes the database refuse to pause anyone, as a lock or a restart would at that moment:
-/// a trigger on the status change, the very step the command takes after the reply is
+/// a trigger on the enrollment's status change, the very step the command takes after the reply is
 /// stored. Returns the statement that removes it.
 async fn refuse_pausing(t: &TestApp, backend: Backend) -> &'static str {
     let pool = t.app.db.pool();
     match backend {
         Backend::Sqlite => {
             sqlx::query(
-                "CREATE TRIGGER refuse_pause BEFORE UPDATE OF status ON subscribers \
+                "CREATE TRIGGER refuse_pause BEFORE UPDATE OF status ON enrollments \
                  WHEN NEW.status = 'paused' BEGIN SELECT RAISE(ABORT, 'injected: the database went away'); END",
             )
             .execute(pool)
@@ -600,12 +612,12 @@ async fn refuse_pausing(t: &TestApp, backend: Backend) -> &'static str {
             .await
             .unwrap();
             sqlx::query(
-                "CREATE TRIGGER refuse_pause BEFORE UPDATE ON subscribers FOR EACH ROW EXECUTE FUNCTION refuse_pause()",
+                "CREATE TRIGGER refuse_pause BEFORE UPDATE ON enrollments FOR EACH ROW EXECUTE FUNCTION refuse_pause()",
             )
             .execute(pool)
             .await
             .unwrap();
-            "DROP TRIGGER refuse_pause ON subscribers"
+            "DROP TRIGGER refuse_pause ON enrollments"
         }
     }
 }
@@ -645,7 +657,15 @@ async fn a_pause_whose_command_step_fails_is_applied_when_the_mail_server_retrie
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(s.status.as_str(), "paused", "the retry applied the PAUSE");
+    assert_eq!(
+        db::enrollments::for_subscriber(&t.app.db, s.id)
+            .await
+            .unwrap()[0]
+            .status
+            .as_str(),
+        "paused",
+        "the retry applied the PAUSE"
+    );
     assert_eq!(replies_of(&t, "hal@example.com").await.len(), 1);
     // A third delivery of the same mail is the duplicate, and changes nothing more.
     let third = inbound::ingest(&t.app, raw.as_bytes(), false, Utc::now())

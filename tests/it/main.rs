@@ -8,6 +8,7 @@ mod admin;
 mod bad_input;
 mod browser;
 mod cli;
+mod courses;
 mod curriculum;
 mod delivery;
 mod faults;

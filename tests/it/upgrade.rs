@@ -140,3 +140,118 @@ async fn a_database_of_the_previous_release_upgrades_with_everyone_in_place(back
         ["Honesty", "Accountability", "Daily practice", "Follow-up"]
     );
 }
+
+on_both_databases!(a_single_course_database_of_the_last_release_becomes_a_many_course_one);
+
+/// The release before many courses (tests/fixtures/release-2da26d6, migrations 0001–0010):
+/// a subscriber's pause lived on the person as well as the enrollment, and mails named no
+/// course. After the upgrade the state is the enrollment's, every person keeps their place
+/// and next due time, and every mail names the course it belongs to.
+async fn a_single_course_database_of_the_last_release_becomes_a_many_course_one(backend: Backend) {
+    let test_db = TestDb::new(backend).await;
+    let db = Db::connect(&test_db.url, 4).await.unwrap();
+    let dir = match backend {
+        Backend::Sqlite => "tests/fixtures/release-2da26d6/sqlite",
+        Backend::Postgres => "tests/fixtures/release-2da26d6/postgres",
+    };
+    let old = sqlx::migrate::Migrator::new(Path::new(&repo(dir)))
+        .await
+        .unwrap();
+    old.run(db.pool()).await.unwrap();
+    exec(&db, "INSERT INTO courses (id, slug, title, description, from_name, send_window, phases, source, updated_at) VALUES \
+        (1, 'rebuilding-trust', 'Rebuilding Trust', 'd', 'Rebuilding Trust', '0 0 8 * * *', \
+        '[{\"name\":\"honesty\",\"title\":\"Honesty\",\"description\":\"\"}]', '', 1)").await;
+    for (id, slug, position) in [
+        (1, "before-we-begin", 1),
+        (2, "a-clean-slate", 2),
+        (3, "tell", 3),
+    ] {
+        exec(&db, &format!("INSERT INTO lessons (id, course_id, slug, position, status, current_revision, file_name) VALUES \
+            ({id}, 1, '{slug}', {position}, 'published', 1, '{position:02}-{slug}.md')")).await;
+        exec(&db, &format!("INSERT INTO lesson_revisions (lesson_id, revision, title, subject, phase, after_days, prompt, body, source, author, created_at) VALUES \
+            ({id}, 1, 'T{id}', 'S{id}', 'honesty', 1, 'P?', 'Body', 'src', 'file', 1)")).await;
+    }
+    exec(
+        &db,
+        "INSERT INTO subscribers (id, email, name, timezone, status, created_at, status_at) VALUES \
+        (1, 'ann@example.com', 'Ann', 'Europe/Paris', 'active', 1, 1), \
+        (2, 'bo@example.com', 'Bo', 'UTC', 'paused', 1, 1), \
+        (3, 'cy@example.com', 'Cy', 'UTC', 'pending', 1, 1)",
+    )
+    .await;
+    exec(&db, "INSERT INTO enrollments (id, subscriber_id, course_id, status, position, next_due_at, waiting_reply, last_sent_at, created_at, updated_at) VALUES \
+        (1, 1, 1, 'active', 2, 1780000000, 0, 1779900000, 1, 1), \
+        (2, 2, 1, 'paused', 1, NULL, 0, 1779800000, 1, 1)").await;
+    exec(&db, "INSERT INTO deliveries (id, subscriber_id, enrollment_id, lesson_id, kind, status, due_at, payload, created_at) VALUES \
+        (1, 1, 1, 2, 'lesson', 'sent', 1779900000, '{}', 1779900000), \
+        (2, 3, NULL, NULL, 'confirm', 'sent', 1779900000, '{}', 1779900000), \
+        (3, 2, NULL, NULL, 'notice', 'sent', 1779800000, '{}', 1779800000)").await;
+    if backend == Backend::Postgres {
+        for table in [
+            "courses",
+            "lessons",
+            "lesson_revisions",
+            "subscribers",
+            "enrollments",
+            "deliveries",
+        ] {
+            exec(
+                &db,
+                &format!("ALTER TABLE {table} ALTER COLUMN id RESTART WITH 1000"),
+            )
+            .await;
+        }
+    }
+    let before: Vec<(i64, String, i64, Option<i64>)> =
+        sqlx::query_as("SELECT id, status, position, next_due_at FROM enrollments ORDER BY id")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+
+    db.migrate().await.unwrap();
+    db.migrate().await.unwrap();
+
+    let after: Vec<(i64, String, i64, Option<i64>)> =
+        sqlx::query_as("SELECT id, status, position, next_due_at FROM enrollments ORDER BY id")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        after, before,
+        "every enrollment keeps its status, place and next due time"
+    );
+    let statuses: Vec<(String, String)> =
+        sqlx::query_as("SELECT email, status FROM subscribers ORDER BY id")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        statuses,
+        [
+            ("ann@example.com".to_owned(), "active".to_owned()),
+            ("bo@example.com".to_owned(), "active".to_owned()),
+            ("cy@example.com".to_owned(), "pending".to_owned()),
+        ],
+        "the pause is the enrollment's now; the person is confirmed"
+    );
+    let courses: Vec<(i64, Option<i64>)> =
+        sqlx::query_as("SELECT id, course_id FROM deliveries ORDER BY id")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        courses,
+        [(1, Some(1)), (2, Some(1)), (3, Some(1))],
+        "every mail names its course"
+    );
+    let bo = db::enrollments::for_subscriber(&db, 2).await.unwrap();
+    assert_eq!(bo[0].status, drip::domain::EnrollmentStatus::Paused);
+    assert_eq!(bo[0].pace(), None);
+    let course = db::courses::by_slug(&db, "rebuilding-trust")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !course.is_evergreen() && course.from_address.is_empty() && course.removed_at.is_none()
+    );
+}

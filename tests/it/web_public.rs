@@ -25,9 +25,23 @@ on_both_databases!(
 
 async fn the_course_page_shows_the_course_and_a_form(backend: Backend) {
     let t = TestApp::with_file_outbox(backend).await;
+    // Two courses ship: the front page lists them, each has its own page and form.
     let (status, page) = request(&t.app, "GET", "/", None, "").await;
     assert_eq!(status, 200);
     for text in [
+        "/courses/rebuilding-trust",
+        "/courses/write-your-first-course",
+        "Write Your First Course",
+    ] {
+        assert!(
+            page.contains(text),
+            "{text} missing from the list of courses"
+        );
+    }
+    let (status, page) = request(&t.app, "GET", "/courses/rebuilding-trust", None, "").await;
+    assert_eq!(status, 200);
+    for text in [
+        "name=\"course\" value=\"rebuilding-trust\"",
         "Rebuilding Trust",
         "Honesty",
         "Accountability",
@@ -291,20 +305,76 @@ async fn preferences_pause_resume_and_change_the_time_zone(backend: Backend) {
         let db = t.app.db.clone();
         async move { db::subscribers::by_id(&db, id).await.unwrap().unwrap() }
     };
+    let course_status = |t: &TestApp| {
+        let db = t.app.db.clone();
+        async move {
+            db::enrollments::for_subscriber(&db, id).await.unwrap()[0]
+                .status
+                .as_str()
+                .to_owned()
+        }
+    };
+    let (status, page) = request(
+        &t.app,
+        "POST",
+        &path,
+        Some(FORM),
+        "action=pause&course=rebuilding-trust",
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(course_status(&t).await, "paused");
     assert_eq!(
-        request(&t.app, "POST", &path, Some(FORM), "action=pause")
-            .await
-            .0,
+        status_of(&t).await.status.as_str(),
+        "active",
+        "the person is still with us"
+    );
+    assert_eq!(
+        request(
+            &t.app,
+            "POST",
+            &path,
+            Some(FORM),
+            "action=resume&course=rebuilding-trust"
+        )
+        .await
+        .0,
         200
     );
-    assert_eq!(status_of(&t).await.status.as_str(), "paused");
-    assert_eq!(
-        request(&t.app, "POST", &path, Some(FORM), "action=resume")
-            .await
-            .0,
-        200
-    );
-    assert_eq!(status_of(&t).await.status.as_str(), "active");
+    assert_eq!(course_status(&t).await, "active");
+    // Their own pacing: Monday and Thursday at 19:00, then back to the course's window.
+    let (status, page) = request(
+        &t.app,
+        "POST",
+        &path,
+        Some(FORM),
+        "action=pace&course=rebuilding-trust&day=Mon&day=Thu&hour=19",
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let e = &db::enrollments::for_subscriber(&t.app.db, id)
+        .await
+        .unwrap()[0];
+    assert_eq!(e.pace().map(|p| (p.days(), p.hour())), Some((0b1001, 19)));
+    let (status, page) = request(
+        &t.app,
+        "POST",
+        &path,
+        Some(FORM),
+        "action=pace&course=rebuilding-trust&hour=19",
+    )
+    .await;
+    assert_eq!(status, 422, "no day chosen: {page}");
+    assert!(page.contains("at least one day"), "{page}");
+    let (status, _) = request(
+        &t.app,
+        "POST",
+        &path,
+        Some(FORM),
+        "action=pause&course=write-your-first-course",
+    )
+    .await;
+    assert_eq!(status, 422, "a course they do not take");
     let (status, page) = request(
         &t.app,
         "POST",

@@ -44,8 +44,8 @@ async fn move_lesson(
     let (course, lessons) = course_and_lessons(&app, &current).await?;
     let lesson = find(&lessons, &slug)?;
     let up = form.direction == "up";
-    let tz = app.config.default_timezone();
-    let swap = match edit::plan_swap(&app.db, &course, &lessons, lesson, up, tz).await? {
+    let view = crate::schedule::impact::View::of(&app.config);
+    let swap = match edit::plan_swap(&app.db, &course, &lessons, lesson, up, view).await? {
         Ok(swap) if matches!(form.direction.as_str(), "up" | "down") => swap,
         refused => {
             let text = refused

@@ -143,7 +143,14 @@ async fn revert(
     let render = |c: &crate::curriculum::LessonContent| {
         render_for_admin(&app, &course, &lessons, lesson.id, c, &admin).map(|_| ())
     };
-    match edit::save(&app.db, change, render, app.config.default_timezone()).await? {
+    match edit::save(
+        &app.db,
+        change,
+        render,
+        crate::schedule::impact::View::of(&app.config),
+    )
+    .await?
+    {
         Saved::Saved { .. } => Ok(see_other(&format!("/admin/lessons/{slug}?done=reverted"))),
         Saved::Unchanged => Ok(see_other(&format!("/admin/lessons/{slug}?done=unchanged"))),
         Saved::Refused(errors) => {

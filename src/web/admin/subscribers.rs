@@ -16,7 +16,7 @@ use super::{message, page, see_other};
 use crate::app::App;
 use crate::auth::Admin;
 use crate::db::{self, admin_lists::SubscriberQuery};
-use crate::domain::SubscriberStatus;
+use crate::domain::{EnrollmentStatus, SubscriberStatus};
 use crate::subscriptions;
 use crate::web::WebError;
 
@@ -51,9 +51,14 @@ async fn list(
         "none" => Some(0),
         slug => lessons.iter().find(|l| l.slug == slug).map(|l| l.position),
     };
+    // A person's own status, or their status in this course.
+    let enrollment_status = EnrollmentStatus::parse(&q.status).ok();
     let query = SubscriberQuery {
+        course_id: Some(current.course.id),
+        enrollment_status: enrollment_status.map(|s| s.as_str().to_owned()),
         status: SubscriberStatus::parse(&q.status)
             .ok()
+            .filter(|_| enrollment_status.is_none())
             .map(|s| s.as_str().to_owned()),
         search: Some(q.q.trim().to_owned()).filter(|s| !s.is_empty()),
         reached,

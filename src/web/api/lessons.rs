@@ -181,7 +181,14 @@ async fn update_lesson(
     let render = |c: &LessonContent| {
         render_for_admin(&app, &course, &lessons, lesson.id, c, &admin).map(|_| ())
     };
-    let impact = match edit::save(&app.db, change, render, app.config.default_timezone()).await? {
+    let impact = match edit::save(
+        &app.db,
+        change,
+        render,
+        crate::schedule::impact::View::of(&app.config),
+    )
+    .await?
+    {
         Saved::Saved { impact } => impact,
         Saved::Unchanged | Saved::NeedsConfirmation(_) => None,
         Saved::Stale { revision } => {

@@ -164,6 +164,8 @@ async fn get_subscriber(State(app): State<App>, Path(key): Path<String>) -> ApiR
 
 #[derive(Deserialize)]
 struct ListParams {
+    /// One course: place and status in it, and `status` may be an enrollment's.
+    course: Option<String>,
     status: Option<String>,
     search: Option<String>,
     limit: Option<i64>,
@@ -179,8 +181,19 @@ async fn list_subscribers(State(app): State<App>, Query(p): Query<ListParams>) -
             Some("limit"),
         ));
     }
+    let course = match p.course.as_deref() {
+        Some(slug) => Some(app.course(Some(slug)).await?),
+        None => None,
+    };
+    let status = p.status.filter(|s| !s.is_empty());
+    let enrollment_status = status
+        .as_deref()
+        .and_then(|s| crate::domain::EnrollmentStatus::parse(s).ok())
+        .filter(|_| course.is_some());
     let q = SubscriberQuery {
-        status: p.status.filter(|s| !s.is_empty()),
+        course_id: course.as_ref().map(|c| c.id),
+        enrollment_status: enrollment_status.map(|s| s.as_str().to_owned()),
+        status: status.filter(|_| enrollment_status.is_none()),
         search: p.search.filter(|s| !s.trim().is_empty()),
         reached: None,
         before_id: p.before,
@@ -192,7 +205,7 @@ async fn list_subscribers(State(app): State<App>, Query(p): Query<ListParams>) -
         .flatten();
     let items: Vec<Value> = rows
         .iter()
-        .map(|s| json!({"id": s.id, "email": s.email, "name": s.name, "timezone": s.timezone, "status": s.status, "created_at": time(Some(s.created_at)), "confirmed_at": time(s.confirmed_at), "position": s.position, "next_due_at": time(s.next_due_at)}))
+        .map(|s| json!({"id": s.id, "email": s.email, "name": s.name, "timezone": s.timezone, "status": s.status, "created_at": time(Some(s.created_at)), "confirmed_at": time(s.confirmed_at), "course": course.as_ref().map(|c| c.slug.clone()), "enrollment_status": s.enrollment_status, "position": s.position, "next_due_at": time(s.next_due_at)}))
         .collect();
     Ok(Json(json!({"subscribers": items, "next_before": next})).into_response())
 }

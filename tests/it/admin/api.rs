@@ -95,9 +95,20 @@ async fn the_json_api_manages_subscribers_lessons_and_replies(backend: Backend) 
         Value::Null,
     )
     .await;
+    // The pause is the enrollment's: the person stays confirmed, and the course names itself.
     assert_eq!(
-        (r.status, r.json()["subscriber"]["status"].clone()),
-        (200, json!("paused"))
+        (
+            r.status,
+            r.json()["subscriber"]["status"].clone(),
+            r.json()["subscriber"]["enrollments"][0]["status"].clone(),
+            r.json()["subscriber"]["enrollments"][0]["course"].clone(),
+        ),
+        (
+            200,
+            json!("active"),
+            json!("paused"),
+            json!("rebuilding-trust")
+        )
     );
     let r = api(
         "POST",
@@ -106,7 +117,10 @@ async fn the_json_api_manages_subscribers_lessons_and_replies(backend: Backend) 
     )
     .await;
     assert_eq!(
-        (r.status, r.json()["subscriber"]["status"].clone()),
+        (
+            r.status,
+            r.json()["subscriber"]["enrollments"][0]["status"].clone()
+        ),
         (200, json!("active"))
     );
     // Lessons: list, get, update with lint errors as 422 naming the field.

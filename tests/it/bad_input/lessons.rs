@@ -179,15 +179,15 @@ const CASES: &[Lesson] = &[
         says: "is not UTF-8 text",
     },
     Lesson {
-        case: "course sender with an address in it",
+        case: "course sender with an address that is not one",
         breaks: &[Break::Edit(
             "course.toml",
             "from = \"A Small Course\"",
-            "from = \"A Small Course <evil@example.net>\"",
+            "from = \"A Small Course <not an address>\"",
         )],
         file: "course.toml",
         line: 3,
-        says: "from is a display name only",
+        says: "from: ",
     },
 ];
 

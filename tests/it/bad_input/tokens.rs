@@ -252,7 +252,7 @@ async fn the_preferences_form_refuses_a_bad_time_zone_or_action(backend: Backend
         (
             "unknown action",
             "action=explode",
-            "action: must be pause, resume, timezone, discreet or unsubscribe",
+            "action: must be pause, resume, next, pace, unpace, leave, timezone, discreet or unsubscribe",
         ),
         ("no action", "timezone=UTC", "missing field `action`"),
         (

@@ -34,7 +34,8 @@ async fn answered(t: &TestApp) -> i64 {
 
 /// What every channel's document holds.
 fn check_document(doc: &Value) {
-    assert_eq!(doc["format"], "drip-subscriber-data/1", "{doc:#}");
+    assert_eq!(doc["format"], "drip-subscriber-data/2", "{doc:#}");
+    assert_eq!(doc["courses"][0]["slug"], "rebuilding-trust", "{doc:#}");
     assert_eq!(doc["subscriber"]["email"], "ann@example.com");
     assert_eq!(doc["subscriber"]["name"], "Ann");
     assert_eq!(doc["subscriber"]["timezone"], "UTC");
