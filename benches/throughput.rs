@@ -577,7 +577,8 @@ async fn run_import(rows: u64) -> anyhow::Result<()> {
     let app = App::start(config).await?;
     let course = app.course(None).await?;
     let t = Instant::now();
-    let report = drip::subscriptions::import::import_csv(&app, &course, &csv_path, true, Utc::now()).await?;
+    let report =
+        drip::subscriptions::import::import_csv(&app, &course, &csv_path, true, Utc::now()).await?;
     let secs = t.elapsed().as_secs_f64();
     let enrolled = count(&app.db, "SELECT COUNT(*) FROM enrollments").await?;
     anyhow::ensure!(

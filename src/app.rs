@@ -150,7 +150,10 @@ impl App {
             "no course in {}: a course is a folder with a course.toml and NN-slug.md lessons",
             dir.display()
         );
-        let mut problems = Vec::new();
+        let mut problems: Vec<String> = curriculum::duplicate_slugs(&folders)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         let mut courses = Vec::new();
         for folder in &folders {
             match curriculum::load_dir(folder) {

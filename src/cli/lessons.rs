@@ -29,7 +29,12 @@ pub fn lint(config: &Config, only: Option<&str>, json: bool) -> anyhow::Result<E
         "no course in {}: a course is a folder with a course.toml and NN-slug.md lessons",
         root.display()
     );
-    let mut all_problems = Vec::new();
+    let mut all_problems = curriculum::duplicate_slugs(&folders);
+    for p in &all_problems {
+        if !json {
+            println!("{p}");
+        }
+    }
     let mut courses = Vec::new();
     for dir in &folders {
         let slug = dir

@@ -24,6 +24,30 @@ pub fn course_dirs(lessons_dir: &Path) -> Result<Vec<std::path::PathBuf>, Proble
     Ok(dirs)
 }
 
+/// Two course folders whose names differ only in case would be one slug on a filesystem
+/// that ignores case, and one URL: each is named as a duplicate.
+pub fn duplicate_slugs(dirs: &[std::path::PathBuf]) -> Vec<Problem> {
+    let mut seen: HashMap<String, &std::path::Path> = HashMap::new();
+    let mut problems = Vec::new();
+    for dir in dirs {
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if let Some(first) = seen.insert(name.to_lowercase(), dir) {
+            problems.push(
+                Problem::new(
+                    1,
+                    format!(
+                        "duplicate course slug {:?} (also {})",
+                        name.to_lowercase(),
+                        first.display()
+                    ),
+                )
+                .in_file(&dir.join("course.toml").display().to_string()),
+            );
+        }
+    }
+    problems
+}
+
 /// Lints a whole course folder: each file, then the rules across files.
 pub fn load_dir(dir: &Path) -> Result<CourseDir, Vec<Problem>> {
     let shown = |name: &str| dir.join(name).display().to_string();
@@ -146,4 +170,27 @@ fn phase_line(source: &str) -> usize {
         .position(|l| l.trim_start().starts_with("phase"))
         .map(|i| i + 1)
         .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod slug_tests {
+    use super::*;
+
+    #[test]
+    fn folders_that_differ_only_in_case_are_one_slug_twice() {
+        let dirs = [
+            std::path::PathBuf::from("lessons/first-steps"),
+            std::path::PathBuf::from("lessons/other"),
+            std::path::PathBuf::from("lessons/First-Steps"),
+        ];
+        let problems = duplicate_slugs(&dirs);
+        assert_eq!(problems.len(), 1);
+        let shown = problems[0].to_string();
+        assert!(
+            shown.starts_with(
+                "lessons/First-Steps/course.toml:1: duplicate course slug \"first-steps\""
+            ),
+            "{shown}"
+        );
+    }
 }

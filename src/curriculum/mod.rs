@@ -9,7 +9,7 @@ mod problem;
 mod rules;
 mod sync;
 
-pub use load::{course_dirs, load_dir};
+pub use load::{course_dirs, duplicate_slugs, load_dir};
 pub use parse::{CourseFile, LessonContent, LessonFile, parse_course, parse_lesson};
 pub use problem::Problem;
 pub(crate) use rules::unknown_variables;
