@@ -98,6 +98,16 @@ impl App {
             })
     }
 
+    /// The language of the pages that concern no course in particular (a link that leads
+    /// nowhere, an address with no page): the course's. None if it cannot be read now.
+    pub async fn site_language(&self) -> Option<String> {
+        db::courses::by_slug(&self.db, &self.config.course.slug)
+            .await
+            .ok()
+            .flatten()
+            .map(|c| c.language.as_str().to_owned())
+    }
+
     /// Lints and syncs the course folder; lint problems are an error listing each one.
     pub async fn sync_lessons(
         &self,
@@ -225,16 +235,22 @@ impl App {
         course: &db::courses::CourseRow,
         subscriber: &db::subscribers::SubscriberRow,
     ) -> MailContext {
+        let lang = course.language.as_str();
         MailContext {
             subscriber: SubscriberVars::new(
                 &subscriber.name,
                 &subscriber.email,
                 subscriber.timezone.name(),
+                self.renderer
+                    .catalogue()
+                    .text(lang, "mail.no_name")
+                    .unwrap_or_default(),
             ),
             course: CourseVars {
                 title: course.title.clone(),
                 description: course.description.clone(),
                 footer: course.footer.clone(),
+                language: lang.to_owned(),
             },
             links: self.links(subscriber.id),
         }

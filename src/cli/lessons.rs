@@ -11,38 +11,83 @@ use crate::config::Config;
 use crate::curriculum::{self, SyncOutcome};
 use crate::db;
 use crate::mailer::Outgoing;
+use crate::render::Catalogue;
 
-/// Lint needs no database: it reads the files only.
+/// Lint needs no database: it reads the files only. Besides the course's problems it
+/// checks drip's translations: a broken catalogue file is a problem; a course whose
+/// language has no catalogue, and a key a translation lacks, are warnings (English shows).
 pub fn lint(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     let dir = config.course.lessons_dir.join(&config.course.slug);
-    match curriculum::load_dir(&dir) {
-        Ok(course) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"ok": true, "lessons": course.lessons.len(), "problems": []})
-                );
-            } else {
-                println!(
-                    "{}: {} lessons, no problems",
-                    dir.display(),
-                    course.lessons.len()
-                );
+    let loaded = curriculum::load_dir(&dir);
+    let (course, mut problems) = match loaded {
+        Ok(course) => (Some(course), Vec::new()),
+        Err(problems) => (None, problems),
+    };
+    let mut warnings = Vec::new();
+    let i18n = config.course.templates_dir.join("i18n");
+    match Catalogue::load(&i18n) {
+        Ok(catalogue) => {
+            if let Some(c) = &course
+                && !catalogue.speaks(c.course.language.as_str())
+            {
+                let line = c
+                    .course
+                    .source
+                    .lines()
+                    .position(|l| l.trim_start().starts_with("language"))
+                    .map_or(1, |i| i + 1);
+                warnings.push(format!(
+                    "{}:{line}: language {:?} has no translation in {} (add {}.toml): its pages and mails fall back to English",
+                    dir.join("course.toml").display(),
+                    c.course.language.as_str(),
+                    i18n.display(),
+                    c.course.language.as_str(),
+                ));
             }
-            Ok(ExitCode::SUCCESS)
+            warnings.extend(catalogue.gaps().iter().map(ToString::to_string));
         }
-        Err(problems) => {
-            if json {
-                println!("{}", serde_json::json!({"ok": false, "problems": problems}));
+        Err(e) => problems.push(curriculum::Problem::new(0, format!("{e:#}"))),
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "ok": problems.is_empty(),
+                "lessons": course.as_ref().map(|c| c.lessons.len()),
+                "problems": problems,
+                "warnings": warnings,
+            })
+        );
+    } else {
+        for p in &problems {
+            if p.line == 0 {
+                println!("{}", p.message);
             } else {
-                for p in &problems {
-                    println!("{p}");
-                }
-                eprintln!("{} problem(s)", problems.len());
+                println!("{p}");
             }
-            Ok(ExitCode::FAILURE)
+        }
+        for w in &warnings {
+            println!("warning: {w}");
+        }
+        match (&course, problems.len()) {
+            (Some(c), 0) => println!(
+                "{}: {} lessons, no problems{}",
+                dir.display(),
+                c.lessons.len(),
+                if warnings.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} warning(s)", warnings.len())
+                }
+            ),
+            (_, n) => eprintln!("{n} problem(s)"),
         }
     }
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 pub async fn run(app: &App, cmd: LessonsCommand, json: bool) -> anyhow::Result<ExitCode> {

@@ -4,7 +4,7 @@ use sqlx::FromRow;
 
 use super::{Db, Tx};
 use crate::curriculum::CourseFile;
-use crate::domain::{Phases, SendWindow};
+use crate::domain::{Language, Phases, SendWindow};
 
 /// A course as last synced from its folder. The window and the phases are parsed when the
 /// row is read: a stored value that does not parse is an error, not a default.
@@ -20,12 +20,14 @@ pub struct CourseRow {
     #[sqlx(try_from = "String")]
     pub phases: Phases,
     pub footer: String,
+    /// The language of drip's own words for this course.
+    #[sqlx(try_from = "String")]
+    pub language: Language,
     pub source: String,
     pub updated_at: i64,
 }
 
-const COLUMNS: &str =
-    "id, slug, title, description, from_name, send_window, phases, footer, source, updated_at";
+const COLUMNS: &str = "id, slug, title, description, from_name, send_window, phases, footer, language, source, updated_at";
 
 pub async fn by_slug(db: &Db, slug: &str) -> anyhow::Result<Option<CourseRow>> {
     let sql = format!("SELECT {COLUMNS} FROM courses WHERE slug = $1");
@@ -54,7 +56,7 @@ pub(crate) async fn upsert(tx: &mut Tx, course: &CourseFile, now: i64) -> anyhow
         .await?;
     if let Some((id,)) = existing {
         sqlx::query(
-            "UPDATE courses SET title = $1, description = $2, from_name = $3, send_window = $4, phases = $5, source = $6, updated_at = $7, footer = $9 WHERE id = $8",
+            "UPDATE courses SET title = $1, description = $2, from_name = $3, send_window = $4, phases = $5, source = $6, updated_at = $7, footer = $9, language = $10 WHERE id = $8",
         )
         .bind(&course.title)
         .bind(&course.description)
@@ -65,12 +67,13 @@ pub(crate) async fn upsert(tx: &mut Tx, course: &CourseFile, now: i64) -> anyhow
         .bind(now)
         .bind(id)
         .bind(&course.footer)
+        .bind(course.language.as_str())
         .execute(&mut **tx)
         .await?;
         return Ok(id);
     }
     let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO courses (slug, title, description, from_name, send_window, phases, source, updated_at, footer) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        "INSERT INTO courses (slug, title, description, from_name, send_window, phases, source, updated_at, footer, language) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
     )
     .bind(course.slug.as_str())
     .bind(&course.title)
@@ -81,6 +84,7 @@ pub(crate) async fn upsert(tx: &mut Tx, course: &CourseFile, now: i64) -> anyhow
     .bind(&course.source)
     .bind(now)
     .bind(&course.footer)
+    .bind(course.language.as_str())
     .fetch_one(&mut **tx)
     .await?;
     Ok(id)

@@ -36,6 +36,8 @@ pub fn router() -> Router<App> {
 #[derive(Serialize)]
 pub(super) struct CoursePage {
     title: String,
+    /// The course's language: the words of every page about it.
+    pub(super) language: String,
     description: String,
     phases: Vec<PhaseInfo>,
     lessons: usize,
@@ -69,6 +71,7 @@ pub(super) async fn course_page(app: &App) -> anyhow::Result<CoursePage> {
     let days = lessons.iter().map(|l| l.content.after_days).sum::<u32>() + 1;
     Ok(CoursePage {
         title: course.title,
+        language: course.language.as_str().to_owned(),
         description: course.description,
         phases,
         lessons: lessons.len(),
@@ -89,12 +92,14 @@ struct SubscribeForm {
     discreet: Option<String>,
 }
 
+/// A page, its words in `lang` (the course's language).
 pub(super) fn render(
     app: &App,
     name: &str,
+    lang: &str,
     ctx: serde_json::Value,
 ) -> Result<Html<String>, WebError> {
-    Ok(Html(app.renderer.page(name, ctx)?))
+    Ok(Html(app.renderer.page(name, lang, ctx)?))
 }
 
 fn index_page(
@@ -111,6 +116,7 @@ fn index_page(
     render(
         app,
         "index",
+        &course.language,
         json!({
             "course": course,
             "form": { "email": form.email, "name": form.name, "timezone": timezone },
@@ -174,11 +180,20 @@ async fn subscribe(State(app): State<App>, input: SubscribeInput) -> Result<Resp
                 });
                 return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response());
             }
+            let course = course_page(&app).await?;
+            let typed = |field: &str| match field {
+                "email" => form.email.as_str(),
+                "name" => form.name.as_str(),
+                _ => form.timezone.as_str(),
+            };
+            let catalogue = app.renderer.catalogue();
             let by_field: serde_json::Map<String, serde_json::Value> = errors
                 .iter()
-                .map(|e| (e.field.to_owned(), json!(e.message)))
+                .map(|e| {
+                    let said = catalogue.refusal(&course.language, e, typed(e.field));
+                    (e.field.to_owned(), json!(said))
+                })
                 .collect();
-            let course = course_page(&app).await?;
             let page = index_page(&app, &course, &form, &serde_json::Value::Object(by_field))?;
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
@@ -193,13 +208,19 @@ async fn subscribe(State(app): State<App>, input: SubscribeInput) -> Result<Resp
         .into_response());
     }
     let course = course_page(&app).await?;
-    Ok(render(&app, "subscribed", json!({"course": course}))?.into_response())
+    Ok(render(
+        &app,
+        "subscribed",
+        &course.language,
+        json!({"course": course}),
+    )?
+    .into_response())
 }
 
 fn verify(app: &App, purpose: Purpose, token: &str) -> Result<i64, WebError> {
     app.signer
         .verify(purpose, token)
-        .map_err(|_| WebError::NotFound("This link is not valid. It may have been cut short by your mail program: try copying the whole address."))
+        .map_err(|_| WebError::Link("link_invalid"))
 }
 
 /// The link in the confirmation mail opens a page with one button; only the button (a
@@ -212,16 +233,19 @@ async fn confirm_page(
     let id = verify(&app, Purpose::Confirm, &token)?;
     let s = db::subscribers::by_id(&app.db, id)
         .await?
-        .ok_or(WebError::NotFound(
-            "This confirmation link is not valid any more.",
-        ))?;
+        .ok_or(WebError::Link("confirm_gone"))?;
     let state = match s.status {
         SubscriberStatus::Pending => "ask",
         SubscriberStatus::Active | SubscriberStatus::Paused => "already",
         _ => "inactive",
     };
     let course = course_page(&app).await?;
-    render(&app, "confirmed", json!({"course": course, "state": state}))
+    render(
+        &app,
+        "confirmed",
+        &course.language,
+        json!({"course": course, "state": state}),
+    )
 }
 
 async fn confirm(
@@ -235,13 +259,16 @@ async fn confirm(
         Confirmed::Already => "already",
         Confirmed::Inactive => "inactive",
         Confirmed::NotFound => {
-            return Err(WebError::NotFound(
-                "This confirmation link is not valid any more.",
-            ));
+            return Err(WebError::Link("confirm_gone"));
         }
     };
     let course = course_page(&app).await?;
-    render(&app, "confirmed", json!({"course": course, "state": state}))
+    render(
+        &app,
+        "confirmed",
+        &course.language,
+        json!({"course": course, "state": state}),
+    )
 }
 
 pub(super) async fn subscriber_for(
@@ -253,9 +280,7 @@ pub(super) async fn subscriber_for(
     db::subscribers::by_id(&app.db, id)
         .await?
         .filter(|s| s.status != crate::domain::SubscriberStatus::Erased)
-        .ok_or(WebError::NotFound(
-            "There is no subscription for this link any more.",
-        ))
+        .ok_or(WebError::Link("no_subscription"))
 }
 
 async fn unsubscribe_page(
@@ -267,6 +292,7 @@ async fn unsubscribe_page(
     render(
         &app,
         "unsubscribe",
+        &course.language,
         json!({"course": course, "email": s.email, "done": s.status == crate::domain::SubscriberStatus::Unsubscribed, "token": token}),
     )
 }
@@ -283,22 +309,33 @@ async fn unsubscribe(
     render(
         &app,
         "unsubscribe",
+        &course.language,
         json!({"course": course, "email": s.email, "done": true, "token": token}),
     )
 }
 
+/// The preferences page's language and context; `message` is the catalogue key of what
+/// the page says after a change (`preferences.paused`...).
 async fn preferences_context(
     app: &App,
     s: &db::subscribers::SubscriberRow,
     token: &str,
-    message: &str,
-) -> Result<serde_json::Value, WebError> {
+    message: Option<&str>,
+) -> Result<(String, serde_json::Value), WebError> {
     let course = course_page(app).await?;
+    let message = match message {
+        Some(key) => app
+            .renderer
+            .catalogue()
+            .format(&course.language, key, &[])?,
+        None => String::new(),
+    };
     let enrollment = db::enrollments::for_subscriber(&app.db, s.id)
         .await?
         .into_iter()
         .next();
-    Ok(json!({
+    let lang = course.language.clone();
+    let ctx = json!({
         "course": course,
         "subscriber": { "email": s.email, "name": s.name, "timezone": s.timezone, "status": s.status, "discreet": s.discreet != 0 },
         "position": enrollment.map(|e| e.position).unwrap_or(0),
@@ -306,7 +343,8 @@ async fn preferences_context(
         "token": token,
         "message": message,
         "journal": app.links(s.id).journal,
-    }))
+    });
+    Ok((lang, ctx))
 }
 
 async fn preferences_page(
@@ -314,8 +352,8 @@ async fn preferences_page(
     Path(token): Path<String>,
 ) -> Result<Html<String>, WebError> {
     let s = subscriber_for(&app, Purpose::Preferences, &token).await?;
-    let ctx = preferences_context(&app, &s, &token, "").await?;
-    render(&app, "preferences", ctx)
+    let (lang, ctx) = preferences_context(&app, &s, &token, None).await?;
+    render(&app, "preferences", &lang, ctx)
 }
 
 #[derive(Deserialize)]
@@ -338,39 +376,40 @@ async fn preferences(
     let message = match form.action.as_str() {
         "pause" => {
             subscriptions::pause(&app, s.id, "subscriber", now).await?;
-            "Paused. No lessons will come until you resume."
+            "preferences.paused"
         }
         "resume" => {
             subscriptions::resume(&app, s.id, "subscriber", now).await?;
-            "Welcome back. Your next lesson comes at the next usual time."
+            "preferences.resumed"
         }
         "unsubscribe" => {
             subscriptions::unsubscribe(&app, s.id, "subscriber", now).await?;
-            "You are unsubscribed. No more lessons will come."
+            "preferences.unsubscribed"
         }
         "discreet" => {
             let on = form.discreet.is_some();
             subscriptions::set_discreet(&app, s.id, on, "subscriber", now).await?;
             if on {
-                "Saved: lessons now come with a plain sender name and subject."
+                "preferences.discreet_on"
             } else {
-                "Saved: lessons come with their usual sender name and subject."
+                "preferences.discreet_off"
             }
         }
         "timezone" => match Timezone::parse(&form.timezone) {
             Ok(tz) => {
                 subscriptions::set_timezone(&app, s.id, tz, "subscriber", now).await?;
-                "Time zone saved."
+                "preferences.timezone_saved"
             }
             Err(e) => {
                 let s = db::subscribers::by_id(&app.db, s.id)
                     .await?
-                    .ok_or(WebError::NotFound("gone"))?;
-                let mut ctx = preferences_context(&app, &s, &token, "").await?;
-                ctx["errors"] = json!({ "timezone": e.message });
+                    .ok_or(WebError::Link("no_subscription"))?;
+                let (lang, mut ctx) = preferences_context(&app, &s, &token, None).await?;
+                let said = app.renderer.catalogue().refusal(&lang, &e, &form.timezone);
+                ctx["errors"] = json!({ "timezone": said });
                 return Ok((
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    render(&app, "preferences", ctx)?,
+                    render(&app, "preferences", &lang, ctx)?,
                 )
                     .into_response());
             }
@@ -385,7 +424,7 @@ async fn preferences(
     };
     let s = db::subscribers::by_id(&app.db, s.id)
         .await?
-        .ok_or(WebError::NotFound("gone"))?;
-    let ctx = preferences_context(&app, &s, &token, message).await?;
-    Ok(render(&app, "preferences", ctx)?.into_response())
+        .ok_or(WebError::Link("no_subscription"))?;
+    let (lang, ctx) = preferences_context(&app, &s, &token, Some(message)).await?;
+    Ok(render(&app, "preferences", &lang, ctx)?.into_response())
 }
