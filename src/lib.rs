@@ -9,7 +9,8 @@
 //! - [`db`]: the SQLite/PostgreSQL pool, migrations and every query, by table.
 //! - [`curriculum`]: lesson files (parse, the content rules, load a folder, sync, export)
 //!   and `curriculum::edit`, every change to a lesson whoever asks.
-//! - [`render`]: minijinja templates and Markdown into finished mails and pages.
+//! - [`render`]: minijinja templates and Markdown into finished mails and pages, in the
+//!   course's language (`render::i18n`: drip's own words from `templates/i18n/`).
 //! - [`schedule`]: every rule of when a lesson is due and what number it has
 //!   (`Syllabus`), and the impact of a schedule change.
 //! - [`subscriptions`]: sign-up, confirmation, pause, resume, unsubscribe, bounces, moves,
