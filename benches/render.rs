@@ -31,11 +31,13 @@ fn context(course: &CourseDir, i: u64) -> MailContext {
             &format!("Reader{i} Example"),
             &format!("reader{i}@example.com"),
             "Europe/Paris",
+            "there",
         ),
         course: CourseVars {
             title: course.course.title.clone(),
             description: course.course.description.clone(),
             footer: course.course.footer.clone(),
+            language: course.course.language.to_string(),
         },
         links: Links {
             unsubscribe: format!("https://course.example.org/unsubscribe/{token}"),
@@ -103,8 +105,12 @@ fn render(c: &mut Criterion) {
         b.iter(|| {
             i += 1;
             let mut ctx = context(&course, i);
-            ctx.subscriber =
-                SubscriberVars::new("O'Brien", &format!("ob{i}@example.com"), "Europe/Dublin");
+            ctx.subscriber = SubscriberVars::new(
+                "O'Brien",
+                &format!("ob{i}@example.com"),
+                "Europe/Dublin",
+                "there",
+            );
             black_box(
                 renderer
                     .lesson(&course.lessons[0].content, &first, &ctx)

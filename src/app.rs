@@ -126,6 +126,17 @@ impl App {
         }
     }
 
+    /// The language of the pages that concern no course in particular (a link that leads
+    /// nowhere, an address with no page): the default course's, else the first course's.
+    /// None if it cannot be read now.
+    pub async fn site_language(&self) -> Option<String> {
+        let course = match self.course(None).await {
+            Ok(c) => c,
+            Err(_) => self.courses().await.ok()?.into_iter().next()?,
+        };
+        Some(course.language.as_str().to_owned())
+    }
+
     /// Lints and syncs every course folder (or only `only`); lint problems are an error
     /// listing each one, and then nothing is written. A course whose folder is gone is
     /// kept, with its lessons unpublished, and a warning.
@@ -300,16 +311,22 @@ impl App {
         subscriber: &db::subscribers::SubscriberRow,
         enrollment_id: Option<i64>,
     ) -> MailContext {
+        let lang = course.language.as_str();
         MailContext {
             subscriber: SubscriberVars::new(
                 &subscriber.name,
                 &subscriber.email,
                 subscriber.timezone.name(),
+                self.renderer
+                    .catalogue()
+                    .text(lang, "mail.no_name")
+                    .unwrap_or_default(),
             ),
             course: CourseVars {
                 title: course.title.clone(),
                 description: course.description.clone(),
                 footer: course.footer.clone(),
+                language: lang.to_owned(),
             },
             links: self.links(subscriber.id, enrollment_id),
         }

@@ -11,7 +11,8 @@
 //!   and `curriculum::edit`, every change to a lesson whoever asks.
 //! - [`courses`]: the courses an instance serves, summarised once for the CLI, the public
 //!   index, the admin's switcher and the API (which course a caller means: `App::course`).
-//! - [`render`]: minijinja templates and Markdown into finished mails and pages.
+//! - [`render`]: minijinja templates and Markdown into finished mails and pages, in the
+//!   course's language (`render::i18n`: drip's own words from `templates/i18n/`).
 //! - [`schedule`]: every rule of when a lesson is due and what number it has
 //!   (`Syllabus`, with the subscriber's own pacing), the daily limit across courses
 //!   (`DailyLimit`), and the impact of a schedule change.

@@ -344,11 +344,12 @@ fn the_course_on_writing_a_course_renders_its_examples_literally() {
         .unwrap_or_else(|ps| panic!("{ps:#?}"));
     let renderer = Renderer::load(&manifest().join("templates")).expect("templates");
     let ctx = MailContext {
-        subscriber: SubscriberVars::new("Sam Rivera", "sam@example.com", "Europe/Paris"),
+        subscriber: SubscriberVars::new("Sam Rivera", "sam@example.com", "Europe/Paris", "there"),
         course: CourseVars {
             title: course.course.title.clone(),
             description: course.course.description.clone(),
             footer: course.course.footer.clone(),
+            language: course.course.language.as_str().to_owned(),
         },
         links: Links {
             unsubscribe: "https://course.example.org/unsubscribe/T".into(),

@@ -11,8 +11,12 @@ use crate::config::Config;
 use crate::curriculum::{self, SyncOutcome};
 use crate::db;
 use crate::mailer::Outgoing;
+use crate::render::Catalogue;
 
-/// Lint needs no database: it reads the files only. Every course, or the one named.
+/// Lint needs no database: it reads the files only. Every course, or the one named. Besides
+/// the courses' problems it checks drip's translations: a broken catalogue file is a
+/// problem; a course whose language has no catalogue, and a key a translation lacks, are
+/// warnings (English shows).
 pub fn lint(config: &Config, only: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
     let root = &config.course.lessons_dir;
     let mut folders = curriculum::course_dirs(root).map_err(|p| anyhow::anyhow!("{p}"))?;
@@ -29,12 +33,19 @@ pub fn lint(config: &Config, only: Option<&str>, json: bool) -> anyhow::Result<E
         "no course in {}: a course is a folder with a course.toml and NN-slug.md lessons",
         root.display()
     );
+    let i18n = config.course.templates_dir.join("i18n");
     let mut all_problems = curriculum::duplicate_slugs(&folders);
-    for p in &all_problems {
-        if !json {
-            println!("{p}");
+    let mut warnings = Vec::new();
+    let catalogue = match Catalogue::load(&i18n) {
+        Ok(c) => {
+            warnings.extend(c.gaps().iter().map(ToString::to_string));
+            Some(c)
         }
-    }
+        Err(e) => {
+            all_problems.push(curriculum::Problem::new(0, format!("{e:#}")));
+            None
+        }
+    };
     let mut courses = Vec::new();
     for dir in &folders {
         let slug = dir
@@ -43,22 +54,36 @@ pub fn lint(config: &Config, only: Option<&str>, json: bool) -> anyhow::Result<E
             .unwrap_or("")
             .to_owned();
         match curriculum::load_dir(dir) {
-            Ok(course) => {
+            Ok(c) => {
+                if let Some(catalogue) = &catalogue
+                    && !catalogue.speaks(c.course.language.as_str())
+                {
+                    let line = c
+                        .course
+                        .source
+                        .lines()
+                        .position(|l| l.trim_start().starts_with("language"))
+                        .map_or(1, |i| i + 1);
+                    warnings.push(format!(
+                        "{}:{line}: language {:?} has no translation in {} (add {}.toml): its pages and mails fall back to English",
+                        dir.join("course.toml").display(),
+                        c.course.language.as_str(),
+                        i18n.display(),
+                        c.course.language.as_str(),
+                    ));
+                }
                 if !json {
                     println!(
                         "{}: {} lessons, no problems",
                         dir.display(),
-                        course.lessons.len()
+                        c.lessons.len()
                     );
                 }
-                courses.push(serde_json::json!({"course": slug, "ok": true, "lessons": course.lessons.len()}));
+                courses.push(
+                    serde_json::json!({"course": slug, "ok": true, "lessons": c.lessons.len()}),
+                );
             }
             Err(problems) => {
-                if !json {
-                    for p in &problems {
-                        println!("{p}");
-                    }
-                }
                 courses
                     .push(serde_json::json!({"course": slug, "ok": false, "problems": problems}));
                 all_problems.extend(problems);
@@ -68,10 +93,22 @@ pub fn lint(config: &Config, only: Option<&str>, json: bool) -> anyhow::Result<E
     if json {
         println!(
             "{}",
-            serde_json::json!({"ok": all_problems.is_empty(), "courses": courses, "problems": all_problems})
+            serde_json::json!({"ok": all_problems.is_empty(), "courses": courses, "problems": all_problems, "warnings": warnings})
         );
-    } else if !all_problems.is_empty() {
-        eprintln!("{} problem(s)", all_problems.len());
+    } else {
+        for p in &all_problems {
+            if p.line == 0 {
+                println!("{}", p.message);
+            } else {
+                println!("{p}");
+            }
+        }
+        for w in &warnings {
+            println!("warning: {w}");
+        }
+        if !all_problems.is_empty() {
+            eprintln!("{} problem(s)", all_problems.len());
+        }
     }
     Ok(if all_problems.is_empty() {
         ExitCode::SUCCESS

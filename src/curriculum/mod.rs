@@ -12,6 +12,7 @@ mod sync;
 pub use load::{course_dirs, duplicate_slugs, load_dir};
 pub use parse::{CourseFile, LessonContent, LessonFile, parse_course, parse_lesson};
 pub use problem::Problem;
+pub(crate) use problem::line_of;
 pub(crate) use rules::unknown_variables;
 pub use rules::{after_days, check_content, max_wait_days};
 pub use sync::{SyncOutcome, SyncReport, export_course, sync_course};

@@ -6,7 +6,7 @@ use toml::Spanned;
 
 use super::problem::{Problem, line_of};
 use super::rules;
-use crate::domain::{CoursePhase, EmailAddress, Phase, Phases, SendWindow, Slug};
+use crate::domain::{CoursePhase, EmailAddress, Language, Phase, Phases, SendWindow, Slug};
 
 /// `course.toml`, checked.
 #[derive(Debug, Clone)]
@@ -24,6 +24,9 @@ pub struct CourseFile {
     pub footer: String,
     /// Lessons added later still reach the people who reached the end.
     pub evergreen: bool,
+    /// The language of the course's readers: drip's own words in its pages and mails are
+    /// in it (`language`, a BCP 47 tag; English when absent).
+    pub language: Language,
     pub source: String,
 }
 
@@ -38,6 +41,7 @@ struct RawCourse {
     footer: Option<Spanned<String>>,
     #[serde(default)]
     evergreen: bool,
+    language: Option<Spanned<String>>,
     phases: Option<Spanned<Vec<RawPhase>>>,
 }
 
@@ -145,6 +149,12 @@ pub fn parse_course(slug: &str, text: &str) -> Result<CourseFile, Vec<Problem>> 
             None
         }
     };
+    let language = match &raw.language {
+        None => Some(Language::english()),
+        Some(tag) => Language::parse(tag.get_ref())
+            .map_err(|e| problems.push(Problem::new(at(tag), e.to_string())))
+            .ok(),
+    };
     let phases = parse_phases(text, &raw.phases, &mut problems);
     if !problems.is_empty() {
         return Err(problems);
@@ -162,6 +172,7 @@ pub fn parse_course(slug: &str, text: &str) -> Result<CourseFile, Vec<Problem>> 
             .map(|f| f.into_inner().trim().to_owned())
             .unwrap_or_default(),
         evergreen: raw.evergreen,
+        language: language.expect("checked above"),
         source: text.to_owned(),
     })
 }
@@ -412,6 +423,26 @@ mod tests {
         assert_eq!(l.content.after_days, 1);
         assert_eq!(l.body_line, 8);
         assert_eq!(l.content.body, "Hello {{ subscriber.first_name }}.\n");
+    }
+
+    const COURSE: &str = "title = \"T\"\ndescription = \"D\"\nfrom = \"F\"\nsend_window = \"0 0 8 * * *\"\n[[phases]]\nname = \"one\"\ntitle = \"One\"\n";
+
+    #[test]
+    fn a_course_is_in_english_unless_it_names_its_language() {
+        assert_eq!(parse_course("c", COURSE).unwrap().language.as_str(), "en");
+        let fr = format!("language = \"fr-ca\"\n{COURSE}");
+        assert_eq!(parse_course("c", &fr).unwrap().language.as_str(), "fr-CA");
+    }
+
+    #[test]
+    fn a_malformed_language_is_a_problem_at_its_line() {
+        let bad = COURSE.replacen("from =", "\nlanguage = \"french_FR\"\nfrom =", 1);
+        let problems = parse_course("c", &bad).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].line, 4);
+        let message = &problems[0].message;
+        assert!(message.starts_with("language: "), "{message}");
+        assert!(message.contains("BCP 47"), "{message}");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use sqlx::FromRow;
 
 use super::{Db, Tx};
 use crate::curriculum::CourseFile;
-use crate::domain::{Phases, SendWindow};
+use crate::domain::{Language, Phases, SendWindow};
 
 /// A course as last synced from its folder. The window and the phases are parsed when the
 /// row is read: a stored value that does not parse is an error, not a default.
@@ -20,6 +20,9 @@ pub struct CourseRow {
     #[sqlx(try_from = "String")]
     pub phases: Phases,
     pub footer: String,
+    /// The language of drip's own words for this course.
+    #[sqlx(try_from = "String")]
+    pub language: Language,
     pub source: String,
     pub updated_at: i64,
     pub evergreen: i64,
@@ -35,7 +38,7 @@ impl CourseRow {
     }
 }
 
-const COLUMNS: &str = "id, slug, title, description, from_name, send_window, phases, footer, source, updated_at, evergreen, from_address, removed_at";
+const COLUMNS: &str = "id, slug, title, description, from_name, send_window, phases, footer, source, updated_at, evergreen, from_address, removed_at, language";
 
 /// Every course, in the order of their slugs.
 pub async fn list(db: &Db) -> anyhow::Result<Vec<CourseRow>> {
@@ -90,7 +93,7 @@ pub(crate) async fn upsert(tx: &mut Tx, course: &CourseFile, now: i64) -> anyhow
             .execute(&mut **tx)
             .await?;
         sqlx::query(
-            "UPDATE courses SET title = $1, description = $2, from_name = $3, send_window = $4, phases = $5, source = $6, updated_at = $7, footer = $9, evergreen = $10, from_address = $11, removed_at = NULL WHERE id = $8",
+            "UPDATE courses SET title = $1, description = $2, from_name = $3, send_window = $4, phases = $5, source = $6, updated_at = $7, footer = $9, evergreen = $10, from_address = $11, removed_at = NULL, language = $12 WHERE id = $8",
         )
         .bind(&course.title)
         .bind(&course.description)
@@ -103,12 +106,13 @@ pub(crate) async fn upsert(tx: &mut Tx, course: &CourseFile, now: i64) -> anyhow
         .bind(&course.footer)
         .bind(i64::from(course.evergreen))
         .bind(from_address)
+        .bind(course.language.as_str())
         .execute(&mut **tx)
         .await?;
         return Ok(id);
     }
     let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO courses (slug, title, description, from_name, send_window, phases, source, updated_at, footer, evergreen, from_address) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+        "INSERT INTO courses (slug, title, description, from_name, send_window, phases, source, updated_at, footer, evergreen, from_address, language) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
     .bind(course.slug.as_str())
     .bind(&course.title)
@@ -121,6 +125,7 @@ pub(crate) async fn upsert(tx: &mut Tx, course: &CourseFile, now: i64) -> anyhow
     .bind(&course.footer)
     .bind(i64::from(course.evergreen))
     .bind(from_address)
+    .bind(course.language.as_str())
     .fetch_one(&mut **tx)
     .await?;
     Ok(id)

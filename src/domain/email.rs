@@ -18,28 +18,37 @@ const FIELD: &str = "email";
 
 impl EmailAddress {
     pub fn parse(input: &str) -> Result<EmailAddress, InvalidInput> {
-        let err = |m: &str| Err(InvalidInput::new(FIELD, m));
+        let err = |reason: &'static str, m: &str| Err(InvalidInput::new(FIELD, m).because(reason));
         if input.chars().any(|c| c.is_control()) {
-            return err("must not contain line breaks or control characters");
+            return err(
+                "control",
+                "must not contain line breaks or control characters",
+            );
         }
         let s = input.trim();
         if s.is_empty() {
-            return err("is required");
+            return err("required", "is required");
         }
         if s.len() > 254 {
-            return err("is longer than 254 characters");
+            return err("too_long", "is longer than 254 characters");
         }
         let Some((local, domain)) = s.rsplit_once('@') else {
-            return err("must look like name@example.com");
+            return err("shape", "must look like name@example.com");
         };
         if local.is_empty() || local.len() > 64 {
-            return err("the part before @ must be 1 to 64 characters");
+            return err(
+                "local_length",
+                "the part before @ must be 1 to 64 characters",
+            );
         }
         let local_ok = local
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
         if !local_ok || local.starts_with('.') || local.ends_with('.') || local.contains("..") {
-            return err("the part before @ has characters a mail server will not accept");
+            return err(
+                "local_characters",
+                "the part before @ has characters a mail server will not accept",
+            );
         }
         // Full-width forms are look-alikes of ASCII that IDNA folds into it: `ｅxample.com` is
         // `example.com` to a mail server, and would be a second row for the same address here.
@@ -47,12 +56,15 @@ impl EmailAddress {
             .chars()
             .any(|c| ('\u{FF00}'..='\u{FFEF}').contains(&c))
         {
-            return err("the domain has full-width characters; type it in plain letters");
+            return err(
+                "full_width",
+                "the domain has full-width characters; type it in plain letters",
+            );
         }
         let domain = domain.to_lowercase();
         let labels: Vec<&str> = domain.split('.').collect();
         if labels.len() < 2 {
-            return err("the domain must have a dot, like example.com");
+            return err("no_dot", "the domain must have a dot, like example.com");
         }
         for label in &labels {
             let ok = !label.is_empty()
@@ -61,14 +73,14 @@ impl EmailAddress {
                 && !label.ends_with('-')
                 && label.chars().all(|c| c.is_alphanumeric() || c == '-');
             if !ok {
-                return err("the domain is not a valid host name");
+                return err("host", "the domain is not a valid host name");
             }
         }
         if labels
             .last()
             .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit()))
         {
-            return err("the domain is not a valid host name");
+            return err("host", "the domain is not a valid host name");
         }
         Ok(EmailAddress(format!("{local}@{domain}")))
     }

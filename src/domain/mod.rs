@@ -2,6 +2,7 @@
 
 mod course;
 mod email;
+mod language;
 mod phase;
 mod slug;
 mod status;
@@ -11,6 +12,7 @@ mod window;
 
 pub use course::{CoursePhase, Phases};
 pub use email::EmailAddress;
+pub use language::Language;
 pub use phase::Phase;
 pub use slug::Slug;
 pub use status::{
@@ -27,6 +29,10 @@ pub use window::{Pace, SendWindow, WEEKDAYS, WindowKind};
 pub struct InvalidInput {
     pub field: &'static str,
     pub message: String,
+    /// Which refusal it is, where a subscriber may see it: the sign-up form and the
+    /// preferences page say it in the course's language (`invalid.<field>.<reason>` in
+    /// the catalogue). None where only the operator sees the message.
+    pub reason: Option<&'static str>,
 }
 
 impl InvalidInput {
@@ -34,6 +40,13 @@ impl InvalidInput {
         InvalidInput {
             field,
             message: message.into(),
+            reason: None,
         }
+    }
+
+    /// Names the refusal for the catalogue (see `reason`).
+    pub fn because(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
+        self
     }
 }

@@ -19,7 +19,8 @@ impl Timezone {
             _ => Err(InvalidInput::new(
                 "timezone",
                 format!("{name:?} is not a known time zone (use an IANA name like Europe/Paris)"),
-            )),
+            )
+            .because("unknown")),
         }
     }
 

@@ -307,27 +307,23 @@ async fn store_and_act(
         && !app.config.inbound.help_text.is_empty()
         && let Some(sid) = subscriber_id
     {
-        // Truthful about what happened: a word matched, nobody read anything yet.
-        let mut paragraphs = vec![
-            "Your reply has been saved with your course.".to_owned(),
-            "This message was sent automatically, because your reply contained words that can mean someone is in danger or thinking about suicide. Nobody has read your reply yet. The people who run this course may see it later, but not straight away, and they cannot offer crisis help.".to_owned(),
-        ];
-        paragraphs.extend(
-            app.config
-                .inbound
-                .help_text
-                .split("\n\n")
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned),
-        );
-        paragraphs.push("If your reply was about something else, there is nothing you need to do, and your course goes on as usual. If you would like to stop for a while, reply PAUSE.".to_owned());
+        // Truthful about what happened: a word matched, nobody read anything yet. The
+        // words are the catalogue's `notice.flagged`, in the course's language, with the
+        // configured help between them.
+        let help: Vec<&str> = app
+            .config
+            .inbound
+            .help_text
+            .split("\n\n")
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
         db::deliveries::enqueue_mail(
             &mut tx,
             sid,
             delivery.as_ref().and_then(|d| d.course_id),
             DeliveryKind::Notice,
-            &json!({"title": "Your reply is saved. Where to find help now", "paragraphs": paragraphs}),
+            &json!({"notice": "flagged", "help": help}),
             now_s,
         )
         .await?;
@@ -389,16 +385,15 @@ async fn apply_command(
 ) -> anyhow::Result<()> {
     let subscriber_id = d.subscriber_id;
     let course = d.course_id;
-    let (done, title, line) = match cmd {
+    // The confirmation's words are the catalogue's `notice.<kind>`.
+    let (done, notice) = match cmd {
         Command::Pause => (
             subscriptions::pause_in(tx, subscriber_id, course, "subscriber", now).await?,
-            "Your course is paused",
-            "No lessons of this course will come until you reply RESUME (or use the preferences link in any lesson).",
+            "paused",
         ),
         Command::Resume => (
             subscriptions::resume_in(tx, subscriber_id, course, "subscriber", now).await?,
-            "Your course continues",
-            "Your next lesson comes at the next usual time.",
+            "resumed",
         ),
         // The goodbye mail that leaving queues is the confirmation.
         Command::Stop => {
@@ -427,7 +422,7 @@ async fn apply_command(
             subscriber_id,
             course,
             DeliveryKind::Notice,
-            &json!({"title": title, "paragraphs": [line]}),
+            &json!({ "notice": notice }),
             now.timestamp(),
         )
         .await?;

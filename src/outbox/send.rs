@@ -26,7 +26,7 @@ use crate::db::{
 };
 use crate::domain::{DeliveryKind, Pace, Timezone};
 use crate::mailer::{Outgoing, SendError};
-use crate::render::MailKind;
+use crate::render::{Catalogue, MailKind};
 use crate::schedule::Syllabus;
 
 /// What a sending pass did.
@@ -63,6 +63,43 @@ pub(crate) fn backoff_seconds(attempts: i64) -> i64 {
         .min(6 * 3600);
     let jitter: f64 = rand::thread_rng().gen_range(0.5..1.5);
     ((base as f64) * jitter) as i64
+}
+
+/// A notice's title and paragraphs in the reader's words. A notice names its kind
+/// (`{"notice": "paused"}`: `notice.paused.title` and `.body` in the catalogue), with any
+/// `help` paragraphs (from the configuration) put before the kind's `closing`. One queued
+/// by an older version carries its words already.
+fn notice_words(
+    words: &Catalogue,
+    lang: &str,
+    payload: &serde_json::Value,
+) -> anyhow::Result<(String, Vec<String>)> {
+    let texts = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let Some(kind) = payload["notice"].as_str() else {
+        let title = match payload["title"].as_str() {
+            Some(title) => title.to_owned(),
+            None => words.format(lang, "notice.other.title", &[])?,
+        };
+        return Ok((title, texts(&payload["paragraphs"])));
+    };
+    let key = |part: &str| format!("notice.{kind}.{part}");
+    let title = words
+        .format(lang, &key("title"), &[])
+        .with_context(|| format!("a notice of a kind this version does not know: {kind:?}"))?;
+    let mut paragraphs = words.paragraphs(lang, &key("body"), &[])?;
+    paragraphs.extend(texts(&payload["help"]));
+    if words.text(lang, &key("closing")).is_some() {
+        paragraphs.extend(words.paragraphs(lang, &key("closing"), &[])?);
+    }
+    Ok((title, paragraphs))
 }
 
 /// Sends everything due at `now`, batch after batch, until nothing is claimable. The next
@@ -503,6 +540,8 @@ impl BatchContext {
         let (course_id, lesson_ref) = self.course_of(d)?;
         let course = &self.courses[&course_id].row;
         let ctx = app.mail_context(course, s, d.enrollment_id);
+        let lang = course.language.as_str();
+        let words = app.renderer.catalogue();
         let mut label_kind = d.kind.as_str();
         let rendered = match d.kind {
             DeliveryKind::Lesson => {
@@ -517,8 +556,13 @@ impl BatchContext {
                 if s.discreet != 0 {
                     // What a lock screen shows says nothing about the course.
                     let mut content = lesson.content.clone();
-                    content.subject = format!("Lesson {} of {}", vars.number, vars.of);
-                    content.preheader = Some("Your next short read is here.".into());
+                    let (number, of) = (vars.number.to_string(), vars.of.to_string());
+                    content.subject = words.format(
+                        lang,
+                        "mail.discreet_subject",
+                        &[("number", &number), ("of", &of)],
+                    )?;
+                    content.preheader = Some(words.format(lang, "mail.discreet_preheader", &[])?);
                     app.renderer.lesson(&content, &vars, &ctx)?
                 } else {
                     app.renderer.lesson(&lesson.content, &vars, &ctx)?
@@ -532,10 +576,20 @@ impl BatchContext {
             DeliveryKind::Welcome => {
                 let payload: serde_json::Value =
                     serde_json::from_str(&d.payload).unwrap_or_default();
-                let when = payload["first_lesson_at"]
-                    .as_str()
-                    .unwrap_or("soon")
-                    .to_owned();
+                // On the reader's wall clock, in their words; a mail queued by an older
+                // version carries the time already written out.
+                let due = payload["first_lesson_due"]
+                    .as_i64()
+                    .and_then(|t| chrono::DateTime::from_timestamp(t, 0));
+                let when = match (due, payload["first_lesson_at"].as_str()) {
+                    (Some(due), _) => words.date(
+                        lang,
+                        "date.first_lesson",
+                        &due.with_timezone(&s.timezone.tz()),
+                    )?,
+                    (None, Some(written)) => written.to_owned(),
+                    (None, None) => words.format(lang, "date.soon", &[])?,
+                };
                 app.renderer.mail(
                     MailKind::Welcome,
                     &ctx,
@@ -553,18 +607,7 @@ impl BatchContext {
                     label_kind = "journal-link";
                     self.render_journal_link(course, s)?
                 } else {
-                    let title = payload["title"]
-                        .as_str()
-                        .unwrap_or("A note about your course")
-                        .to_owned();
-                    let paragraphs: Vec<String> = payload["paragraphs"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|p| p.as_str().map(str::to_owned))
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                    let (title, paragraphs) = notice_words(words, lang, &payload)?;
                     app.renderer.mail(
                         MailKind::Notice,
                         &ctx,
@@ -617,16 +660,18 @@ impl BatchContext {
         let app = &self.app;
         let hours = crate::subscriptions::JOURNAL_ACCESS_HOURS;
         let url = app.journal_access_url(s.id, self.now.timestamp() + hours * 3600);
+        let (lang, words) = (course.language.as_str(), app.renderer.catalogue());
+        let hours = hours.to_string();
         app.renderer.mail(
             MailKind::Notice,
             &app.mail_context(course, s, None),
             minijinja::context! {
-                title => "Your journal",
-                paragraphs => vec![
-                    "Here is the link to your journal, as you asked. It shows your answers to the course's questions, and lets you download everything the course keeps about you.".to_owned(),
-                    format!("The link works for {hours} hours. If you did not ask for it, you can ignore this mail: the link reaches no one but you."),
-                ],
-                action => minijinja::context! { url => url, label => "Open my journal" },
+                title => words.format(lang, "notice.journal_link.title", &[])?,
+                paragraphs => words.paragraphs(lang, "notice.journal_link.body", &[("hours", &hours)])?,
+                action => minijinja::context! {
+                    url => url,
+                    label => words.format(lang, "notice.journal_link.action", &[])?,
+                },
             },
         )
     }

@@ -550,6 +550,10 @@ mod tests {
         use crate::render::Renderer;
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let renderer = Renderer::load(&root.join("templates")).unwrap();
+        assert!(
+            renderer.substitution,
+            "the shipped email templates allow substitution"
+        );
         let mut lessons: Vec<LessonContent> = Vec::new();
         let mut shipped = 0;
         for dir in [
@@ -627,11 +631,17 @@ mod tests {
                 let base = bases[n % bases.len()];
                 let token = tokens[(n / 2) % tokens.len()];
                 let ctx = MailContext {
-                    subscriber: SubscriberVars::new(name, email, "America/Argentina/Buenos_Aires"),
+                    subscriber: SubscriberVars::new(
+                        name,
+                        email,
+                        "America/Argentina/Buenos_Aires",
+                        "there",
+                    ),
                     course: CourseVars {
                         title: "Rebuilding Trust".into(),
                         description: "A course.".into(),
                         footer: "Help is near: findahelpline.com".into(),
+                        language: "en".into(),
                     },
                     links: Links {
                         unsubscribe: format!("{base}/unsubscribe/{token}"),

@@ -1,8 +1,12 @@
 //! Rendering mails and pages: minijinja templates from `templates/`, loaded once, and lesson
-//! Markdown placed in the email layout, then CSS inlined for mail clients.
+//! Markdown placed in the email layout, then CSS inlined for mail clients. drip's own words
+//! come from `templates/i18n/` ([`i18n`]), in the language of the course.
 
 mod fast;
+pub mod i18n;
 pub(crate) mod markdown;
+
+pub use i18n::Catalogue;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,11 +26,13 @@ pub struct SubscriberVars {
 }
 
 impl SubscriberVars {
-    pub fn new(name: &str, email: &str, timezone: &str) -> SubscriberVars {
+    /// `no_name` stands in for the first name of someone who gave none (the catalogue's
+    /// `mail.no_name`, so that "Hi {{ subscriber.first_name }}" still reads).
+    pub fn new(name: &str, email: &str, timezone: &str, no_name: &str) -> SubscriberVars {
         let first = name.split_whitespace().next().unwrap_or("");
         SubscriberVars {
             first_name: if first.is_empty() {
-                "there".into()
+                no_name.into()
             } else {
                 first.to_owned()
             },
@@ -42,6 +48,9 @@ pub struct CourseVars {
     pub description: String,
     /// The course's line for the foot of every lesson mail; may be empty.
     pub footer: String,
+    /// The course's language (a BCP 47 tag): the words of drip's own text around the
+    /// lesson are in it.
+    pub language: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -104,6 +113,7 @@ pub struct Renderer {
     lessons: Arc<fast::Cache>,
     /// Whether the email templates allow substitution at all.
     substitution: bool,
+    catalogue: Arc<Catalogue>,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -135,9 +145,18 @@ fn body_environment() -> Environment<'static> {
 }
 
 impl Renderer {
-    /// Loads and compiles every template under `dir`; an error names the file and line.
+    /// Loads and compiles every template under `dir`, and the translations in `dir/i18n`;
+    /// an error names the file and line.
     pub fn load(dir: &Path) -> anyhow::Result<Renderer> {
+        let catalogue = Arc::new(Catalogue::load(&dir.join("i18n"))?);
         let mut env = Environment::new();
+        let words = catalogue.clone();
+        env.add_function(
+            "t",
+            move |state: &minijinja::State, key: &str, kwargs: minijinja::value::Kwargs| {
+                words.t(state, key, kwargs)
+            },
+        );
         // Printing a missing variable is an error; testing one with `if` is allowed, so a
         // page can say `{% if errors.email %}` without every key present.
         env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
@@ -192,7 +211,13 @@ impl Renderer {
             inliner: Arc::new(inliner),
             lessons: Arc::new(fast::Cache::default()),
             substitution: fast::layout_allows(&sources),
+            catalogue,
         })
+    }
+
+    /// drip's words in every language the templates folder has.
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
     }
 
     /// Renders a lesson exactly as the sender sends it. A lesson is compiled once per
@@ -249,6 +274,7 @@ impl Renderer {
         };
         let page_ctx = minijinja::context! {
             subscriber => &ctx.subscriber, course => &ctx.course, links => &ctx.links, lesson => vars,
+            lang => &ctx.course.language,
             subject => &lesson.subject,
             prompt => &lesson.prompt,
             preheader => &lesson.preheader,
@@ -268,7 +294,8 @@ impl Renderer {
         extra: Value,
     ) -> anyhow::Result<RenderedMail> {
         let page_ctx = minijinja::context! {
-            subscriber => &ctx.subscriber, course => &ctx.course, links => &ctx.links, ..extra
+            subscriber => &ctx.subscriber, course => &ctx.course, links => &ctx.links,
+            lang => &ctx.course.language, ..extra
         };
         let subject = self
             .env
@@ -305,8 +332,9 @@ impl Renderer {
         })
     }
 
-    /// Renders a web page from `templates/web/`.
-    pub fn page<S: Serialize>(&self, name: &str, ctx: S) -> anyhow::Result<String> {
+    /// Renders a web page from `templates/web/`, its words in `lang` (the page's `lang`).
+    pub fn page<S: Serialize>(&self, name: &str, lang: &str, ctx: S) -> anyhow::Result<String> {
+        let ctx = minijinja::context! { lang => lang, ..Value::from_serialize(ctx) };
         self.env
             .get_template(&format!("web/{name}.html"))
             .and_then(|t| t.render(ctx))

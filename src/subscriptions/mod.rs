@@ -43,19 +43,24 @@ impl NewSubscriber {
         let email = EmailAddress::parse(email).map_err(|e| errors.push(e)).ok();
         let name = name.trim();
         if name.chars().count() > 100 {
-            errors.push(InvalidInput::new("name", "must be at most 100 characters"));
+            errors.push(
+                InvalidInput::new("name", "must be at most 100 characters").because("too_long"),
+            );
         } else if name.chars().any(|c| c.is_control()) {
-            errors.push(InvalidInput::new(
-                "name",
-                "must not contain line breaks or control characters",
-            ));
+            errors.push(
+                InvalidInput::new("name", "must not contain line breaks or control characters")
+                    .because("control"),
+            );
         } else if name.chars().any(is_direction_override) {
             // A name shown beside an address in the admin UI must not be able to reverse how
             // the text after it reads.
-            errors.push(InvalidInput::new(
-                "name",
-                "must not contain text direction overrides (U+202A to U+202E, U+2066 to U+2069)",
-            ));
+            errors.push(
+                InvalidInput::new(
+                    "name",
+                    "must not contain text direction overrides (U+202A to U+202E, U+2066 to U+2069)",
+                )
+                .because("direction"),
+            );
         }
         let timezone = if timezone.trim().is_empty() {
             Some(default_tz)
@@ -355,16 +360,13 @@ async fn confirm_in(
         }
     };
     if let Some(due) = first_due.filter(|d| d.timestamp() - now_s > 3600) {
-        let local = due
-            .with_timezone(&tz.tz())
-            .format("%A %-d %B at %H:%M (%Z)")
-            .to_string();
+        // Written out when sent: on the reader's clock, in the course's language.
         db::deliveries::enqueue_mail(
             tx,
             s.id,
             Some(course.course.id),
             DeliveryKind::Welcome,
-            &json!({ "first_lesson_at": local }),
+            &json!({ "first_lesson_due": due.timestamp() }),
             now_s,
         )
         .await?;

@@ -2,6 +2,10 @@
 //! the cause of a 500 in the log, never in the response. A page answers it as HTML; the JSON
 //! API, the inbound webhook and a JSON sign-up wrap it in [`AsJson`] and answer
 //! `{"error": "...", "field": "..." | null}` with the same status.
+//!
+//! The subscriber's side (its routes are wrapped in [`in_course_language`]) says the same
+//! pages in the course's language, from the catalogue's `errors` keys; the admin UI and the
+//! API keep the English words here.
 
 use std::borrow::Cow;
 
@@ -17,6 +21,9 @@ use crate::domain::InvalidInput;
 pub enum WebError {
     /// A link whose token is wrong, truncated or from another purpose, or a missing row.
     NotFound(&'static str),
+    /// A subscriber's link or address that leads nowhere: `errors.<key>` in the catalogue
+    /// says why, in the course's language (`link_invalid`, `no_subscription`...).
+    Link(&'static str),
     /// The input was refused; `field` names what to fix. 422 unless `status` says otherwise
     /// (401 a missing token, 409 a conflict, 413 too large, 415 not JSON, ...).
     Refused {
@@ -45,7 +52,7 @@ impl WebError {
 
     fn status(&self) -> StatusCode {
         match self {
-            WebError::NotFound(_) => StatusCode::NOT_FOUND,
+            WebError::NotFound(_) | WebError::Link(_) => StatusCode::NOT_FOUND,
             WebError::Refused { status, .. } => *status,
             WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -56,6 +63,12 @@ impl WebError {
     fn shown(&self) -> (&'static str, Cow<'_, str>, Option<&str>) {
         match self {
             WebError::NotFound(what) => ("Link not found", Cow::Borrowed(*what), None),
+            // Only the subscriber's routes raise it, and they say it in the course's words.
+            WebError::Link(_) => (
+                "Link not found",
+                Cow::Borrowed("This link does not lead anywhere."),
+                None,
+            ),
             WebError::Refused { message, field, .. } => (
                 "Not accepted",
                 Cow::Borrowed(message.as_str()),
@@ -115,14 +128,69 @@ impl IntoResponse for WebError {
             WebError::Internal(_) => Cow::Borrowed("Please try again in a moment."),
             _ => message,
         };
-        let body = Html(page(title, &message));
-        match self {
+        let body = Html(page("en", title, &message));
+        let words = self.words();
+        let mut response = match self {
             WebError::Unavailable(_) => {
                 (status, [(axum::http::header::RETRY_AFTER, "30")], body).into_response()
             }
             _ => (status, body).into_response(),
-        }
+        };
+        response.extensions_mut().insert(words);
+        response
     }
+}
+
+/// What an error page says, as keys of the catalogue's `errors` table, for
+/// [`in_course_language`] to put in words.
+#[derive(Debug, Clone)]
+struct Words {
+    title: &'static str,
+    /// A key, or (for a refusal) the message as it is.
+    message: Result<&'static str, String>,
+}
+
+impl WebError {
+    fn words(&self) -> Words {
+        let (title, message) = match self {
+            WebError::NotFound(what) => ("link_title", Err((*what).to_owned())),
+            WebError::Link(key) => ("link_title", Ok(*key)),
+            WebError::Refused { message, .. } => ("refused_title", Err(message.clone())),
+            WebError::Unavailable(_) => ("busy_title", Ok("busy")),
+            WebError::Internal(_) => ("internal_title", Ok("internal")),
+        };
+        Words { title, message }
+    }
+}
+
+/// Says the error pages of the subscriber's routes in the course's language. The page stays
+/// the minimal one (no template, which may be what failed); only its words change.
+pub(super) async fn in_course_language(
+    axum::extract::State(app): axum::extract::State<crate::app::App>,
+    mut response: Response,
+) -> Response {
+    let Some(words) = response.extensions_mut().remove::<Words>() else {
+        return response;
+    };
+    // The database may be what failed: English rather than a page that waits for it.
+    let lang = tokio::time::timeout(std::time::Duration::from_secs(2), app.site_language())
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| crate::render::i18n::FALLBACK.to_owned());
+    let catalogue = app.renderer.catalogue();
+    let text = |key: &str| {
+        let key = format!("errors.{key}");
+        catalogue.text(&lang, &key).unwrap_or(&key).to_owned()
+    };
+    let message = match &words.message {
+        Ok(key) => text(key),
+        Err(as_is) => as_is.clone(),
+    };
+    let body = page(&lang, &text(words.title), &message);
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 /// The same error answered as JSON: `{"error", "field"}`.
@@ -169,7 +237,7 @@ impl From<JsonRejection> for WebError {
 }
 
 /// A minimal page that does not depend on templates (which may be what failed).
-fn page(title: &str, message: &str) -> String {
+fn page(lang: &str, title: &str, message: &str) -> String {
     let esc = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
@@ -177,8 +245,9 @@ fn page(title: &str, message: &str) -> String {
             .replace('"', "&quot;")
     };
     format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title></head>\
+        "<!DOCTYPE html><html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title></head>\
          <body style=\"font-family: Georgia, serif; max-width: 36rem; margin: 4rem auto; padding: 0 1rem; line-height: 1.6\"><h1>{}</h1><p>{}</p></body></html>",
+        esc(lang),
         esc(title),
         esc(title),
         esc(message)

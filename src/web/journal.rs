@@ -40,6 +40,7 @@ async fn gate(State(app): State<App>, Path(token): Path<String>) -> Result<Respo
     Ok(render(
         &app,
         "journal_gate",
+        &course.language,
         json!({"course": course, "token": token, "hours": ACCESS_HOURS}),
     )?
     .into_response())
@@ -58,6 +59,7 @@ async fn send_link(
     Ok(render(
         &app,
         "journal_sent",
+        &course.language,
         json!({"course": course, "hours": ACCESS_HOURS}),
     )?
     .into_response())
@@ -73,18 +75,16 @@ async fn journal_owner(
         .signer
         .verify_until(Purpose::JournalAccess, access, Utc::now().timestamp())
         .map_err(|e| {
-            WebError::NotFound(if e.message.contains("expired") {
-                "This link has expired. Use the journal link at the end of any lesson to get a new one."
+            WebError::Link(if e.message.contains("expired") {
+                "link_expired"
             } else {
-                "This link is not valid. It may have been cut short by your mail program: try copying the whole address."
+                "link_invalid"
             })
         })?;
     db::subscribers::by_id(&app.db, id)
         .await?
         .filter(|s| s.status != crate::domain::SubscriberStatus::Erased)
-        .ok_or(WebError::NotFound(
-            "There is no subscription for this link any more.",
-        ))
+        .ok_or(WebError::Link("no_subscription"))
 }
 
 #[derive(Deserialize)]
@@ -107,21 +107,36 @@ async fn journal(
         lessons.extend(db::lessons::list(&app.db, c.id).await?);
     }
     let replies = db::replies::for_subscriber(&app.db, s.id).await?;
+    let lang = course.language.as_str();
+    let words = app.renderer.catalogue();
+    let note = words.format(lang, "journal.note", &[])?;
     let entries: Vec<serde_json::Value> = replies
         .iter()
         .filter(|r| r.kind == crate::domain::ReplyKind::Reply)
         .map(|r| {
             let lesson = lessons.iter().find(|l| Some(l.id) == r.lesson_id);
-            json!({
-                "lesson": lesson.map(|l| l.content.title.clone()).unwrap_or_else(|| "A note".into()),
+            let received = chrono::DateTime::from_timestamp(r.received_at, 0)
+                .map(|t| words.date(lang, "date.journal", &t.with_timezone(&s.timezone.tz())))
+                .transpose()?
+                .unwrap_or_default();
+            Ok(json!({
+                "lesson": lesson.map(|l| l.content.title.clone()).unwrap_or_else(|| note.clone()),
                 "prompt": lesson.map(|l| l.content.prompt.clone()).unwrap_or_default(),
                 "text": String::from_utf8_lossy(&app.open_reply_text(&r.text)),
-                "received": chrono::DateTime::from_timestamp(r.received_at, 0).map(|t| t.format("%-d %B %Y").to_string()).unwrap_or_default(),
-            })
+                "received": received,
+            }))
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     if q.download.is_some() {
-        let mut md = format!("# {} — my answers\n\n", course.title);
+        let heading = words.format(lang, "journal.file_heading", &[("course", &course.title)])?;
+        // A header holds ASCII only: a translated name keeps its plain letters.
+        let file_name: String = words
+            .format(lang, "journal.file_name", &[])?
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .collect();
+        let disposition = format!("attachment; filename=\"{file_name}\"");
+        let mut md = format!("# {heading}\n\n");
         for e in &entries {
             md.push_str(&format!(
                 "## {}\n\n_{}_\n\n{}\n\n({})\n\n",
@@ -134,10 +149,7 @@ async fn journal(
         return Ok((
             [
                 (header::CONTENT_TYPE, "text/markdown; charset=utf-8"),
-                (
-                    header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"my-answers.md\"",
-                ),
+                (header::CONTENT_DISPOSITION, disposition.as_str()),
                 (header::CACHE_CONTROL, "no-store"),
             ],
             md,
@@ -148,6 +160,7 @@ async fn journal(
     let mut response = render(
         &app,
         "journal",
+        &page.language,
         json!({"course": page, "entries": entries, "access": access}),
     )?
     .into_response();
@@ -167,9 +180,7 @@ async fn export(State(app): State<App>, Path(access): Path<String>) -> Result<Re
     let now = Utc::now();
     let export = subscriptions::export::export(&app, s.id, "subscriber", "journal", now)
         .await?
-        .ok_or(WebError::NotFound(
-            "There is no subscription for this link any more.",
-        ))?;
+        .ok_or(WebError::Link("no_subscription"))?;
     Ok(super::json_download(
         &subscriptions::export::file_name(now),
         export.to_json()?,

@@ -23,9 +23,17 @@ const FORM_LIMIT: usize = 64 * 1024;
 
 pub fn router(app: App) -> Router {
     let inbound_limit = app.config.inbound.max_message_bytes;
-    Router::new()
-        .merge(public::router())
+    // The subscriber's side, and any address without a page: error pages in the course's
+    // language.
+    let subscriber_side = public::router()
         .merge(journal::router())
+        .fallback(|| async { WebError::Link("no_page") })
+        .layer(axum::middleware::map_response_with_state(
+            app.clone(),
+            error::in_course_language,
+        ));
+    Router::new()
+        .merge(subscriber_side)
         .merge(ops::router())
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
         // Raw messages are larger than forms: their own limit, from the configuration.
@@ -33,7 +41,6 @@ pub fn router(app: App) -> Router {
         // The admin UI and the JSON API set their own limits and sign-in checks.
         .merge(admin::router(&app))
         .merge(api::router(&app))
-        .fallback(|| async { WebError::NotFound("There is no page at this address.") })
         .with_state(app)
 }
 

@@ -38,6 +38,8 @@ pub fn router() -> Router<App> {
 pub(super) struct CoursePage {
     slug: String,
     title: String,
+    /// The course's language: the words of every page about it.
+    pub(super) language: String,
     description: String,
     phases: Vec<PhaseInfo>,
     lessons: usize,
@@ -71,6 +73,7 @@ pub(super) async fn course_page(app: &App, course: &CourseRow) -> anyhow::Result
     let days = lessons.iter().map(|l| l.content.after_days).sum::<u32>() + 1;
     Ok(CoursePage {
         slug: course.slug,
+        language: course.language.as_str().to_owned(),
         title: course.title,
         description: course.description,
         phases,
@@ -95,12 +98,14 @@ struct SubscribeForm {
     course: Option<String>,
 }
 
+/// A page, its words in `lang` (the course's language).
 pub(super) fn render(
     app: &App,
     name: &str,
+    lang: &str,
     ctx: serde_json::Value,
 ) -> Result<Html<String>, WebError> {
-    Ok(Html(app.renderer.page(name, ctx)?))
+    Ok(Html(app.renderer.page(name, lang, ctx)?))
 }
 
 fn index_page(
@@ -117,6 +122,7 @@ fn index_page(
     render(
         app,
         "index",
+        &course.language,
         json!({
             "course": course,
             "form": { "email": form.email, "name": form.name, "timezone": timezone },
@@ -146,9 +152,11 @@ async fn index(State(app): State<App>) -> Result<Html<String>, WebError> {
         return index_page(&app, &page, &SubscribeForm::default(), &json!({}));
     }
     let courses: Vec<&CoursePage> = open.iter().map(|(_, p)| p).collect();
+    let lang = app.site_language().await.unwrap_or_else(|| "en".to_owned());
     render(
         &app,
         "courses",
+        &lang,
         json!({"courses": courses, "course": {"title": site_title(&app)}}),
     )
 }
@@ -170,10 +178,10 @@ async fn course_index(
     let course = app
         .course(Some(&slug))
         .await
-        .map_err(|_| WebError::NotFound("There is no course at this address."))?;
+        .map_err(|_| WebError::Link("no_page"))?;
     let page = course_page(&app, &course).await?;
     if page.lessons == 0 {
-        return Err(WebError::NotFound("This course is not open yet."));
+        return Err(WebError::Link("no_page"));
     }
     index_page(&app, &page, &SubscribeForm::default(), &json!({}))
 }
@@ -235,11 +243,20 @@ async fn subscribe(State(app): State<App>, input: SubscribeInput) -> Result<Resp
                 });
                 return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response());
             }
+            let page = course_page(&app, &course).await?;
+            let typed = |field: &str| match field {
+                "email" => form.email.as_str(),
+                "name" => form.name.as_str(),
+                _ => form.timezone.as_str(),
+            };
+            let catalogue = app.renderer.catalogue();
             let by_field: serde_json::Map<String, serde_json::Value> = errors
                 .iter()
-                .map(|e| (e.field.to_owned(), json!(e.message)))
+                .map(|e| {
+                    let said = catalogue.refusal(&page.language, e, typed(e.field));
+                    (e.field.to_owned(), json!(said))
+                })
                 .collect();
-            let page = course_page(&app, &course).await?;
             let page = index_page(&app, &page, &form, &serde_json::Value::Object(by_field))?;
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
@@ -254,13 +271,13 @@ async fn subscribe(State(app): State<App>, input: SubscribeInput) -> Result<Resp
         .into_response());
     }
     let page = course_page(&app, &course).await?;
-    Ok(render(&app, "subscribed", json!({"course": page}))?.into_response())
+    Ok(render(&app, "subscribed", &page.language, json!({"course": page}))?.into_response())
 }
 
 fn verify(app: &App, purpose: Purpose, token: &str) -> Result<i64, WebError> {
     app.signer
         .verify(purpose, token)
-        .map_err(|_| WebError::NotFound("This link is not valid. It may have been cut short by your mail program: try copying the whole address."))
+        .map_err(|_| WebError::Link("link_invalid"))
 }
 
 /// What a confirmation link names: the confirmation mail (which names its course), or, for
@@ -272,8 +289,6 @@ fn confirm_link(app: &App, token: &str) -> Result<ConfirmLink, WebError> {
     verify(app, Purpose::Confirm, token).map(ConfirmLink::Subscriber)
 }
 
-const CONFIRM_GONE: &str = "This confirmation link is not valid any more.";
-
 /// The link in the confirmation mail opens a page with one button; only the button (a
 /// POST) confirms. Mail security scanners follow the links in a mail (GET), and one must
 /// never start a course about broken trust for someone who did not ask for it.
@@ -284,10 +299,10 @@ async fn confirm_page(
     let link = confirm_link(&app, &token)?;
     let (course, subscriber_id) = subscriptions::confirmation_of(&app, link)
         .await?
-        .ok_or(WebError::NotFound(CONFIRM_GONE))?;
+        .ok_or(WebError::Link("confirm_gone"))?;
     let s = db::subscribers::by_id(&app.db, subscriber_id)
         .await?
-        .ok_or(WebError::NotFound(CONFIRM_GONE))?;
+        .ok_or(WebError::Link("confirm_gone"))?;
     let taking = db::enrollments::for_subscriber(&app.db, s.id)
         .await?
         .into_iter()
@@ -299,7 +314,12 @@ async fn confirm_page(
         _ => "inactive",
     };
     let page = course_page(&app, &course).await?;
-    render(&app, "confirmed", json!({"course": page, "state": state}))
+    render(
+        &app,
+        "confirmed",
+        &page.language,
+        json!({"course": page, "state": state}),
+    )
 }
 
 async fn confirm(
@@ -309,16 +329,21 @@ async fn confirm(
     let link = confirm_link(&app, &token)?;
     let (course, _) = subscriptions::confirmation_of(&app, link)
         .await?
-        .ok_or(WebError::NotFound(CONFIRM_GONE))?;
+        .ok_or(WebError::Link("confirm_gone"))?;
     let outcome = subscriptions::confirm(&app, link, "subscriber", Utc::now()).await?;
     let state = match outcome {
         Confirmed::Now => "confirmed",
         Confirmed::Already => "already",
         Confirmed::Inactive => "inactive",
-        Confirmed::NotFound => return Err(WebError::NotFound(CONFIRM_GONE)),
+        Confirmed::NotFound => return Err(WebError::Link("confirm_gone")),
     };
     let page = course_page(&app, &course).await?;
-    render(&app, "confirmed", json!({"course": page, "state": state}))
+    render(
+        &app,
+        "confirmed",
+        &page.language,
+        json!({"course": page, "state": state}),
+    )
 }
 
 pub(super) async fn subscriber_for(
@@ -330,9 +355,7 @@ pub(super) async fn subscriber_for(
     db::subscribers::by_id(&app.db, id)
         .await?
         .filter(|s| s.status != crate::domain::SubscriberStatus::Erased)
-        .ok_or(WebError::NotFound(
-            "There is no subscription for this link any more.",
-        ))
+        .ok_or(WebError::Link("no_subscription"))
 }
 
 /// The course a person's pages speak for when no one course is meant: their first.
@@ -353,7 +376,7 @@ pub(super) async fn person_course(
                 .await?
                 .into_iter()
                 .next()
-                .ok_or(WebError::NotFound("There is no course here."))?,
+                .ok_or(WebError::Link("no_page"))?,
         },
     })
 }
@@ -368,7 +391,7 @@ struct Leaving {
 
 async fn leaving(app: &App, token: &str) -> Result<Leaving, WebError> {
     if let Ok(id) = app.signer.verify(Purpose::Leave, token) {
-        let gone = || WebError::NotFound("There is no subscription for this link any more.");
+        let gone = || WebError::Link("no_subscription");
         let e = db::enrollments::by_id(&app.db, id)
             .await?
             .ok_or_else(gone)?;
@@ -425,6 +448,7 @@ async fn unsubscribe_page(
     render(
         &app,
         "unsubscribe",
+        &page.language,
         unsubscribe_context(&app, &l, &page, &token),
     )
 }
@@ -443,7 +467,7 @@ async fn unsubscribe(
     let page = course_page(&app, &l.course).await?;
     let mut ctx = unsubscribe_context(&app, &l, &page, &token);
     ctx["done"] = json!(true);
-    render(&app, "unsubscribe", ctx)
+    render(&app, "unsubscribe", &page.language, ctx)
 }
 
 /// One enrollment as the preferences page shows it.
@@ -464,13 +488,23 @@ fn enrollment_view(e: &EnrollmentRow, c: &CourseRow) -> serde_json::Value {
     })
 }
 
+/// The preferences page's language and context; `message` is the catalogue key of what
+/// the page says after a change (`preferences.paused`...).
 async fn preferences_context(
     app: &App,
     s: &db::subscribers::SubscriberRow,
     token: &str,
-    message: &str,
-) -> Result<serde_json::Value, WebError> {
+    message: Option<&str>,
+) -> Result<(String, serde_json::Value), WebError> {
     let course = course_page(app, &person_course(app, s).await?).await?;
+    let message = match message {
+        Some(key) => app
+            .renderer
+            .catalogue()
+            .format(&course.language, key, &[])?,
+        None => String::new(),
+    };
+    let lang = course.language.clone();
     let courses = db::courses::list(&app.db).await?;
     let enrollments: Vec<serde_json::Value> = db::enrollments::for_subscriber(&app.db, s.id)
         .await?
@@ -482,7 +516,7 @@ async fn preferences_context(
                 .map(|c| enrollment_view(e, c))
         })
         .collect();
-    Ok(json!({
+    let ctx = json!({
         "course": course,
         "subscriber": { "email": s.email, "name": s.name, "timezone": s.timezone, "status": s.status, "discreet": s.discreet != 0 },
         "enrollments": enrollments,
@@ -491,7 +525,8 @@ async fn preferences_context(
         "token": token,
         "message": message,
         "journal": app.links(s.id, None).journal,
-    }))
+    });
+    Ok((lang, ctx))
 }
 
 async fn preferences_page(
@@ -499,8 +534,8 @@ async fn preferences_page(
     Path(token): Path<String>,
 ) -> Result<Html<String>, WebError> {
     let s = subscriber_for(&app, Purpose::Preferences, &token).await?;
-    let ctx = preferences_context(&app, &s, &token, "").await?;
-    render(&app, "preferences", ctx)
+    let (lang, ctx) = preferences_context(&app, &s, &token, None).await?;
+    render(&app, "preferences", &lang, ctx)
 }
 
 /// The preferences forms. Read from the raw pairs: the pacing form repeats `day` once per
@@ -579,23 +614,19 @@ async fn preferences(
         "pause" => {
             let e = enrollment().await?;
             subscriptions::pause(&app, s.id, Some(e.course_id), "subscriber", now).await?;
-            "Paused. No lessons of this course will come until you resume.".to_owned()
+            "preferences.paused"
         }
         "resume" => {
             let e = enrollment().await?;
             subscriptions::resume(&app, s.id, Some(e.course_id), "subscriber", now).await?;
-            "Welcome back. Your next lesson comes at the next usual time.".to_owned()
+            "preferences.resumed"
         }
         "next" => {
             let e = enrollment().await?;
             match subscriptions::next_now(&app, e.id, "subscriber", now).await? {
-                subscriptions::NextNow::Queued => "Your next lesson is on its way.".to_owned(),
-                subscriptions::NextNow::Finished => {
-                    "You have every lesson of this course already.".to_owned()
-                }
-                subscriptions::NextNow::NotTaking => {
-                    "This course is stopped for you; sign up again to take it.".to_owned()
-                }
+                subscriptions::NextNow::Queued => "preferences.next_queued",
+                subscriptions::NextNow::Finished => "preferences.next_finished",
+                subscriptions::NextNow::NotTaking => "preferences.next_not_taking",
             }
         }
         "pace" => {
@@ -625,46 +656,46 @@ async fn preferences(
             };
             let pace = Pace::new(days, hour)?;
             subscriptions::set_pace(&app, e.id, Some(pace), "subscriber", now).await?;
-            "Saved: your lessons of this course come on the days and at the hour you chose."
-                .to_owned()
+            "preferences.paced"
         }
         "unpace" => {
             let e = enrollment().await?;
             subscriptions::set_pace(&app, e.id, None, "subscriber", now).await?;
-            "Saved: your lessons of this course come at the course's usual time.".to_owned()
+            "preferences.unpaced"
         }
         "leave" => {
             let e = enrollment().await?;
             subscriptions::unsubscribe(&app, s.id, Some(e.course_id), "subscriber", now).await?;
-            "You left this course. No more of its lessons will come.".to_owned()
+            "preferences.left"
         }
         "unsubscribe" => {
             subscriptions::unsubscribe(&app, s.id, None, "subscriber", now).await?;
-            "You are unsubscribed from everything. No more mail will come.".to_owned()
+            "preferences.unsubscribed"
         }
         "discreet" => {
             let on = form.discreet.is_some();
             subscriptions::set_discreet(&app, s.id, on, "subscriber", now).await?;
             if on {
-                "Saved: lessons now come with a plain sender name and subject.".to_owned()
+                "preferences.discreet_on"
             } else {
-                "Saved: lessons come with their usual sender name and subject.".to_owned()
+                "preferences.discreet_off"
             }
         }
         "timezone" => match Timezone::parse(&form.timezone) {
             Ok(tz) => {
                 subscriptions::set_timezone(&app, s.id, tz, "subscriber", now).await?;
-                "Time zone saved.".to_owned()
+                "preferences.timezone_saved"
             }
             Err(e) => {
                 let s = db::subscribers::by_id(&app.db, s.id)
                     .await?
-                    .ok_or(WebError::NotFound("gone"))?;
-                let mut ctx = preferences_context(&app, &s, &token, "").await?;
-                ctx["errors"] = json!({ "timezone": e.message });
+                    .ok_or(WebError::Link("no_subscription"))?;
+                let (lang, mut ctx) = preferences_context(&app, &s, &token, None).await?;
+                let said = app.renderer.catalogue().refusal(&lang, &e, &form.timezone);
+                ctx["errors"] = json!({ "timezone": said });
                 return Ok((
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    render(&app, "preferences", ctx)?,
+                    render(&app, "preferences", &lang, ctx)?,
                 )
                     .into_response());
             }
@@ -679,7 +710,7 @@ async fn preferences(
     };
     let s = db::subscribers::by_id(&app.db, s.id)
         .await?
-        .ok_or(WebError::NotFound("gone"))?;
-    let ctx = preferences_context(&app, &s, &token, &message).await?;
-    Ok(render(&app, "preferences", ctx)?.into_response())
+        .ok_or(WebError::Link("no_subscription"))?;
+    let (lang, ctx) = preferences_context(&app, &s, &token, Some(message)).await?;
+    Ok(render(&app, "preferences", &lang, ctx)?.into_response())
 }

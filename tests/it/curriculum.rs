@@ -475,6 +475,17 @@ const CASES: &[Case] = &[
         line: 7,
         message: "max_wait_days only applies with wait_for_reply = true",
     },
+    Case {
+        rule: "a language that is not a BCP 47 tag",
+        breaks: &[Break::Edit(
+            "course.toml",
+            "send_window = \"0 0 8 * * *\"\n",
+            "send_window = \"0 0 8 * * *\"\nlanguage = \"French\"\n",
+        )],
+        file: "course.toml",
+        line: 5,
+        message: "language: \"French\" is not a BCP 47 language tag",
+    },
 ];
 
 pub fn apply(dir: &Path, b: &Break) {

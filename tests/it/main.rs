@@ -13,6 +13,7 @@ mod curriculum;
 mod delivery;
 mod faults;
 mod inbound;
+mod languages;
 mod privacy;
 mod relay_tls;
 mod render;

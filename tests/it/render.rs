@@ -30,11 +30,12 @@ fn renderer() -> Renderer {
 /// The fixed context of the golden files.
 fn context(name: &str, course: &curriculum::CourseFile) -> MailContext {
     MailContext {
-        subscriber: SubscriberVars::new(name, "sam@example.com", "Europe/Paris"),
+        subscriber: SubscriberVars::new(name, "sam@example.com", "Europe/Paris", "there"),
         course: CourseVars {
             title: course.title.clone(),
             description: course.description.clone(),
             footer: course.footer.clone(),
+            language: course.language.to_string(),
         },
         links: Links {
             unsubscribe: UNSUBSCRIBE.into(),
