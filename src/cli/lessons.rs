@@ -37,10 +37,7 @@ pub fn lint(config: &Config, only: Option<&str>, json: bool) -> anyhow::Result<E
     let mut all_problems = curriculum::duplicate_slugs(&folders);
     let mut warnings = Vec::new();
     let catalogue = match Catalogue::load(&i18n) {
-        Ok(c) => {
-            warnings.extend(c.gaps().iter().map(ToString::to_string));
-            Some(c)
-        }
+        Ok(c) => Some(c),
         Err(e) => {
             all_problems.push(curriculum::Problem::new(0, format!("{e:#}")));
             None
@@ -90,6 +87,9 @@ pub fn lint(config: &Config, only: Option<&str>, json: bool) -> anyhow::Result<E
             }
         }
     }
+    if let Some(c) = &catalogue {
+        warnings.extend(c.gaps().iter().map(ToString::to_string));
+    }
     if json {
         println!(
             "{}",
@@ -108,6 +108,9 @@ pub fn lint(config: &Config, only: Option<&str>, json: bool) -> anyhow::Result<E
         }
         if !all_problems.is_empty() {
             eprintln!("{} problem(s)", all_problems.len());
+        }
+        if !warnings.is_empty() {
+            println!("{} warning(s)", warnings.len());
         }
     }
     Ok(if all_problems.is_empty() {

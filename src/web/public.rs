@@ -595,12 +595,15 @@ async fn preferences(
     let s = subscriber_for(&app, Purpose::Preferences, &token).await?;
     let form = PreferencesForm::from_pairs(pairs)?;
     let now = Utc::now();
-    // The enrollment an action names, one of this person's.
+    // The enrollment an action names, one of this person's; `course` may be left out by
+    // someone who takes one course.
     let enrollment = async || -> Result<EnrollmentRow, WebError> {
+        let mine = db::enrollments::for_subscriber(&app.db, s.id).await?;
+        if form.course.is_empty() && mine.len() == 1 {
+            return Ok(mine.into_iter().next().expect("one"));
+        }
         let course = app.course(Some(form.course.as_str())).await?;
-        db::enrollments::for_subscriber(&app.db, s.id)
-            .await?
-            .into_iter()
+        mine.into_iter()
             .find(|e| e.course_id == course.id)
             .ok_or_else(|| {
                 WebError::refused(

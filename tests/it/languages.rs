@@ -108,7 +108,7 @@ fn lint_warns_of_a_language_without_words_and_of_a_missing_key() {
         )
     );
     assert!(
-        out.contains("3 lessons, no problems, 2 warning(s)"),
+        out.contains("3 lessons, no problems") && out.lines().any(|l| l == "2 warning(s)"),
         "{out}"
     );
 
@@ -356,7 +356,7 @@ async fn a_french_course_speaks_french_in_every_page_and_mail(backend: Backend) 
     let index = page(
         "course page",
         200,
-        request(&t.app, "GET", "/", None, "").await,
+        request(&t.app, "GET", "/courses/petit-cours", None, "").await,
     );
     for french in [
         "Un petit cours",
