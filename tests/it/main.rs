@@ -11,6 +11,7 @@ mod cli;
 mod courses;
 mod curriculum;
 mod delivery;
+mod dkim;
 mod faults;
 mod inbound;
 mod languages;
