@@ -1,7 +1,8 @@
 //! `drip backup FILE [--json]`: a checked copy of the SQLite database, taken while drip runs;
 //! on PostgreSQL, the pg_dump command to use instead.
 //!
-//! The copy is written beside FILE under a temporary name, synced to disk, opened read-only
+//! The copy is written beside FILE under a temporary name (mode 0600: it holds everything the
+//! database does), synced to disk, opened read-only
 //! and checked (`PRAGMA integrity_check`, the row count of every table, the last migration);
 //! only then does it take the name FILE, which never replaces an existing file. A copy that
 //! fails a check is deleted and the error says why.
@@ -116,6 +117,17 @@ async fn sqlite(url: &str, file: &Path) -> anyhow::Result<Done> {
         std::process::id()
     ));
     let _ = std::fs::remove_file(&temp);
+    // Made empty first, readable by drip's user only: VACUUM INTO writes into an empty file
+    // and keeps its mode, so the copy is never readable by others, not even for a moment.
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+            .with_context(|| format!("creating {}", temp.display()))?;
+    }
     let mut partial = Partial(Some(temp.clone()));
 
     let db = Db::connect(url, 1).await?;

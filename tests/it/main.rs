@@ -5,6 +5,7 @@
 mod support;
 
 mod admin;
+mod backup;
 mod bad_input;
 mod browser;
 mod cli;
