@@ -13,15 +13,20 @@ pub fn run(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let domains = if report.domains.len() > 1 {
+        format!(
+            "{} (the domain of [mail] from) and {} (courses' own senders)",
+            report.domain,
+            report.domains[1..].join(", ")
+        )
+    } else {
+        format!("{} (the domain of [mail] from)", report.domain)
+    };
     match (&report.selector, &report.key) {
-        (Some(selector), Some(key)) => println!(
-            "DNS records for {} (the domain of [mail] from), DKIM selector {selector:?}, key {key}:",
-            report.domain
-        ),
-        _ => println!(
-            "DNS records for {} (the domain of [mail] from); no DKIM key is set ([mail] dkim_key):",
-            report.domain
-        ),
+        (Some(selector), Some(key)) => {
+            println!("DNS records for {domains}, DKIM selector {selector:?}, key {key}:")
+        }
+        _ => println!("DNS records for {domains}; no DKIM key is set ([mail] dkim_key):"),
     }
     for record in &report.records {
         let kind = record.kind.to_ascii_uppercase();

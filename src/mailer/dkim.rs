@@ -212,52 +212,51 @@ pub fn signed_names(present: impl Fn(&str) -> bool) -> Vec<&'static str> {
         .collect()
 }
 
-/// Signs mail for one domain and selector.
+/// Signs mail with one key and selector, for the domain of each mail's From address (so
+/// that DKIM aligns with From for a course that has a sender of its own).
 pub struct DkimSigner {
     selector: String,
-    domain: String,
     key: DkimKey,
-    /// lettre takes the header list with the key; one configuration per list (a handful:
-    /// mails differ only in whether they carry Reply-To and List-Unsubscribe).
-    configs: Mutex<HashMap<Vec<&'static str>, Arc<DkimConfig>>>,
+    /// lettre takes the domain and the header list with the key; one configuration per
+    /// pair (a handful: the sending domains times whether a mail carries Reply-To,
+    /// List-Id and List-Unsubscribe).
+    configs: Mutex<HashMap<ConfigKey, Arc<DkimConfig>>>,
 }
+
+/// A sending domain and the header names `h=` lists.
+type ConfigKey = (String, Vec<&'static str>);
 
 impl std::fmt::Debug for DkimSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "DkimSigner(s={}, d={}, {:?})",
-            self.selector, self.domain, self.key
-        )
+        write!(f, "DkimSigner(s={}, {:?})", self.selector, self.key)
     }
 }
 
 impl DkimSigner {
     /// Loads the key (which warns when an RSA key is short: once per process start, as
     /// the mailer is made once).
-    pub fn new(key_path: &str, selector: &str, domain: &str) -> anyhow::Result<DkimSigner> {
+    pub fn new(key_path: &str, selector: &str) -> anyhow::Result<DkimSigner> {
         let key = DkimKey::load(key_path)?;
         Ok(DkimSigner {
             selector: selector.to_owned(),
-            domain: domain.to_owned(),
             key,
             configs: Mutex::default(),
         })
     }
 
-    /// Adds the DKIM-Signature header. The message must carry every header it will be sent
-    /// with, Content-Type included (see `Mailer::build`).
-    pub fn sign(&self, message: &mut Message) {
+    /// Adds the DKIM-Signature header, `d=` `domain` (the From address's). The message must
+    /// carry every header it will be sent with, Content-Type included (see `Mailer::build`).
+    pub fn sign(&self, message: &mut Message, domain: &str) {
         let headers = message.headers();
         let names = signed_names(|name| headers.get_raw(name).is_some());
         let config = {
             let mut configs = self.configs.lock().expect("the DKIM cache lock");
             configs
-                .entry(names)
-                .or_insert_with_key(|names| {
+                .entry((domain.to_ascii_lowercase(), names))
+                .or_insert_with_key(|(domain, names)| {
                     Arc::new(DkimConfig::new(
                         self.selector.clone(),
-                        self.domain.clone(),
+                        domain.clone(),
                         self.key.for_lettre(),
                         names
                             .iter()

@@ -87,8 +87,12 @@ pub struct Rule {
 /// Everything `drip dns` prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct DnsReport {
-    /// The domain of `[mail] from`, which the DKIM signature names (`d=`).
+    /// The domain of `[mail] from`, which the DKIM signature names (`d=`) on every mail
+    /// whose course has no sender address of its own.
     pub domain: String,
+    /// Every domain drip signs as: `domain`, then those of the courses' own senders
+    /// (`from = "Name <address>"` in a course.toml), each once.
+    pub domains: Vec<String>,
     pub selector: Option<String>,
     /// "RSA 2048 bits", "Ed25519", or None without `[mail] dkim_key`.
     pub key: Option<String>,
@@ -122,38 +126,50 @@ pub fn report(config: &Config) -> anyhow::Result<DnsReport> {
     } else {
         Some(DkimKey::load(&mail.dkim_key)?)
     };
+    let mut senders = vec![(domain.clone(), "the domain of [mail] from".to_owned())];
+    for (course, sender) in course_senders(config) {
+        match senders
+            .iter_mut()
+            .find(|(d, _)| d.eq_ignore_ascii_case(&sender))
+        {
+            Some((_, why)) => why.push_str(&format!(", course {course}")),
+            None => senders.push((sender, format!("the sender of course {course}"))),
+        }
+    }
     let mut records = Vec::new();
-    if let Some(key) = &key {
-        let (k, p) = key.dns_public_key();
+    for (sender, why) in &senders {
+        if let Some(key) = &key {
+            let (k, p) = key.dns_public_key();
+            records.push(Record {
+                kind: "dkim",
+                name: format!("{}._domainkey.{sender}", mail.dkim_selector),
+                rtype: "TXT",
+                value: format!("v=DKIM1; k={k}; p={p}"),
+                suggestion: false,
+                note: format!(
+                    "{why}: the public half of {} ({}); publish it before drip signs with the key, and keep an old selector's record until mail signed with it has been read",
+                    mail.dkim_key,
+                    key.describe()
+                ),
+            });
+        }
         records.push(Record {
-            kind: "dkim",
-            name: format!("{}._domainkey.{domain}", mail.dkim_selector),
+            kind: "spf",
+            name: sender.clone(),
             rtype: "TXT",
-            value: format!("v=DKIM1; k={k}; p={p}"),
-            suggestion: false,
-            note: format!(
-                "the public half of {} ({}); publish it before drip signs with the key, and keep an old selector's record until mail signed with it has been read",
-                mail.dkim_key,
-                key.describe()
-            ),
+            value: "v=spf1 mx ~all".into(),
+            suggestion: true,
+            note: format!("{why}: {}", spf_note(config)),
+        });
+        records.push(Record {
+            kind: "dmarc",
+            name: format!("_dmarc.{sender}"),
+            rtype: "TXT",
+            value: format!("v=DMARC1; p=none; rua=mailto:dmarc-reports@{sender}"),
+            suggestion: true,
+            note: format!("{why}: p=none is the least Gmail and Yahoo accept; once the aggregate reports (rua) show your mail passing, move to p=quarantine, then p=reject. The rua mailbox must exist, or leave the tag out"),
         });
     }
-    records.push(Record {
-        kind: "spf",
-        name: domain.clone(),
-        rtype: "TXT",
-        value: "v=spf1 mx ~all".into(),
-        suggestion: true,
-        note: spf_note(config),
-    });
-    records.push(Record {
-        kind: "dmarc",
-        name: format!("_dmarc.{domain}"),
-        rtype: "TXT",
-        value: format!("v=DMARC1; p=none; rua=mailto:dmarc-reports@{domain}"),
-        suggestion: true,
-        note: "p=none is the least Gmail and Yahoo accept; once the aggregate reports (rua) show your mail passing, move to p=quarantine, then p=reject. The rua mailbox must exist, or leave the tag out".into(),
-    });
     records.push(Record {
         kind: "mx",
         name: mail.reply_domain.clone(),
@@ -171,14 +187,30 @@ pub fn report(config: &Config) -> anyhow::Result<DnsReport> {
             }
         ),
     });
-    let rules = rules(&domain, key.as_ref(), config);
+    let domains: Vec<String> = senders.into_iter().map(|(d, _)| d).collect();
+    let rules = rules(&domains, key.as_ref(), config);
     Ok(DnsReport {
         domain,
+        domains,
         selector: key.as_ref().map(|_| mail.dkim_selector.clone()),
         key: key.as_ref().map(DkimKey::describe),
         records,
         rules,
     })
+}
+
+/// The courses whose course.toml names a sender address, and its domain. A course file
+/// that does not parse is left to `drip lessons lint`.
+fn course_senders(config: &Config) -> Vec<(String, String)> {
+    let dirs = crate::curriculum::course_dirs(&config.course.lessons_dir).unwrap_or_default();
+    dirs.iter()
+        .filter_map(|dir| {
+            let slug = dir.file_name()?.to_str()?;
+            let text = std::fs::read_to_string(dir.join("course.toml")).ok()?;
+            let course = crate::curriculum::parse_course(slug, &text).ok()?;
+            Some((slug.to_owned(), course.from_address?.domain().to_owned()))
+        })
+        .collect()
 }
 
 fn spf_note(config: &Config) -> String {
@@ -191,8 +223,14 @@ fn spf_note(config: &Config) -> String {
     )
 }
 
-fn rules(domain: &str, key: Option<&DkimKey>, config: &Config) -> Vec<Rule> {
-    let free = FREEMAIL.contains(&domain.to_ascii_lowercase().as_str());
+fn rules(domains: &[String], key: Option<&DkimKey>, config: &Config) -> Vec<Rule> {
+    let free: Vec<&str> = domains
+        .iter()
+        .filter(|d| FREEMAIL.contains(&d.to_ascii_lowercase().as_str()))
+        .map(String::as_str)
+        .collect();
+    let domain = domains.join(", ");
+    let free = (!free.is_empty()).then(|| free.join(", "));
     let mut rules = Vec::new();
     let (standing, detail) = match key {
         None => (
@@ -207,13 +245,13 @@ fn rules(domain: &str, key: Option<&DkimKey>, config: &Config) -> Vec<Rule> {
             Some(bits) if bits < RSA_RECOMMENDED_BITS => (
                 Standing::Publish,
                 format!(
-                    "signed with d={domain}, so DKIM aligns with From; the key has {bits} bits, which is accepted today but under the {RSA_RECOMMENDED_BITS} recommended: plan a new key under a new selector"
+                    "signed with d= the From domain ({domain}), so DKIM aligns with From; the key has {bits} bits, which is accepted today but under the {RSA_RECOMMENDED_BITS} recommended: plan a new key under a new selector"
                 ),
             ),
             _ => (
                 Standing::Publish,
                 format!(
-                    "every mail is signed with d={domain} (aligned with From), over every header RFC 6376 §5.4.1 lists that it carries; From, Reply-To, Subject and both List-Unsubscribe headers are signed once more, so adding one breaks the signature"
+                    "every mail is signed with d= its From domain ({domain}), so DKIM aligns with From, over every header RFC 6376 §5.4.1 lists that it carries; From, Reply-To, Subject and both List-Unsubscribe headers are signed once more, so adding one breaks the signature"
                 ),
             ),
         },
@@ -228,7 +266,7 @@ fn rules(domain: &str, key: Option<&DkimKey>, config: &Config) -> Vec<Rule> {
         rule: "SPF record for the sending domain (all senders: SPF or DKIM; bulk senders: both)",
         asked_by: ALL,
         standing: Standing::Publish,
-        detail: "the SPF suggestion above, adapted to the hosts that deliver the mail".into(),
+        detail: "the SPF suggestions above, adapted to the hosts that deliver the mail".into(),
     });
     rules.push(Rule {
         rule: "DMARC record published (p=none at least), From aligned with SPF or DKIM",
@@ -240,13 +278,16 @@ fn rules(domain: &str, key: Option<&DkimKey>, config: &Config) -> Vec<Rule> {
     rules.push(Rule {
         rule: "a From domain of your own (never a mailbox provider's)",
         asked_by: ALL,
-        standing: if free { Standing::Missing } else { Standing::Met },
-        detail: if free {
-            format!(
-                "{domain} is a mailbox provider's domain: you cannot publish its records, and its DMARC policy makes receivers refuse mail sent in its name from elsewhere; send from a domain you own"
-            )
+        standing: if free.is_some() {
+            Standing::Missing
         } else {
-            format!("{domain}, whose records you publish")
+            Standing::Met
+        },
+        detail: match &free {
+            Some(free) => format!(
+                "{free}: a mailbox provider's domain: you cannot publish its records, and its DMARC policy makes receivers refuse mail sent in its name from elsewhere; send from a domain you own"
+            ),
+            None => format!("{domain}, whose records you publish"),
         },
     });
     rules.push(Rule {
@@ -320,6 +361,49 @@ mod tests {
         assert!(strings.iter().all(|s| s.len() <= 255));
         assert_eq!(strings.concat(), record.value);
         assert!(line.starts_with("s._domainkey.example.org. IN TXT ( "));
+    }
+
+    #[test]
+    fn a_course_with_its_own_sender_gets_records_for_its_domain_too() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml")).unwrap();
+        let mut config = Config::from_toml_str(&text).unwrap();
+        let lessons = tempfile::tempdir().unwrap();
+        let shipped = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/lessons/write-your-first-course/course.toml"
+        ))
+        .unwrap();
+        let own: String = shipped
+            .lines()
+            .map(|l| {
+                if l.starts_with("from = ") {
+                    "from = \"Writing Desk <desk@courses.example.net>\""
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        for (slug, text) in [("own-sender", own.as_str()), ("plain", shipped.as_str())] {
+            std::fs::create_dir(lessons.path().join(slug)).unwrap();
+            std::fs::write(lessons.path().join(slug).join("course.toml"), text).unwrap();
+        }
+        config.course.lessons_dir = lessons.path().to_owned();
+        let report = report(&config).unwrap();
+        assert_eq!(report.domains, ["example.org", "courses.example.net"]);
+        let dmarc: Vec<&str> = report
+            .records
+            .iter()
+            .filter(|r| r.kind == "dmarc")
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(dmarc, ["_dmarc.example.org", "_dmarc.courses.example.net"]);
+        assert!(
+            report.records[3]
+                .note
+                .starts_with("the sender of course own-sender")
+        );
     }
 
     #[test]

@@ -135,7 +135,6 @@ impl Mailer {
             Some(Arc::new(dkim::DkimSigner::new(
                 &config.mail.dkim_key,
                 &config.mail.dkim_selector,
-                &sending_domain(config)?,
             )?))
         };
         Ok(Mailer {
@@ -157,15 +156,15 @@ impl Mailer {
                 .parse()
                 .with_context(|| format!("recipient {:?}", out.to))?,
         );
+        let from_address: lettre::Address = match &out.from_address {
+            Some(a) => a.parse().with_context(|| format!("sender {a:?}"))?,
+            None => self.from.email.clone(),
+        };
         let mut builder = Message::builder()
-            .from({
-                let address = match &out.from_address {
-                    Some(a) => a.parse().with_context(|| format!("sender {a:?}"))?,
-                    None => self.from.email.clone(),
-                };
-                let name = out.from_name.clone().or_else(|| self.from.name.clone());
-                Mailbox::new(name, address)
-            })
+            .from(Mailbox::new(
+                out.from_name.clone().or_else(|| self.from.name.clone()),
+                from_address.clone(),
+            ))
             .to(to)
             .subject(out.subject.clone())
             .message_id(Some(format!("<{}>", out.message_id)))
@@ -245,7 +244,7 @@ impl Mailer {
                 ContentTransferEncoding::SevenBit,
             ))?;
         if let Some(dkim) = &self.dkim {
-            dkim.sign(&mut message);
+            dkim.sign(&mut message, from_address.domain());
         }
         Ok(message)
     }
@@ -290,7 +289,8 @@ impl Mailer {
     }
 }
 
-/// The domain of `[mail] from`: the one the DKIM signature names and `drip dns` is for.
+/// The domain of `[mail] from`, which signs every mail whose course has no sender address
+/// of its own (`drip dns` starts with it).
 pub fn sending_domain(config: &Config) -> anyhow::Result<String> {
     let from: Mailbox = config.mail.from.parse().context("mail.from")?;
     Ok(from.email.domain().to_owned())
@@ -433,6 +433,18 @@ mod tests {
             "from:subject:date:to:message-id:mime-version:content-type:\
              from:reply-to:subject:list-unsubscribe:list-unsubscribe-post"
         );
+    }
+
+    #[test]
+    fn a_course_with_a_sender_of_its_own_is_signed_for_its_domain() {
+        let m = Mailer::from_config(&config(true)).unwrap();
+        let mut out = outgoing();
+        out.from_address = Some("desk@courses.example.net".into());
+        let text = String::from_utf8(m.build(&out).unwrap().formatted()).unwrap();
+        assert!(text.contains("<desk@courses.example.net>\r\n"), "{text}");
+        assert!(text.contains("d=courses.example.net;"), "{text}");
+        let text = String::from_utf8(m.build(&outgoing()).unwrap().formatted()).unwrap();
+        assert!(text.contains("d=example.org;"), "{text}");
     }
 
     #[test]

@@ -22,7 +22,7 @@ const SELECTOR: &str = "drip2026";
 
 /// What `h=` must be on a lesson: every RFC 6376 §5.4.1 header it carries, then the
 /// oversigned ones once more.
-const LESSON_SIGNED: &str = "from:reply-to:subject:date:to:message-id:mime-version:content-type:list-unsubscribe:list-unsubscribe-post:from:reply-to:subject:list-unsubscribe:list-unsubscribe-post";
+const LESSON_SIGNED: &str = "from:reply-to:subject:date:to:message-id:mime-version:content-type:list-id:list-unsubscribe:list-unsubscribe-post:from:reply-to:subject:list-unsubscribe:list-unsubscribe-post";
 
 /// Reads a message and the `drip dns --json` output; verifies the message with dkimpy, the
 /// TXT record served from the JSON for exactly the name `<selector>._domainkey.<domain>`,
