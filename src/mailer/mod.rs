@@ -1,7 +1,8 @@
 //! Building and sending mail with lettre: every header DESIGN.md lists, bodies always
-//! quoted-printable, an optional DKIM signature, and two transports (.eml files in the
-//! outbox folder, or pooled SMTP to a relay; the pool is in [`pool`], what TLS trusts in
-//! [`tls`], the relay's refusals explained in [`problem`], `drip smtp check` in [`check`]).
+//! quoted-printable, an optional DKIM signature (keys and signed headers in [`dkim`], the
+//! DNS records `drip dns` prints in [`dns`]), and two transports (.eml files in the outbox
+//! folder, or pooled SMTP to a relay; the pool is in [`pool`], what TLS trusts in [`tls`],
+//! the relay's refusals explained in [`problem`], `drip smtp check` in [`check`]).
 
 pub mod check;
 pub mod dkim;
