@@ -6,7 +6,8 @@
 //! - [`config`]: `config.toml` and `DRIP_*` overrides, validated before anything starts.
 //! - [`domain`]: typed values parsed at the edge: addresses, time zones, send windows,
 //!   phase names and a course's ordered phases, the stored statuses, tokens.
-//! - [`db`]: the SQLite/PostgreSQL pool, migrations and every query, by table.
+//! - [`db`]: the SQLite/PostgreSQL pool, migrations and every query, by table, and the
+//!   SQLite copy `drip backup` makes.
 //! - [`curriculum`]: lesson files (parse, the content rules, load a folder, sync, export)
 //!   and `curriculum::edit`, every change to a lesson whoever asks.
 //! - [`courses`]: the courses an instance serves, summarised once for the CLI, the public
@@ -22,8 +23,9 @@
 //!   form that takes the caller's transaction.
 //! - [`outbox`]: the scheduler's planning pass and the sender (claim, send, record, retry),
 //!   its rate limits and the relay gate that holds the queue while the relay cannot take mail.
-//! - [`mailer`]: lettre messages, the SMTP session (TLS, AUTH, what a refusal means) and
-//!   `drip smtp check`.
+//! - [`mailer`]: lettre messages and their DKIM signature (the key forms, the headers
+//!   signed), the SMTP session (TLS, AUTH, what a refusal means), `drip smtp check` and
+//!   `drip dns`.
 //! - [`inbound`]: replies in: parse, classify, strip, match, then store and act in one
 //!   transaction.
 //! - `replies`: reading stored replies, always through the view log.

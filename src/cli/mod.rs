@@ -1,6 +1,8 @@
 //! The `drip` command line: argument parsing and dispatch. Each group of commands lives in
 //! its own file and prints either text for people or JSON (`--json`) for scripts.
 
+mod backup;
+mod dns;
 mod lessons;
 mod simulate;
 mod smtp;
@@ -95,6 +97,12 @@ pub enum Command {
     /// The SMTP relay: `smtp check [--to EMAIL]` tries the [smtp] settings step by step.
     #[command(subcommand)]
     Smtp(smtp::SmtpCommand),
+    /// A consistent, checked copy of the SQLite database, taken while drip runs; never
+    /// overwrites FILE. On PostgreSQL: prints the pg_dump command to use and exits with 1.
+    Backup { file: PathBuf },
+    /// The DNS records to publish for the From domain (DKIM from [mail] dkim_key, SPF,
+    /// DMARC, MX for replies) and the Gmail/Yahoo/Microsoft bulk-sender rules they meet.
+    Dns,
 }
 
 #[derive(Debug, Subcommand)]
@@ -313,8 +321,13 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     if let Command::Lessons(LessonsCommand::Lint) = &cli.command {
         return lessons::lint(&config, course, json);
     }
-    if let Command::Smtp(cmd) = cli.command {
-        return smtp::run(&config, cmd, json).await;
+    // These need no running app: a backup must not migrate the database it copies, and
+    // `dns` reads the configuration and the key only.
+    match cli.command {
+        Command::Smtp(cmd) => return smtp::run(&config, cmd, json).await,
+        Command::Backup { file } => return backup::run(&config, &file, json).await,
+        Command::Dns => return dns::run(&config, json),
+        _ => {}
     }
     let app = App::start(config).await?;
     match cli.command {
@@ -405,7 +418,9 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 report.unreadable
             );
         }
-        Command::Smtp(_) => unreachable!("smtp commands run before the app starts"),
+        Command::Smtp(_) | Command::Backup { .. } | Command::Dns => {
+            unreachable!("run before the app starts")
+        }
         Command::Admin(AdminCommand::Token { user }) => {
             let token = crate::auth::new_api_token(&app.db, &user, Utc::now().timestamp()).await?;
             println!("{token}");

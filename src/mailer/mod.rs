@@ -1,9 +1,12 @@
 //! Building and sending mail with lettre: every header DESIGN.md lists, bodies always
-//! quoted-printable, an optional DKIM signature, and two transports (.eml files in the
-//! outbox folder, or pooled SMTP to a relay; the pool is in [`pool`], what TLS trusts in
-//! [`tls`], the relay's refusals explained in [`problem`], `drip smtp check` in [`check`]).
+//! quoted-printable, an optional DKIM signature (keys and signed headers in [`dkim`], the
+//! DNS records `drip dns` prints in [`dns`]), and two transports (.eml files in the outbox
+//! folder, or pooled SMTP to a relay; the pool is in [`pool`], what TLS trusts in [`tls`],
+//! the relay's refusals explained in [`problem`], `drip smtp check` in [`check`]).
 
 pub mod check;
+pub mod dkim;
+pub mod dns;
 pub mod pool;
 pub mod problem;
 pub mod tls;
@@ -14,11 +17,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use lettre::Message;
-use lettre::message::dkim::{
-    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
-    DkimSigningKey,
+use lettre::message::header::{
+    self as lettre_header, ContentTransferEncoding, ContentType, HeaderName, HeaderValue,
 };
-use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 
 use crate::config::{self, Config};
@@ -95,7 +96,7 @@ pub struct Mailer {
     /// stops answering mid-DATA would otherwise hold a sender forever.
     send_timeout: Duration,
     from: Mailbox,
-    dkim: Option<Arc<DkimConfig>>,
+    dkim: Option<Arc<dkim::DkimSigner>>,
 }
 
 impl std::fmt::Debug for Mailer {
@@ -132,7 +133,10 @@ impl Mailer {
         let dkim = if config.mail.dkim_key.is_empty() {
             None
         } else {
-            Some(Arc::new(dkim_config(&config.mail, from.email.domain())?))
+            Some(Arc::new(dkim::DkimSigner::new(
+                &config.mail.dkim_key,
+                &config.mail.dkim_selector,
+            )?))
         };
         Ok(Mailer {
             send_timeout: Duration::from_secs(config.smtp.timeout_seconds.max(1) * 2),
@@ -153,15 +157,15 @@ impl Mailer {
                 .parse()
                 .with_context(|| format!("recipient {:?}", out.to))?,
         );
+        let from_address: lettre::Address = match &out.from_address {
+            Some(a) => a.parse().with_context(|| format!("sender {a:?}"))?,
+            None => self.from.email.clone(),
+        };
         let mut builder = Message::builder()
-            .from({
-                let address = match &out.from_address {
-                    Some(a) => a.parse().with_context(|| format!("sender {a:?}"))?,
-                    None => self.from.email.clone(),
-                };
-                let name = out.from_name.clone().or_else(|| self.from.name.clone());
-                Mailbox::new(name, address)
-            })
+            .from(Mailbox::new(
+                out.from_name.clone().or_else(|| self.from.name.clone()),
+                from_address.clone(),
+            ))
             .to(to)
             .subject(out.subject.clone())
             .message_id(Some(format!("<{}>", out.message_id)))
@@ -208,22 +212,40 @@ impl Mailer {
             Body::new_with_encoding(text.to_owned(), ContentTransferEncoding::QuotedPrintable)
                 .map_err(|_| anyhow::anyhow!("cannot encode the body as quoted-printable"))
         };
-        let message = builder.multipart(
-            MultiPart::alternative()
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_PLAIN)
-                        .body(qp(&out.text)?),
-                )
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_HTML)
-                        .body(qp(&out.html)?),
-                ),
-        )?;
-        let mut message = message;
+        let parts = MultiPart::alternative()
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(qp(&out.text)?),
+            )
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(qp(&out.html)?),
+            );
+        // lettre writes a multipart's Content-Type with the parts, out of the message's own
+        // headers, where its DKIM signer cannot see it. Moved up among them, it is signed
+        // like every other header; the bytes sent are the same apart from a top-level
+        // `Content-Transfer-Encoding: 7bit` (the parts are quoted-printable, so it holds).
+        let content_type = parts
+            .headers()
+            .get::<ContentType>()
+            .context("a multipart has a Content-Type")?;
+        let formatted = parts.formatted();
+        let body_at = formatted
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .context("a multipart has headers, then its body")?
+            + 4;
+        let mut message = builder
+            .header(lettre_header::MIME_VERSION_1_0)
+            .header(content_type)
+            .body(Body::dangerous_pre_encoded(
+                formatted[body_at..].to_vec(),
+                ContentTransferEncoding::SevenBit,
+            ))?;
         if let Some(dkim) = &self.dkim {
-            message.sign(dkim);
+            dkim.sign(&mut message, from_address.domain());
         }
         Ok(message)
     }
@@ -268,6 +290,13 @@ impl Mailer {
     }
 }
 
+/// The domain of `[mail] from`, which signs every mail whose course has no sender address
+/// of its own (`drip dns` starts with it).
+pub fn sending_domain(config: &Config) -> anyhow::Result<String> {
+    let from: Mailbox = config.mail.from.parse().context("mail.from")?;
+    Ok(from.email.domain().to_owned())
+}
+
 fn classify(e: &lettre::transport::smtp::Error) -> SendError {
     // A refusal that every mail would get (no sign-in, no TLS, no relaying) is the setup's.
     if let Some(p) = problem::setup_refusal(e) {
@@ -287,38 +316,6 @@ fn classify(e: &lettre::transport::smtp::Error) -> SendError {
             None => message,
         })
     }
-}
-
-fn dkim_config(mail: &config::Mail, domain: &str) -> anyhow::Result<DkimConfig> {
-    let pem = std::fs::read_to_string(&mail.dkim_key)
-        .with_context(|| format!("mail.dkim_key: cannot read {:?}", mail.dkim_key))?;
-    let key = if pem.contains("BEGIN RSA PRIVATE KEY") {
-        DkimSigningKey::new(&pem, DkimSigningAlgorithm::Rsa)
-    } else {
-        DkimSigningKey::new(pem.trim(), DkimSigningAlgorithm::Ed25519)
-    }
-    .map_err(|e| {
-        anyhow::anyhow!("mail.dkim_key: not a PKCS#1 RSA PEM or base64 Ed25519 key: {e}")
-    })?;
-    let headers = [
-        "From",
-        "Subject",
-        "List-Unsubscribe",
-        "List-Unsubscribe-Post",
-    ]
-    .into_iter()
-    .map(|h| HeaderName::new_from_ascii(h.to_owned()).expect("ascii"))
-    .collect();
-    Ok(DkimConfig::new(
-        mail.dkim_selector.clone(),
-        domain.to_owned(),
-        key,
-        headers,
-        DkimCanonicalization {
-            header: DkimCanonicalizationType::Relaxed,
-            body: DkimCanonicalizationType::Relaxed,
-        },
-    ))
 }
 
 #[cfg(test)]
@@ -385,43 +382,70 @@ mod tests {
         assert!(!text.contains("\r\nBcc:"), "{text}");
     }
 
-    #[test]
-    fn dkim_signs_from_subject_and_the_unsubscribe_headers() {
-        let m = Mailer::from_config(&config(true)).unwrap();
-        let text = String::from_utf8(m.build(&outgoing()).unwrap().formatted()).unwrap();
-        let sig = text
-            .split("DKIM-Signature:")
-            .nth(1)
-            .expect("a DKIM-Signature header");
-        let sig: String = sig
+    /// The `h=` tag of a formatted mail's DKIM-Signature, unfolded.
+    fn signed_header_list(text: &str) -> String {
+        let head = text.split("\r\n\r\n").next().unwrap();
+        let sig = head
             .split("\r\n")
-            .take_while(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join("");
-        let sig = sig.split("\r\n").next().unwrap().to_owned();
-        assert!(
-            sig.contains("d=example.org") && sig.contains("s=drip"),
-            "{sig}"
-        );
-        let h = sig
-            .split("h=")
+            .skip_while(|l| !l.starts_with("DKIM-Signature:"))
+            .enumerate()
+            .take_while(|(i, l)| *i == 0 || l.starts_with([' ', '\t']))
+            .map(|(_, l)| l.trim())
+            .collect::<String>();
+        sig.split("h=")
             .nth(1)
-            .unwrap()
+            .expect("an h= tag")
             .split(';')
             .next()
             .unwrap()
-            .to_ascii_lowercase();
-        for name in [
-            "from",
-            "subject",
-            "list-unsubscribe",
-            "list-unsubscribe-post",
-        ] {
-            assert!(
-                h.split(':').any(|x| x.trim() == name),
-                "{name} not signed: {h}"
-            );
-        }
+            .to_owned()
+    }
+
+    #[test]
+    fn dkim_signs_every_header_the_mail_carries_and_oversigns_the_risky_ones() {
+        let m = Mailer::from_config(&config(true)).unwrap();
+        let text = String::from_utf8(m.build(&outgoing()).unwrap().formatted()).unwrap();
+        assert!(
+            text.contains("d=example.org") && text.contains("s=drip"),
+            "{text}"
+        );
+        assert_eq!(
+            signed_header_list(&text),
+            "from:reply-to:subject:date:to:message-id:mime-version:content-type:\
+             list-unsubscribe:list-unsubscribe-post:\
+             from:reply-to:subject:list-unsubscribe:list-unsubscribe-post"
+        );
+        // The multipart's Content-Type is a header of the message itself, once.
+        let head = text.split("\r\n\r\n").next().unwrap();
+        assert!(
+            head.contains("Content-Type: multipart/alternative"),
+            "{head}"
+        );
+        assert_eq!(text.matches("multipart/alternative").count(), 1);
+
+        // A mail without Reply-To or List-Unsubscribe (a confirmation) signs what it has
+        // and still names the missing ones, so that none can be added.
+        let mut confirm = outgoing();
+        confirm.reply_to = None;
+        confirm.unsubscribe = None;
+        let text = String::from_utf8(m.build(&confirm).unwrap().formatted()).unwrap();
+        assert_eq!(
+            signed_header_list(&text),
+            "from:subject:date:to:message-id:mime-version:content-type:\
+             from:reply-to:subject:list-unsubscribe:list-unsubscribe-post"
+        );
+    }
+
+    #[test]
+    fn a_course_with_a_sender_of_its_own_is_signed_for_its_domain() {
+        let m = Mailer::from_config(&config(true)).unwrap();
+        let mut out = outgoing();
+        out.from_address = Some("desk@courses.example.net".into());
+        let text = String::from_utf8(m.build(&out).unwrap().formatted()).unwrap();
+        assert!(text.contains("<desk@courses.example.net>\r\n"), "{text}");
+        assert!(text.contains("d=courses.example.net;"), "{text}");
+        let text = String::from_utf8(m.build(&outgoing()).unwrap().formatted()).unwrap();
+        assert!(text.contains("d=example.org;"), "{text}");
     }
 
     #[test]
@@ -429,6 +453,9 @@ mod tests {
         let mut c = config(true);
         c.mail.dkim_key = "/nonexistent/key.pem".into();
         let err = Mailer::from_config(&c).unwrap_err().to_string();
-        assert!(err.contains("mail.dkim_key"), "{err}");
+        assert!(
+            err.contains("[mail] dkim_key") && err.contains("/nonexistent/key.pem"),
+            "{err}"
+        );
     }
 }

@@ -5,12 +5,14 @@
 mod support;
 
 mod admin;
+mod backup;
 mod bad_input;
 mod browser;
 mod cli;
 mod courses;
 mod curriculum;
 mod delivery;
+mod dkim;
 mod faults;
 mod inbound;
 mod languages;
