@@ -1,9 +1,9 @@
 //! `/api/v1/courses`: the courses this instance serves, with their phases and counts.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::Json;
 use serde_json::json;
 
 use super::{ApiError, ApiResult};

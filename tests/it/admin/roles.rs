@@ -56,6 +56,11 @@ impl Case {
         self
     }
 
+    fn with(mut self, body: Body) -> Case {
+        self.body = body;
+        self
+    }
+
     fn json(mut self, v: Value) -> Case {
         self.body = Body::Json(v);
         self
@@ -112,208 +117,70 @@ fn cases(f: &Fixture, lesson: &db::lessons::Lesson) -> Vec<Case> {
         ("prompt", "What now?"),
         ("body", "Body"),
     ];
-    vec![
+    // One row per route: method, route, the request's path, who may, the status then.
+    #[rustfmt::skip]
+    let rows = vec![
         case("GET", "/admin", "/admin", "oer", 303),
         case("GET", "/admin/", "/admin/", "oer", 303),
-        case(
-            "GET",
-            "/admin/account/totp",
-            "/admin/account/totp",
-            "oer",
-            200,
-        ),
+        case("GET", "/admin/account/totp", "/admin/account/totp", "oer", 200),
+        // Courses: everyone sees the list and picks the course their pages show.
+        case("GET", "/admin/courses", "/admin/courses", "oer", 200),
+        case("POST", "/admin/courses/switch", "/admin/courses/switch", "oer", 303)
+            .form(&[("course", "rebuilding-trust")]),
         // Lessons: owners and editors.
         case("GET", "/admin/lessons", "/admin/lessons", "oe", 200),
         case("GET", "/admin/lessons/new", "/admin/lessons/new", "oe", 200),
-        case(
-            "POST",
-            "/admin/lessons/new",
-            "/admin/lessons/new",
-            "oe",
-            303,
-        )
-        .form(new_lesson),
+        case("POST", "/admin/lessons/new", "/admin/lessons/new", "oe", 303).form(new_lesson),
         case("GET", "/admin/lessons/{slug}", &l(""), "oe", 200),
-        Case {
-            body: Body::Form(edit.clone()),
-            ..case("POST", "/admin/lessons/{slug}", &l(""), "oe", 303)
-        },
-        Case {
-            body: Body::Form(edit),
-            ..case(
-                "POST",
-                "/admin/lessons/{slug}/preview",
-                &l("/preview"),
-                "oe",
-                200,
-            )
-        },
-        case(
-            "GET",
-            "/admin/lessons/{slug}/revisions",
-            &l("/revisions"),
-            "oe",
-            200,
-        ),
-        case(
-            "POST",
-            "/admin/lessons/{slug}/revert",
-            &l("/revert"),
-            "oe",
-            303,
-        )
-        .form(&[("revision", "1")]),
+        case("POST", "/admin/lessons/{slug}", &l(""), "oe", 303).with(Body::Form(edit.clone())),
+        case("POST", "/admin/lessons/{slug}/preview", &l("/preview"), "oe", 200).with(Body::Form(edit)),
+        case("GET", "/admin/lessons/{slug}/revisions", &l("/revisions"), "oe", 200),
+        case("POST", "/admin/lessons/{slug}/revert", &l("/revert"), "oe", 303).form(&[("revision", "1")]),
         case("POST", "/admin/lessons/{slug}/test", &l("/test"), "oe", 303),
         case("POST", "/admin/lessons/{slug}/move", &l("/move"), "oe", 303)
             .form(&[("direction", "down"), ("confirmed", "1")]),
-        case(
-            "POST",
-            "/admin/lessons/{slug}/status",
-            "/admin/lessons/extra/status",
-            "oe",
-            303,
-        )
-        .form(&[("status", "draft"), ("confirmed", "1")]),
+        case("POST", "/admin/lessons/{slug}/status", "/admin/lessons/extra/status", "oe", 303)
+            .form(&[("status", "draft"), ("confirmed", "1")]),
         // Statistics: owners and editors.
         case("GET", "/admin/stats", "/admin/stats", "oe", 200),
-        case(
-            "POST",
-            "/admin/stats/smtp-check",
-            "/admin/stats/smtp-check",
-            "oe",
-            303,
-        ),
+        case("POST", "/admin/stats/smtp-check", "/admin/stats/smtp-check", "oe", 303),
         // Subscribers and replies: owners, and readers to look.
         case("GET", "/admin/subscribers", "/admin/subscribers", "or", 200),
         case("GET", "/admin/subscribers/{id}", &s(""), "or", 200),
-        case(
-            "GET",
-            "/admin/subscribers/{id}/export",
-            &s("/export"),
-            "or",
-            200,
-        ),
-        case(
-            "GET",
-            "/admin/subscribers/export.csv",
-            "/admin/subscribers/export.csv",
-            "or",
-            200,
-        ),
-        case(
-            "GET",
-            "/admin/subscribers/import",
-            "/admin/subscribers/import",
-            "or",
-            200,
-        ),
-        Case {
-            body: Body::Upload,
-            ..case(
-                "POST",
-                "/admin/subscribers/import",
-                "/admin/subscribers/import",
-                "o",
-                200,
-            )
-        },
-        case(
-            "POST",
-            "/admin/subscribers/{id}/{action}",
-            &s("/pause"),
-            "o",
-            303,
-        ),
+        case("GET", "/admin/subscribers/{id}/export", &s("/export"), "or", 200),
+        case("GET", "/admin/subscribers/export.csv", "/admin/subscribers/export.csv", "or", 200),
+        case("GET", "/admin/subscribers/import", "/admin/subscribers/import", "or", 200),
+        case("POST", "/admin/subscribers/import", "/admin/subscribers/import", "o", 200).with(Body::Upload),
+        case("POST", "/admin/subscribers/{id}/{action}", &s("/pause"), "o", 303),
         case("GET", "/admin/replies", "/admin/replies", "or", 200),
         case("GET", "/admin/replies/{id}/raw", &r("/raw"), "or", 200),
         case("POST", "/admin/replies/{id}/read", &r("/read"), "o", 303).form(&[("value", "1")]),
         case("POST", "/admin/replies/{id}/flag", &r("/flag"), "o", 303).form(&[("value", "1")]),
-        // The API.
+        // The API, with the token's admin's role.
+        case("GET", "/api/v1/courses", "/api/v1/courses", "oer", 200),
+        case("GET", "/api/v1/courses/{slug}", "/api/v1/courses/rebuilding-trust", "oer", 200),
         case("GET", "/api/v1/lessons", "/api/v1/lessons", "oe", 200),
-        case(
-            "GET",
-            "/api/v1/lessons/{slug}",
-            "/api/v1/lessons/before-we-begin",
-            "oe",
-            200,
-        ),
-        case(
-            "PUT",
-            "/api/v1/lessons/{slug}",
-            "/api/v1/lessons/before-we-begin",
-            "oe",
-            200,
-        )
-        .json(json!({"subject": "Lesson 1 · Put by the role test"})),
-        case(
-            "PATCH",
-            "/api/v1/lessons/{slug}",
-            "/api/v1/lessons/before-we-begin",
-            "oe",
-            200,
-        )
-        .json(json!({"subject": "Lesson 1 · Patched by the role test"})),
-        case(
-            "GET",
-            "/api/v1/subscribers",
-            "/api/v1/subscribers",
-            "or",
-            200,
-        ),
-        case(
-            "POST",
-            "/api/v1/subscribers",
-            "/api/v1/subscribers",
-            "o",
-            201,
-        )
-        .json(json!({"email": "new@example.com", "confirmed": true})),
-        case(
-            "GET",
-            "/api/v1/subscribers/{key}",
-            &api_s(f.api_subscriber, ""),
-            "or",
-            200,
-        ),
-        case(
-            "GET",
-            "/api/v1/subscribers/{key}/export",
-            &api_s(f.api_subscriber, "/export"),
-            "or",
-            200,
-        ),
-        case(
-            "POST",
-            "/api/v1/subscribers/{key}/pause",
-            &api_s(f.api_subscriber, "/pause"),
-            "o",
-            200,
-        ),
-        case(
-            "POST",
-            "/api/v1/subscribers/{key}/resume",
-            &api_s(f.api_subscriber, "/resume"),
-            "o",
-            200,
-        ),
-        case(
-            "DELETE",
-            "/api/v1/subscribers/{key}",
-            &api_s(f.doomed, ""),
-            "o",
-            200,
-        ),
+        case("GET", "/api/v1/lessons/{slug}", "/api/v1/lessons/before-we-begin", "oe", 200),
+        case("PUT", "/api/v1/lessons/{slug}", "/api/v1/lessons/before-we-begin", "oe", 200)
+            .json(json!({"subject": "Lesson 1 · Put by the role test"})),
+        case("PATCH", "/api/v1/lessons/{slug}", "/api/v1/lessons/before-we-begin", "oe", 200)
+            .json(json!({"subject": "Lesson 1 · Patched by the role test"})),
+        case("GET", "/api/v1/subscribers", "/api/v1/subscribers", "or", 200),
+        case("POST", "/api/v1/subscribers", "/api/v1/subscribers", "o", 201)
+            .json(json!({"email": "new@example.com", "confirmed": true})),
+        case("POST", "/api/v1/enrollments", "/api/v1/enrollments", "o", 201)
+            .json(json!({"email": "enrolled@example.com", "course": "rebuilding-trust", "confirmed": true})),
+        case("GET", "/api/v1/subscribers/{key}", &api_s(f.api_subscriber, ""), "or", 200),
+        case("GET", "/api/v1/subscribers/{key}/export", &api_s(f.api_subscriber, "/export"), "or", 200),
+        case("POST", "/api/v1/subscribers/{key}/pause", &api_s(f.api_subscriber, "/pause"), "o", 200),
+        case("POST", "/api/v1/subscribers/{key}/resume", &api_s(f.api_subscriber, "/resume"), "o", 200),
+        case("DELETE", "/api/v1/subscribers/{key}", &api_s(f.doomed, ""), "o", 200),
         case("GET", "/api/v1/replies", "/api/v1/replies", "or", 200),
         // Everyone owns their second factor (a right code enrols; the session is renewed).
-        case(
-            "POST",
-            "/admin/account/totp",
-            "/admin/account/totp",
-            "oer",
-            200,
-        ),
+        case("POST", "/admin/account/totp", "/admin/account/totp", "oer", 200),
         case("POST", "/admin/logout", "/admin/logout", "oer", 303),
-    ]
+    ];
+    rows
 }
 
 /// The code the enrolment page's key shows now.
@@ -374,7 +241,7 @@ async fn request(t: &TestApp, session: &Session, token: &str, c: &Case) -> Resp 
 /// A fresh app with one admin of `role`, subscribers and a reply.
 async fn app_for(backend: Backend, role: Role) -> (TestApp, Fixture, String) {
     let t = TestApp::with_file_outbox(backend).await;
-    t.app.course().await.unwrap();
+    t.app.course(None).await.unwrap();
     add_admin_as(&t.app, "pat", role).await;
     let page_subscriber = enrolled(&t, "bob@example.com", "Bob").await.id;
     let api_subscriber = enrolled(&t, "cy@example.com", "Cy").await.id;
@@ -428,7 +295,7 @@ async fn every_route_answers_each_role_as_the_role_table_says(backend: Backend) 
         .try_init();
     // The table covers exactly the routes the router has.
     let probe = TestApp::with_file_outbox(backend).await;
-    probe.app.course().await.unwrap();
+    probe.app.course(None).await.unwrap();
     let first = lesson(&probe, "before-we-begin").await;
     let none = Fixture {
         page_subscriber: 1,
