@@ -18,8 +18,8 @@ pub enum AdminCommand {
         user: String,
         #[arg(long, default_value = "")]
         email: String,
-        /// owner (everything), editor (lessons and statistics, no subscribers or replies)
-        /// or reader (subscribers and replies, read only).
+        /// owner (everything), editor (courses, lessons and statistics; no subscribers or
+        /// replies) or reader (subscribers and replies, read only).
         #[arg(long, default_value = "owner", value_parser = parse_role)]
         role: Role,
     },
