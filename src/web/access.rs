@@ -31,12 +31,6 @@ pub struct Rule {
     pub areas: &'static [Area],
 }
 
-impl Rule {
-    pub fn action(&self) -> Action {
-        action_of(&self.method)
-    }
-}
-
 fn action_of(method: &Method) -> Action {
     if method == Method::GET || method == Method::HEAD {
         Action::Read
