@@ -1,9 +1,14 @@
 //! Admin authentication: Argon2id password hashes, server-side sessions with a per-session
-//! CSRF token, bearer tokens for the JSON API, and a limiter that slows down repeated failed
-//! sign-ins from one address.
+//! CSRF token, a TOTP second factor with recovery codes (`totp`, `second_factor`), bearer
+//! tokens for the JSON API, and limiters that slow down repeated failed sign-ins.
 //!
 //! Session ids and API tokens are random 256-bit values shown once to their holder; the
-//! database keeps only their SHA-256, so a copy of it signs nobody in.
+//! database keeps only their SHA-256, so a copy of it signs nobody in. Each session belongs
+//! to a generation of its admin; a new password or second factor starts the next one, and
+//! with it every earlier session ends.
+
+pub mod second_factor;
+pub(crate) mod totp;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -16,12 +21,14 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use crate::db::{self, Db};
-use crate::domain::InvalidInput;
+use crate::domain::{InvalidInput, Role, SessionStage};
 
 /// How long a session lives without a request.
 pub const IDLE_SECONDS: i64 = 2 * 3600;
 /// How long a session lives at most, however busy.
 pub const ABSOLUTE_SECONDS: i64 = 12 * 3600;
+/// How long the step between a right password and the second factor's code may take.
+pub const CODE_SECONDS: i64 = 5 * 60;
 /// The session cookie's name; it is scoped to `/admin`.
 pub const COOKIE: &str = "drip_admin";
 pub(crate) const MIN_PASSWORD_CHARS: usize = 12;
@@ -115,14 +122,35 @@ pub(crate) struct Admin {
     /// SHA-256 of the session id, to sign out.
     #[serde(skip)]
     pub session_hash: String,
+    pub role: Role,
+    /// Whether a second factor is enrolled.
+    pub totp: bool,
+    /// For a session: whether the second factor's code is still to come.
+    #[serde(skip)]
+    pub stage: SessionStage,
+    /// For a session: the admin's generation it belongs to.
+    #[serde(skip)]
+    pub generation: i64,
 }
 
-/// Creates an admin; the user name must be new.
+/// Creates an owner; the user name must be new.
 pub async fn add_admin(
     db: &Db,
     user: &str,
     email: &str,
     password: &str,
+    now: i64,
+) -> anyhow::Result<i64> {
+    add_admin_with_role(db, user, email, password, Role::Owner, now).await
+}
+
+/// Creates an admin with `role`; the user name must be new.
+pub async fn add_admin_with_role(
+    db: &Db,
+    user: &str,
+    email: &str,
+    password: &str,
+    role: Role,
     now: i64,
 ) -> anyhow::Result<i64> {
     check_username(user)?;
@@ -135,7 +163,23 @@ pub async fn add_admin(
         anyhow::bail!("user: an admin named {user:?} already exists");
     }
     let hash = hash_password(password)?;
-    db::admins::insert(db, user, email, &hash, now).await
+    db::admins::insert(db, user, email, &hash, role, now).await
+}
+
+/// The admin named `user`, or an error that says how to make one.
+pub(crate) async fn existing_admin(db: &Db, user: &str) -> anyhow::Result<db::admins::AdminRow> {
+    db::admins::by_username(db, user).await?.with_context(|| {
+        format!("user: no admin named {user:?} (create one with `drip admin add`)")
+    })
+}
+
+/// Replaces an admin's password; every session of theirs ends (API tokens stay: they are
+/// a separate credential, revoked on their own).
+pub async fn set_password(db: &Db, user: &str, password: &str) -> anyhow::Result<()> {
+    check_new_password(password)?;
+    let admin = existing_admin(db, user).await?;
+    let hash = hash_password(password)?;
+    db::admins::set_password(db, admin.id, &hash).await
 }
 
 /// Checks a user name and password; `None` for either wrong.
@@ -157,19 +201,35 @@ pub(crate) async fn check_credentials(
     Ok(row.filter(|_| ok))
 }
 
-/// Starts a session; returns the cookie value (the only copy of the session id).
-pub(crate) async fn start_session(db: &Db, admin_id: i64, now: i64) -> anyhow::Result<String> {
+/// Starts a session at `stage` for an admin whose credentials were checked in
+/// `generation`; returns the cookie value (the only copy of the session id).
+pub(crate) async fn start_session(
+    db: &Db,
+    admin_id: i64,
+    generation: i64,
+    stage: SessionStage,
+    now: i64,
+) -> anyhow::Result<String> {
     let id = random_token();
     // Sessions past their absolute lifetime are gone for good: sweep them while here.
     let expired_before = now - ABSOLUTE_SECONDS;
     let (id_hash, csrf) = (sha256_hex(&id), random_token());
-    db::admins::create_session(db, &id_hash, admin_id, &csrf, now, expired_before).await?;
+    let session = db::admins::NewSession {
+        id_hash: &id_hash,
+        admin_id,
+        csrf: &csrf,
+        stage,
+        generation,
+        now,
+    };
+    db::admins::create_session(db, &session, expired_before).await?;
     Ok(id)
 }
 
-/// The admin a session cookie belongs to, if the session is within both expiries. An expired
-/// session is deleted; a live one has its idle clock restarted (at most once a minute, so
-/// browsing does not write on every request).
+/// The admin a session cookie belongs to, if the session is within its expiries and began
+/// in the admin's current generation (`stage` says whether the code is still to come). An
+/// expired or outdated session is deleted; a live one has its idle clock restarted (at most
+/// once a minute, so browsing does not write on every request).
 pub(crate) async fn session_admin(
     db: &Db,
     cookie: &str,
@@ -179,7 +239,11 @@ pub(crate) async fn session_admin(
     let Some(s) = db::admins::session(db, &hash).await? else {
         return Ok(None);
     };
-    if now - s.created_at > ABSOLUTE_SECONDS || now - s.last_seen_at > IDLE_SECONDS {
+    let lifetime = match s.stage {
+        SessionStage::Full => ABSOLUTE_SECONDS,
+        SessionStage::Code => CODE_SECONDS,
+    };
+    if !s.current || now - s.created_at > lifetime || now - s.last_seen_at > IDLE_SECONDS {
         db::admins::delete_session(db, &hash).await?;
         return Ok(None);
     }
@@ -192,14 +256,16 @@ pub(crate) async fn session_admin(
         email: s.email,
         csrf: s.csrf_token,
         session_hash: hash,
+        role: s.role,
+        totp: s.totp,
+        stage: s.stage,
+        generation: s.generation,
     }))
 }
 
 /// Creates an API token for an admin; returns it (shown once).
 pub async fn new_api_token(db: &Db, user: &str, now: i64) -> anyhow::Result<String> {
-    let admin = db::admins::by_username(db, user).await?.with_context(|| {
-        format!("user: no admin named {user:?} (create one with `drip admin add`)")
-    })?;
+    let admin = existing_admin(db, user).await?;
     let token = format!("drip_{}", random_token());
     db::admins::insert_token(db, admin.id, &sha256_hex(&token), now).await?;
     Ok(token)
@@ -219,15 +285,22 @@ pub(crate) async fn token_admin(db: &Db, token: &str, now: i64) -> anyhow::Resul
         email: a.email,
         csrf: String::new(),
         session_hash: String::new(),
+        role: a.role,
+        totp: a.totp,
+        stage: SessionStage::Full,
+        generation: 0,
     }))
 }
 
-/// Failed sign-ins per client address. In memory: a restart forgets them, which costs an
-/// attacker a restart they cannot cause. Behind a reverse proxy every client shares the
-/// proxy's address, so the limit then applies to all of them together (the safe side).
-pub(crate) struct SignInLimiter {
-    failures: Mutex<HashMap<IpAddr, Vec<i64>>>,
+/// Failed sign-ins (wrong passwords, wrong codes) per key. In memory: a restart forgets
+/// them, which costs an attacker a restart they cannot cause.
+pub(crate) struct FailureLimiter<K> {
+    failures: Mutex<HashMap<K, Vec<i64>>>,
 }
+
+/// Per client address. Behind a reverse proxy every client shares the proxy's address, so
+/// the limit then applies to all of them together (the safe side).
+pub(crate) type SignInLimiter = FailureLimiter<IpAddr>;
 
 /// After this many failures within the window, sign-ins from the address are refused…
 pub const MAX_FAILURES: usize = 5;
@@ -235,15 +308,31 @@ pub const MAX_FAILURES: usize = 5;
 pub(crate) const WINDOW_SECONDS: i64 = 15 * 60;
 
 impl SignInLimiter {
+    /// Failures from each address, of either step.
     pub(crate) fn global() -> &'static SignInLimiter {
         static LIMITER: OnceLock<SignInLimiter> = OnceLock::new();
-        LIMITER.get_or_init(|| SignInLimiter {
+        LIMITER.get_or_init(FailureLimiter::new)
+    }
+}
+
+impl FailureLimiter<i64> {
+    /// Wrong second-factor codes per admin id, from any address: someone who has the
+    /// password gets five guesses at a code per window, however many addresses they use.
+    pub(crate) fn codes() -> &'static FailureLimiter<i64> {
+        static LIMITER: OnceLock<FailureLimiter<i64>> = OnceLock::new();
+        LIMITER.get_or_init(FailureLimiter::new)
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Copy> FailureLimiter<K> {
+    pub(crate) fn new() -> Self {
+        FailureLimiter {
             failures: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
-    /// `Err(seconds to wait)` while the address is over the limit.
-    pub fn check(&self, ip: IpAddr, now: i64) -> Result<(), i64> {
+    /// `Err(seconds to wait)` while the key is over the limit.
+    pub fn check(&self, ip: K, now: i64) -> Result<(), i64> {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let Some(times) = map.get_mut(&ip) else {
             return Ok(());
@@ -256,7 +345,7 @@ impl SignInLimiter {
         Ok(())
     }
 
-    pub(crate) fn record_failure(&self, ip: IpAddr, now: i64) {
+    pub(crate) fn record_failure(&self, ip: K, now: i64) {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         // Bound the memory an attacker with many addresses can make us use.
         if map.len() > 100_000 {
@@ -265,7 +354,7 @@ impl SignInLimiter {
         map.entry(ip).or_default().push(now);
     }
 
-    pub fn clear(&self, ip: IpAddr) {
+    pub fn clear(&self, ip: K) {
         self.failures
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -297,9 +386,7 @@ mod tests {
 
     #[test]
     fn the_limiter_refuses_after_five_failures_then_forgets() {
-        let l = SignInLimiter {
-            failures: Mutex::new(HashMap::new()),
-        };
+        let l = SignInLimiter::new();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for i in 0..5 {
             assert!(l.check(ip, 1000 + i).is_ok());

@@ -258,6 +258,9 @@ pub struct Security {
     /// Data keys replaced by `data_key`: replies sealed under them still open, until
     /// `drip keys reseal` has sealed every one under the current key.
     pub previous_data_keys: Vec<String>,
+    /// Every admin needs a TOTP second factor: one without is sent to enrol right after the
+    /// password and can do nothing else until then (their API tokens are refused too).
+    pub require_totp: bool,
 }
 
 /// How long replies are kept (see `crate::privacy`). Signed so that a negative value is

@@ -5,7 +5,8 @@
 //!
 //! - [`config`]: `config.toml` and `DRIP_*` overrides, validated before anything starts.
 //! - [`domain`]: typed values parsed at the edge: addresses, time zones, send windows,
-//!   phase names and a course's ordered phases, the stored statuses, tokens.
+//!   phase names and a course's ordered phases, the stored statuses, tokens, admin roles
+//!   and what each may do.
 //! - [`db`]: the SQLite/PostgreSQL pool, migrations and every query, by table, and the
 //!   SQLite copy `drip backup` makes.
 //! - [`curriculum`]: lesson files (parse, the content rules, load a folder, sync, export)
@@ -33,8 +34,10 @@
 //!   resealing replies after a data key rotation.
 //! - [`crypto`]: sealing reply data at rest, with previous keys for rotation.
 //! - [`web`]: the public pages, the journal, the admin UI and the JSON API, thin doors onto
-//!   the modules above, with one error type.
-//! - [`auth`]: admin passwords, sessions, CSRF tokens, API tokens, the sign-in limiter.
+//!   the modules above, with one error type; `web::access` is the route table of the admin
+//!   UI and the API, where each route names the areas a role must reach.
+//! - [`auth`]: admin passwords, sessions and their generations, CSRF tokens, API tokens, the
+//!   sign-in limiters, and the TOTP second factor with recovery codes (`auth::second_factor`).
 //! - [`app`], [`server`], [`metrics`]: the composition root, the long-running processes
 //!   and their shutdown, the Prometheus figures.
 //! - [`cli`]: the `drip` command.

@@ -1,6 +1,7 @@
 //! The `drip` command line: argument parsing and dispatch. Each group of commands lives in
 //! its own file and prints either text for people or JSON (`--json`) for scripts.
 
+mod admin;
 mod backup;
 mod dns;
 mod lessons;
@@ -90,7 +91,7 @@ pub enum Command {
     },
     /// Admin accounts.
     #[command(subcommand)]
-    Admin(AdminCommand),
+    Admin(admin::AdminCommand),
     /// Key rotation.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -198,18 +199,6 @@ pub enum SubscribersCommand {
     Resume { email: String },
     /// Take a subscriber out of one course (--course), or out of everything.
     Unsubscribe { email: String },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AdminCommand {
-    /// Create an admin; the password is read from standard input.
-    Add {
-        user: String,
-        #[arg(long, default_value = "")]
-        email: String,
-    },
-    /// Print a new bearer token for /api/v1.
-    Token { user: String },
 }
 
 /// `drip ingest [FILE] [--dry-run] [--json]`: one raw message from a file or standard input.
@@ -380,37 +369,29 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             return simulate::run(&app, &course, days, timezone, now, json).await;
         }
         Command::Ingest { file, dry_run } => return ingest(&app, file, dry_run, json).await,
-        Command::Admin(AdminCommand::Add { user, email }) => {
-            use std::io::{BufRead, IsTerminal};
-            if std::io::stdin().is_terminal() {
-                eprintln!(
-                    "Password for {user} (at least {} characters), then Enter:",
-                    crate::auth::MIN_PASSWORD_CHARS
-                );
-            }
-            let mut password = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut password)
-                .context("reading the password from standard input")?;
-            let password = password.trim_end_matches(['\r', '\n']);
-            crate::auth::add_admin(&app.db, &user, &email, password, Utc::now().timestamp())
-                .await?;
-            println!(
-                "admin {user} created; sign in at {}/admin/login",
-                app.config.server.base_url
-            );
-        }
+        Command::Admin(cmd) => return admin::run(&app, cmd, json).await,
         Command::Keys(KeysCommand::Reseal) => {
             let report = crate::privacy::reseal::reseal_all(&app.db, &app.vault).await?;
+            let keys = crate::auth::second_factor::reseal(&app.db, &app.vault).await?;
             if json {
-                println!("{}", serde_json::to_string(&report)?);
+                let mut value = serde_json::to_value(&report)?;
+                value["admin_totp_keys"] = serde_json::to_value(&keys)?;
+                println!("{value}");
             } else {
                 println!(
                     "{} replies checked, {} sealed again under the current data key",
                     report.checked, report.resealed
                 );
+                println!(
+                    "{} admin TOTP keys checked, {} sealed again",
+                    keys.checked, keys.resealed
+                );
             }
+            anyhow::ensure!(
+                keys.unreadable.is_empty(),
+                "the TOTP keys of admins {:?} open with none of the configured keys and were left as they are: add the key they were sealed with to security.previous_data_keys and run this again (or enrol them anew with `drip admin totp USER`)",
+                keys.unreadable
+            );
             anyhow::ensure!(
                 report.unreadable.is_empty(),
                 "{} replies open with none of the configured keys and were left as they are (ids {:?}): add the key they were sealed with to security.previous_data_keys and run this again",
@@ -420,10 +401,6 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Smtp(_) | Command::Backup { .. } | Command::Dns => {
             unreachable!("run before the app starts")
-        }
-        Command::Admin(AdminCommand::Token { user }) => {
-            let token = crate::auth::new_api_token(&app.db, &user, Utc::now().timestamp()).await?;
-            println!("{token}");
         }
     }
     Ok(ExitCode::SUCCESS)

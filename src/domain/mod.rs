@@ -1,5 +1,6 @@
 //! Typed values that are parsed once at the edge and trusted everywhere after.
 
+mod admin;
 mod course;
 mod email;
 mod language;
@@ -10,6 +11,7 @@ mod timezone;
 pub mod token;
 mod window;
 
+pub use admin::{Action, Area, Role, SessionStage};
 pub use course::{CoursePhase, Phases};
 pub use email::EmailAddress;
 pub use language::Language;

@@ -1,9 +1,11 @@
 //! The JSON API under `/api/v1`, for scripts. Every request carries `Authorization: Bearer
-//! <token>` (from `drip admin token USER`); no cookie is looked at, so no CSRF applies.
+//! <token>` (from `drip admin token USER`); no cookie is looked at, so no CSRF applies. The
+//! token's admin's role applies, through the same route table as the admin pages
+//! (`crate::web::access`): a route outside it answers 403.
 //! Errors are `{"error": "...", "field": "..." | null}` with a fitting status.
 
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -12,21 +14,42 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::AsJson;
+use super::access::{Refusal, Routes};
 use crate::app::App;
-use crate::auth;
+use crate::auth::{self, Admin};
 
 mod courses;
 mod lessons;
 mod subscribers;
 
-pub fn router(app: &App) -> Router<App> {
-    let v1 = Router::new()
+/// Where the API lives.
+const PREFIX: &str = "/api/v1";
+
+/// Every API route, with the areas each touches.
+pub(crate) fn routes() -> Routes {
+    Routes::under(PREFIX)
         .merge(courses::router())
         .merge(subscribers::router())
         .merge(lessons::router())
+}
+
+pub fn router(app: &App) -> Router<App> {
+    let v1 = routes()
+        .guarded(app, refuse)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API route", None) })
         .layer(middleware::from_fn_with_state(app.clone(), require_token));
-    Router::new().nest("/api/v1", v1)
+    Router::new().nest(PREFIX, v1)
+}
+
+fn refuse(_: &App, admin: Option<&Admin>, _: &Method, why: Refusal) -> Response {
+    let field = match why {
+        Refusal::MustEnrol => "totp",
+        _ => "role",
+    };
+    if let Some(admin) = admin {
+        tracing::info!(user = %admin.username, role = %admin.role, "API request refused: {}", why.explain());
+    }
+    ApiError::new(StatusCode::FORBIDDEN, why.explain(), Some(field)).into_response()
 }
 
 /// The API's errors are the web's one error, answered as JSON.

@@ -3,6 +3,7 @@
 //! `router()`; they are merged here. Handlers stay thin: they parse input into domain types
 //! and call `subscriptions` or `db`.
 
+pub mod access;
 pub(crate) mod admin;
 mod api;
 mod error;
@@ -42,6 +43,14 @@ pub fn router(app: App) -> Router {
         .merge(admin::router(&app))
         .merge(api::router(&app))
         .with_state(app)
+}
+
+/// Every signed-in route of the admin UI and the JSON API with the areas it touches, as the
+/// route table holds them: what the role checks enforce, listed for tests and docs.
+pub fn access_rules() -> Vec<access::Rule> {
+    let mut rules = admin::routes().rules().to_vec();
+    rules.extend_from_slice(api::routes().rules());
+    rules
 }
 
 /// A JSON document as a file to save (a subscriber's data export): never cached, never

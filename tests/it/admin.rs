@@ -22,6 +22,8 @@ use crate::support::{Backend, TestApp};
 mod api;
 mod lessons;
 mod people;
+mod roles;
+mod second_factor;
 
 pub const USER: &str = "ann";
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -126,8 +128,19 @@ pub fn field(page: &str, name: &str) -> Option<String> {
     )
 }
 
+/// The `otpauth://` URI the account page offers to enrol.
+pub fn offered_uri(page: &str) -> String {
+    let at = page
+        .find("id=\"totp-uri\">")
+        .unwrap_or_else(|| panic!("no key offered on {page}"))
+        + 14;
+    page[at..at + page[at..].find('<').unwrap()]
+        .replace("&amp;", "&")
+        .replace("&#x2f;", "/")
+}
+
 /// `name=value` of a Set-Cookie header.
-fn cookie_pair(set_cookie: &str) -> String {
+pub fn cookie_pair(set_cookie: &str) -> String {
     set_cookie.split(';').next().unwrap_or("").to_owned()
 }
 
@@ -223,6 +236,45 @@ pub async fn sign_in(app: &App) -> Session {
     assert_eq!(page.status, 200, "{}", page.body);
     let csrf = field(&page.body, "csrf").expect("a csrf field");
     Session { cookie, csrf }
+}
+
+/// The signed-in session a sign-in response set, with the CSRF token of its pages (from the
+/// account page, which every role may open).
+pub async fn session_of(app: &App, r: &Resp) -> Session {
+    let cookie = cookie_pair(
+        &r.cookies()
+            .into_iter()
+            .find(|c| c.starts_with("drip_admin="))
+            .unwrap_or_else(|| panic!("a session cookie in {:?}", r.cookies())),
+    );
+    let page = send(
+        app,
+        "127.0.0.1",
+        "GET",
+        "/admin/account/totp",
+        Some(&cookie),
+        None,
+        None,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csrf = field(&page.body, "csrf").expect("a csrf field");
+    Session { cookie, csrf }
+}
+
+/// Another admin, with `role`, an address and the test password.
+pub async fn add_admin_as(app: &App, user: &str, role: drip::domain::Role) {
+    drip::auth::add_admin_with_role(
+        &app.db,
+        user,
+        &format!("{user}@example.org"),
+        PASSWORD,
+        role,
+        Utc::now().timestamp(),
+    )
+    .await
+    .unwrap();
 }
 
 /// An app with the shipped course loaded and an admin with an address.

@@ -1,7 +1,8 @@
 //! The admin UI in a real browser: headless Chromium driven through chromedriver (WebDriver)
 //! signs in, edits the first lesson, sees the preview change, saves, finds the revision in
-//! the history, sends itself a test over SMTP, and the next subscriber's mail carries the
-//! edit. Chromium and chromedriver are Debian's packages (`.ci/run` installs them); when
+//! the history, sends itself a test over SMTP, turns on a TOTP second factor from the
+//! account page and signs in again with password and code, and the next subscriber's mail
+//! carries the edit. Chromium and chromedriver are Debian's packages (`.ci/run` installs them); when
 //! they are missing this test fails and says so, it never passes silently.
 
 use std::net::TcpListener;
@@ -269,6 +270,81 @@ async fn an_admin_edits_the_first_lesson_in_chromium_and_the_next_mail_carries_i
         c.goto(&format!("{base}/admin/{page}")).await.unwrap();
         snapshot(&c, page).await;
     }
+
+    // The second factor, as a person turns it on: the account page shows the key, the app's
+    // code (computed here from the URI on the page) confirms it, the recovery codes appear
+    // once; signing in again then takes the password and a code.
+    click(&c, "#account").await;
+    eventually("the account page", || async {
+        c.current_url()
+            .await
+            .is_ok_and(|u| u.path() == "/admin/account/totp")
+    })
+    .await;
+    let key = totp_rs::TOTP::from_url(text_of(&c, "#totp-uri").await.trim())
+        .expect("an otpauth:// URI on the page");
+    // The QR code, as the browser draws it, read back by an independent decoder (zbar).
+    let qr = c
+        .find(Locator::Css("#qr svg"))
+        .await
+        .expect("a QR code to scan");
+    let zbarimg = find_program(&["zbarimg"]);
+    if crate::support::needs(
+        "zbarimg, which reads the enrolment page's QR code back,",
+        zbarimg.is_some(),
+        "apt-get install -y zbar-tools (.ci/run does this in CI)",
+    ) {
+        let png = qr.screenshot().await.unwrap();
+        let file = profile.path().join("qr.png");
+        std::fs::write(&file, png).unwrap();
+        let out = Command::new(zbarimg.unwrap())
+            .args(["-q", "--raw"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            text_of(&c, "#totp-uri").await.trim(),
+            "the QR code holds the URI: {out:?}"
+        );
+    }
+    snapshot(&c, "account-totp").await;
+    let now = Utc::now().timestamp() as u64;
+    fill(&c, "#code", &key.generate(now)).await;
+    click(&c, "#enrol").await;
+    eventually("ten recovery codes", || async {
+        c.find_all(Locator::Css("#recovery-codes li"))
+            .await
+            .is_ok_and(|codes| codes.len() == 10)
+    })
+    .await;
+    snapshot(&c, "recovery-codes").await;
+    click(&c, "#sign-out").await;
+    eventually("the sign-in form again", || async {
+        c.current_url()
+            .await
+            .is_ok_and(|u| u.path() == "/admin/login")
+    })
+    .await;
+    fill(&c, "#username", USER).await;
+    fill(&c, "#password", PASSWORD).await;
+    click(&c, "#sign-in").await;
+    eventually("the code form after the password", || async {
+        c.current_url()
+            .await
+            .is_ok_and(|u| u.path() == "/admin/login/code")
+    })
+    .await;
+    snapshot(&c, "login-code").await;
+    // The enrolment used this step's code; the next step's is accepted once too.
+    fill(&c, "#code", &key.generate(now + 30)).await;
+    click(&c, "#verify").await;
+    eventually("the lessons after the code", || async {
+        c.current_url()
+            .await
+            .is_ok_and(|u| u.path() == "/admin/lessons")
+    })
+    .await;
     c.close().await.unwrap();
     drop(driver);
 

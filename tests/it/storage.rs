@@ -14,7 +14,8 @@ on_both_databases!(
     addresses_are_unique_whatever_their_case,
 );
 
-const TABLES: [&str; 12] = [
+const TABLES: [&str; 13] = [
+    "admin_recovery_codes",
     "admin_sessions",
     "admins",
     "api_tokens",
@@ -112,6 +113,10 @@ async fn statuses_outside_their_enumeration_are_refused(backend: Backend) {
         .execute(db.pool())
         .await;
     assert!(bad.is_err(), "a CHECK constraint refuses unknown statuses");
+    let bad = sqlx::query("INSERT INTO admins (username, password_hash, role, created_at) VALUES ('a', 'x', 'boss', 0)")
+        .execute(db.pool())
+        .await;
+    assert!(bad.is_err(), "a CHECK constraint refuses unknown roles");
 }
 
 async fn addresses_are_unique_whatever_their_case(backend: Backend) {

@@ -73,6 +73,9 @@ async fn a_database_of_the_previous_release_upgrades_with_everyone_in_place(back
             .await;
         }
     }
+    // An admin of the old release, signed in: after the upgrade an owner, still signed in.
+    exec(&db, "INSERT INTO admins (id, username, email, password_hash, created_at) VALUES (1, 'old', 'old@example.org', 'x', 1)").await;
+    exec(&db, "INSERT INTO admin_sessions (id_hash, admin_id, csrf_token, created_at, last_seen_at) VALUES ('h', 1, 'c', 1, 1)").await;
     let before: Vec<(i64, String, i64, Option<i64>)> =
         sqlx::query_as("SELECT id, status, position, next_due_at FROM enrollments ORDER BY id")
             .fetch_all(db.pool())
@@ -120,6 +123,14 @@ async fn a_database_of_the_previous_release_upgrades_with_everyone_in_place(back
         (ann.status.as_str(), ann.timezone.name()),
         ("active", "Europe/Paris")
     );
+
+    let session = db::admins::session(&db, "h")
+        .await
+        .unwrap()
+        .expect("the old session is still there");
+    assert_eq!(session.role, drip::domain::Role::Owner);
+    assert!(session.current && !session.totp, "{session:?}");
+    assert_eq!(session.stage, drip::domain::SessionStage::Full);
 
     // No fixed list of phases is left in the schema: a phase of another course is stored.
     exec(&db, "INSERT INTO lesson_revisions (lesson_id, revision, title, subject, phase, after_days, prompt, body, source, author, created_at) VALUES \

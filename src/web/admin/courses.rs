@@ -4,19 +4,21 @@
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Form, Router};
+use axum::{Extension, Form};
 use serde_json::json;
 
 use super::{COURSE_COOKIE, page};
 use crate::app::App;
 use crate::auth::Admin;
+use crate::domain::Area;
 use crate::web::WebError;
+use crate::web::access::{self, Routes};
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/admin/courses", get(list))
-        .route("/admin/courses/switch", post(switch))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/admin/courses", &[Area::Courses], list)
+        // Picking the course one's own pages show changes nothing stored: every role may.
+        .post("/admin/courses/switch", &[Area::Account], switch)
 }
 
 async fn list(
@@ -38,9 +40,10 @@ struct SwitchForm {
     course: String,
 }
 
-/// Works on another course: a cookie for the admin pages, then its lessons.
+/// Works on another course: a cookie for the admin pages, then the admin's first section.
 async fn switch(
     State(app): State<App>,
+    Extension(admin): Extension<Admin>,
     Form(form): Form<SwitchForm>,
 ) -> Result<Response, WebError> {
     let course = app.course(Some(form.course.trim())).await?;
@@ -48,7 +51,7 @@ async fn switch(
         "{COURSE_COOKIE}={}; Path=/admin; HttpOnly; SameSite=Strict",
         course.slug
     );
-    let mut response = super::see_other("/admin/lessons");
+    let mut response = super::see_other(access::home(admin.role));
     response.headers_mut().append(
         header::SET_COOKIE,
         HeaderValue::from_str(&cookie).map_err(|e| WebError::Internal(e.into()))?,

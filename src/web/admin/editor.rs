@@ -5,8 +5,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Extension, Form, Router};
+use axum::{Extension, Form};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -17,12 +16,15 @@ use crate::app::App;
 use crate::auth::Admin;
 use crate::curriculum::edit::{self, Saved};
 use crate::db::{courses::CourseRow, lessons::Lesson};
+use crate::domain::Area;
 use crate::web::WebError;
+use crate::web::access::Routes;
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/admin/lessons/{slug}", get(edit).post(save))
-        .route("/admin/lessons/{slug}/preview", post(preview))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/admin/lessons/{slug}", &[Area::Lessons], edit)
+        .post("/admin/lessons/{slug}", &[Area::Lessons], save)
+        .post("/admin/lessons/{slug}/preview", &[Area::Lessons], preview)
 }
 
 fn done_text(code: &str) -> &'static str {

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Extension, Form, Router};
+use axum::{Extension, Form};
 use chrono::Utc;
 use serde_json::json;
 
@@ -17,15 +16,18 @@ use crate::app::App;
 use crate::auth::Admin;
 use crate::curriculum::edit;
 use crate::db::{self, courses::CourseRow, lessons::Lesson};
+use crate::domain::Area;
 use crate::mailer::Outgoing;
 use crate::render::RenderedMail;
 use crate::web::WebError;
+use crate::web::access::Routes;
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/admin/lessons", get(list))
-        .route("/admin/lessons/new", get(new_form).post(create))
-        .route("/admin/lessons/{slug}/test", post(send_test))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/admin/lessons", &[Area::Lessons], list)
+        .get("/admin/lessons/new", &[Area::Lessons], new_form)
+        .post("/admin/lessons/new", &[Area::Lessons], create)
+        .post("/admin/lessons/{slug}/test", &[Area::Lessons], send_test)
 }
 
 /// The course the admin is working on, and its lessons.

@@ -1,11 +1,14 @@
-//! The admin UI under `/admin`: sign-in, lessons (editor, preview, revisions, test send),
-//! subscribers, replies and statistics. Every page but the sign-in form sits behind two
-//! layers: a signed-in session (else 302 to the sign-in page), then, for POSTs, the
-//! session's CSRF token (else 403).
+//! The admin UI under `/admin`: sign-in (password, then the second factor's code once one is
+//! enrolled), the account's second factor, lessons (editor, preview, revisions, test send),
+//! subscribers, replies and statistics. Every page but the sign-in forms sits behind three
+//! layers: a signed-in session (else 302 to the sign-in page), the admin's role against the
+//! route table (`crate::web::access`, else 403), then, for POSTs, the session's CSRF token
+//! (else 403).
 //!
 //! Pages come from `templates/web/admin/*.html` with HTML autoescaping: subscriber text is
 //! never marked safe. Responses carry a Content-Security-Policy that allows no script at all.
 
+mod account;
 mod courses;
 mod editor;
 mod form;
@@ -37,8 +40,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::WebError;
+use super::access::{self, Refusal, Routes};
 use crate::app::App;
 use crate::auth::{self, Admin};
+use crate::domain::SessionStage;
 
 /// The one route that takes multipart bodies; it checks the CSRF field itself.
 const IMPORT_PATH: &str = "/admin/subscribers/import";
@@ -46,8 +51,9 @@ const IMPORT_PATH: &str = "/admin/subscribers/import";
 const FORM_LIMIT: usize = 1024 * 1024;
 const UPLOAD_LIMIT: usize = 32 * 1024 * 1024;
 
-pub fn router(app: &App) -> Router<App> {
-    let protected = Router::new()
+/// Every signed-in page and form, each with the areas it touches.
+pub(crate) fn routes() -> Routes {
+    Routes::new()
         .merge(courses::router())
         .merge(lessons::router())
         .merge(editor::router())
@@ -58,13 +64,44 @@ pub fn router(app: &App) -> Router<App> {
         .merge(replies::router())
         .merge(stats::router())
         .merge(login::protected_router())
-        .layer(DefaultBodyLimit::max(FORM_LIMIT))
-        .merge(transfer::router().layer(DefaultBodyLimit::max(UPLOAD_LIMIT)))
-        .route_layer(middleware::from_fn(check_csrf))
+        .merge(account::router())
+        .map(|r| r.layer(DefaultBodyLimit::max(FORM_LIMIT)))
+        .merge(transfer::router().map(|r| r.layer(DefaultBodyLimit::max(UPLOAD_LIMIT))))
+}
+
+pub fn router(app: &App) -> Router<App> {
+    // Outermost first: the session, then the role, then (for POSTs) the CSRF token.
+    let protected = routes()
+        .map(|r| r.route_layer(middleware::from_fn(check_csrf)))
+        .guarded(app, refuse)
         .route_layer(middleware::from_fn_with_state(app.clone(), require_admin));
     Router::new()
         .merge(login::router().layer(DefaultBodyLimit::max(FORM_LIMIT)))
         .merge(protected)
+}
+
+/// The page for a request the route table turned away. An admin who must enrol a second
+/// factor first is taken to do so.
+fn refuse(app: &App, admin: Option<&Admin>, method: &Method, why: Refusal) -> Response {
+    let Some(admin) = admin else {
+        return StatusCode::FORBIDDEN.into_response();
+    };
+    if matches!(why, Refusal::MustEnrol) && *method == Method::GET {
+        return see_other(account::TOTP_PATH);
+    }
+    let (title, back) = match why {
+        Refusal::MustEnrol => ("Set up a second factor first", account::TOTP_PATH),
+        _ => ("Not open to your role", access::home(admin.role)),
+    };
+    message(
+        app,
+        admin,
+        StatusCode::FORBIDDEN,
+        title,
+        &why.explain(),
+        back,
+    )
+    .unwrap_or_else(IntoResponse::into_response)
 }
 
 /// The value of cookie `name` in the request.
@@ -132,7 +169,7 @@ async fn require_admin(State(app): State<App>, mut req: Request, next: Next) -> 
         None => None,
     };
     match admin {
-        Some(admin) => {
+        Some(admin) if admin.stage == SessionStage::Full => {
             let current = match current_course(&app, req.headers()).await {
                 Ok(c) => c,
                 Err(e) => return e.into_response(),
@@ -141,6 +178,8 @@ async fn require_admin(State(app): State<App>, mut req: Request, next: Next) -> 
             req.extensions_mut().insert(current.clone());
             CURRENT.scope(current, next.run(req)).await
         }
+        // The password was right; the code is still to come.
+        Some(_) => found(login::CODE_PATH),
         None => {
             let back = req
                 .uri()
@@ -306,7 +345,11 @@ pub(crate) fn page<S: Serialize>(
         .map_err(|e| WebError::Internal(anyhow::anyhow!("admin template {name}.html: {e:#}")))?;
     let html = template
         .render(minijinja::context! {
-            admin => admin.map(|a| json!({"username": a.username, "email": a.email, "csrf": a.csrf})),
+            admin => admin.map(|a| json!({
+                "username": a.username, "email": a.email, "csrf": a.csrf, "role": a.role, "totp": a.totp,
+                "can": access::can(a.role), "home": access::home(a.role),
+                "sections": access::SECTIONS.iter().filter(|(_, _, area)| a.role.allows(*area, crate::domain::Action::Read)).map(|(name, path, _)| json!({"name": name, "path": path})).collect::<Vec<_>>(),
+            })),
             site => CURRENT
                 .try_with(|c| json!({
                     "title": c.course.title,

@@ -5,8 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::post;
-use axum::{Extension, Form, Router};
+use axum::{Extension, Form};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -15,13 +14,14 @@ use super::{message, page, see_other};
 use crate::app::App;
 use crate::auth::Admin;
 use crate::curriculum::edit;
-use crate::domain::LessonStatus;
+use crate::domain::{Area, LessonStatus};
 use crate::web::WebError;
+use crate::web::access::Routes;
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/admin/lessons/{slug}/move", post(move_lesson))
-        .route("/admin/lessons/{slug}/status", post(set_status))
+pub fn router() -> Routes {
+    Routes::new()
+        .post("/admin/lessons/{slug}/move", &[Area::Lessons], move_lesson)
+        .post("/admin/lessons/{slug}/status", &[Area::Lessons], set_status)
 }
 
 #[derive(Deserialize)]

@@ -5,8 +5,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Form, Router};
+use axum::{Extension, Form};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
@@ -19,18 +18,20 @@ use crate::db::{
     self,
     admin_lists::{InboxKey, InboxQuery},
 };
-use crate::domain::ReplyKind;
+use crate::domain::{Area, ReplyKind};
 use crate::replies::{self, Read};
 use crate::web::WebError;
+use crate::web::access::Routes;
 
 const PAGE: i64 = 30;
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/admin/replies", get(inbox))
-        .route("/admin/replies/{id}/raw", get(raw))
-        .route("/admin/replies/{id}/read", post(mark_read))
-        .route("/admin/replies/{id}/flag", post(flag))
+pub fn router() -> Routes {
+    const REPLIES: &[Area] = &[Area::Replies];
+    Routes::new()
+        .get("/admin/replies", REPLIES, inbox)
+        .get("/admin/replies/{id}/raw", REPLIES, raw)
+        .post("/admin/replies/{id}/read", REPLIES, mark_read)
+        .post("/admin/replies/{id}/flag", REPLIES, flag)
 }
 
 #[derive(Deserialize, Default)]

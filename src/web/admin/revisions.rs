@@ -5,8 +5,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Extension, Form, Router};
+use axum::{Extension, Form};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use similar::{ChangeTag, TextDiff};
@@ -17,12 +16,14 @@ use crate::app::App;
 use crate::auth::Admin;
 use crate::curriculum::edit::{self, Saved};
 use crate::db;
+use crate::domain::Area;
 use crate::web::WebError;
+use crate::web::access::Routes;
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/admin/lessons/{slug}/revisions", get(history))
-        .route("/admin/lessons/{slug}/revert", post(revert))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/admin/lessons/{slug}/revisions", &[Area::Lessons], history)
+        .post("/admin/lessons/{slug}/revert", &[Area::Lessons], revert)
 }
 
 /// One line of a diff; `old`/`new` are 1-based line numbers on each side.

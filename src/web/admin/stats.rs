@@ -3,11 +3,10 @@
 //! and as tables; and the mail relay: what holds the queue now, and the last `smtp check`
 //! (a button runs one in this process).
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Extension, Router};
 use serde::Serialize;
 use serde_json::json;
 
@@ -16,12 +15,14 @@ use super::page;
 use crate::app::App;
 use crate::auth::Admin;
 use crate::db;
+use crate::domain::Area;
 use crate::web::WebError;
+use crate::web::access::Routes;
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/admin/stats", get(stats))
-        .route("/admin/stats/smtp-check", post(smtp_check))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/admin/stats", &[Area::Stats], stats)
+        .post("/admin/stats/smtp-check", &[Area::Stats], smtp_check)
 }
 
 /// One bar of a chart, laid out: the template only draws.

@@ -5,8 +5,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Extension, Form, Router};
+use axum::{Extension, Form};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
@@ -16,16 +15,21 @@ use super::{message, page, see_other};
 use crate::app::App;
 use crate::auth::Admin;
 use crate::db::{self, admin_lists::SubscriberQuery};
-use crate::domain::{EnrollmentStatus, SubscriberStatus};
+use crate::domain::{Area, EnrollmentStatus, SubscriberStatus};
 use crate::subscriptions;
 use crate::web::WebError;
+use crate::web::access::Routes;
 
 const PAGE: i64 = 50;
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/admin/subscribers", get(list))
-        .route("/admin/subscribers/{id}/{action}", post(act))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/admin/subscribers", &[Area::Subscribers], list)
+        .post(
+            "/admin/subscribers/{id}/{action}",
+            &[Area::Subscribers],
+            act,
+        )
 }
 
 #[derive(Deserialize, Default)]

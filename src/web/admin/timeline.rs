@@ -3,11 +3,10 @@
 //! text. Showing a reply to an admin is logged as a view of it, and the download of all their
 //! data (`/admin/subscribers/{id}/export`) as an export.
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Extension, Router};
 use chrono::Utc;
 use serde_json::json;
 
@@ -16,12 +15,16 @@ use super::page;
 use crate::app::App;
 use crate::auth::Admin;
 use crate::db;
+use crate::domain::Area;
 use crate::web::WebError;
+use crate::web::access::Routes;
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/admin/subscribers/{id}", get(show))
-        .route("/admin/subscribers/{id}/export", get(export))
+pub fn router() -> Routes {
+    // The timeline and the export both carry the text of the person's replies.
+    const WITH_REPLIES: &[Area] = &[Area::Subscribers, Area::Replies];
+    Routes::new()
+        .get("/admin/subscribers/{id}", WITH_REPLIES, show)
+        .get("/admin/subscribers/{id}/export", WITH_REPLIES, export)
 }
 
 async fn show(

@@ -1,11 +1,10 @@
 //! CSV import (an upload, with a report of every rejected row) and export (a download in
 //! the same columns as `drip subscribers export`).
 
+use axum::Extension;
 use axum::extract::{Multipart, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Router};
 use chrono::Utc;
 use futures::TryStreamExt;
 use serde_json::json;
@@ -14,12 +13,19 @@ use super::{IMPORT_PATH, forbidden, page};
 use crate::app::App;
 use crate::auth::{self, Admin};
 use crate::db;
+use crate::domain::Area;
 use crate::web::WebError;
+use crate::web::access::Routes;
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route(IMPORT_PATH, get(form).post(import))
-        .route("/admin/subscribers/export.csv", get(export))
+pub fn router() -> Routes {
+    Routes::new()
+        .get(IMPORT_PATH, &[Area::Subscribers], form)
+        .post(IMPORT_PATH, &[Area::Subscribers], import)
+        .get(
+            "/admin/subscribers/export.csv",
+            &[Area::Subscribers],
+            export,
+        )
 }
 
 async fn form(

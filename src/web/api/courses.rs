@@ -1,19 +1,20 @@
 //! `/api/v1/courses`: the courses this instance serves, with their phases and counts.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::json;
 
 use super::{ApiError, ApiResult};
 use crate::app::App;
+use crate::domain::Area;
+use crate::web::access::Routes;
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/courses", get(list))
-        .route("/courses/{slug}", get(one))
+pub fn router() -> Routes {
+    Routes::under(super::PREFIX)
+        .get("/courses", &[Area::Courses], list)
+        .get("/courses/{slug}", &[Area::Courses], one)
 }
 
 async fn list(State(app): State<App>) -> ApiResult {

@@ -4,8 +4,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -20,18 +19,19 @@ use crate::db::{
     self,
     admin_lists::{InboxKey, InboxQuery},
 };
-use crate::domain::{InvalidInput, Phase, SendWindow};
+use crate::domain::{Area, InvalidInput, Phase, SendWindow};
 use crate::replies::{self, Read};
+use crate::web::access::Routes;
 use crate::web::admin::render_for_admin;
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/lessons", get(list_lessons))
-        .route(
-            "/lessons/{slug}",
-            get(get_lesson).put(update_lesson).patch(update_lesson),
-        )
-        .route("/replies", get(list_replies))
+pub fn router() -> Routes {
+    const LESSONS: &[Area] = &[Area::Lessons];
+    Routes::under(super::PREFIX)
+        .get("/lessons", LESSONS, list_lessons)
+        .get("/lessons/{slug}", LESSONS, get_lesson)
+        .put("/lessons/{slug}", LESSONS, update_lesson)
+        .patch("/lessons/{slug}", LESSONS, update_lesson)
+        .get("/replies", &[Area::Replies], list_replies)
 }
 
 fn lesson_json(course: &db::courses::CourseRow, l: &db::lessons::Lesson) -> Value {

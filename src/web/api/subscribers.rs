@@ -5,8 +5,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,23 +14,26 @@ use super::{ApiError, ApiResult, Body, time};
 use crate::app::App;
 use crate::auth::Admin;
 use crate::db::{self, admin_lists::SubscriberQuery};
-use crate::domain::SubscriberStatus;
+use crate::domain::{Area, SubscriberStatus};
 use crate::subscriptions::{self, AddError, NewSubscriber};
+use crate::web::access::Routes;
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route(
-            "/subscribers",
-            get(list_subscribers).post(create_subscriber),
+pub fn router() -> Routes {
+    const SUBSCRIBERS: &[Area] = &[Area::Subscribers];
+    Routes::under(super::PREFIX)
+        .get("/subscribers", SUBSCRIBERS, list_subscribers)
+        .post("/subscribers", SUBSCRIBERS, create_subscriber)
+        .get("/subscribers/{key}", SUBSCRIBERS, get_subscriber)
+        .delete("/subscribers/{key}", SUBSCRIBERS, delete_subscriber)
+        .post("/subscribers/{key}/pause", SUBSCRIBERS, pause)
+        .post("/subscribers/{key}/resume", SUBSCRIBERS, resume)
+        // Their data includes the text of their replies.
+        .get(
+            "/subscribers/{key}/export",
+            &[Area::Subscribers, Area::Replies],
+            export,
         )
-        .route(
-            "/subscribers/{key}",
-            get(get_subscriber).delete(delete_subscriber),
-        )
-        .route("/subscribers/{key}/pause", post(pause))
-        .route("/subscribers/{key}/resume", post(resume))
-        .route("/subscribers/{key}/export", get(export))
-        .route("/enrollments", post(create_enrollment))
+        .post("/enrollments", SUBSCRIBERS, create_enrollment)
 }
 
 /// A person and what they take: every enrollment names its course.
