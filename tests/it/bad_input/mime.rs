@@ -369,9 +369,11 @@ async fn hostile_mime_is_answered_quickly_and_never_attributed_to_a_subscriber(b
             )
             .await
         });
-        let r = tokio::time::timeout(Duration::from_secs(10), task)
+        // A guard against a hang (a parser that loops or backtracks without end), not a
+        // timing: a debug build on a loaded two-core machine takes seconds on the 3 MB line.
+        let r = tokio::time::timeout(Duration::from_secs(30), task)
             .await
-            .unwrap_or_else(|_| panic!("{}: no answer within 10 s", m.case))
+            .unwrap_or_else(|_| panic!("{}: no answer within 30 s", m.case))
             .unwrap_or_else(|e| panic!("{}: the request panicked: {e}", m.case));
         let after = snapshot(&t.app).await;
         let changed = changes(&before, &after);
