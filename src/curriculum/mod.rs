@@ -7,6 +7,7 @@ mod load;
 mod parse;
 mod problem;
 mod rules;
+pub mod start;
 mod sync;
 
 pub use load::{course_dirs, duplicate_slugs, load_dir};

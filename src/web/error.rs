@@ -116,6 +116,19 @@ impl From<InvalidInput> for WebError {
     }
 }
 
+impl From<crate::curriculum::start::StartError> for WebError {
+    fn from(e: crate::curriculum::start::StartError) -> Self {
+        use crate::curriculum::start::StartError;
+        match e {
+            StartError::Invalid(e) => e.into(),
+            e @ StartError::Taken(_) => {
+                WebError::refused(StatusCode::CONFLICT, e.to_string(), Some("slug"))
+            }
+            StartError::Other(e) => WebError::Internal(e),
+        }
+    }
+}
+
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let status = self.status();
