@@ -44,6 +44,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod broadcasts;
 pub mod cli;
 pub mod config;
 pub mod courses;

@@ -308,6 +308,7 @@ pub async fn run(
                     unsubscribe: None,
                     course: Some(course.slug.clone()),
                     lesson: Some(slug.clone()),
+                    broadcast: None,
                     from_name: Some(course.from_name.clone()),
                     from_address: Some(course.from_address.clone()).filter(|a| !a.is_empty()),
                     list_id: None,

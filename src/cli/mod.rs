@@ -3,6 +3,7 @@
 
 mod admin;
 mod backup;
+mod broadcasts;
 mod dns;
 mod lessons;
 mod simulate;
@@ -64,6 +65,9 @@ pub enum Command {
     /// The courses: every folder under [course] lessons_dir with a course.toml.
     #[command(subcommand)]
     Courses(CoursesCommand),
+    /// Broadcasts: one mail to a course's readers, now or at a time.
+    #[command(subcommand)]
+    Broadcasts(broadcasts::BroadcastsCommand),
     /// Lesson files: list, lint, sync, export, preview.
     #[command(subcommand)]
     Lessons(LessonsCommand),
@@ -378,6 +382,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Courses(CoursesCommand::List) => return lessons::list_courses(&app, json).await,
+        Command::Broadcasts(cmd) => return broadcasts::run(&app, cmd, course, json).await,
         Command::Courses(CoursesCommand::New {
             slug,
             title,

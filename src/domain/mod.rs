@@ -18,8 +18,8 @@ pub use language::Language;
 pub use phase::Phase;
 pub use slug::Slug;
 pub use status::{
-    Command, DeliveryKind, DeliveryStatus, EnrollmentStatus, LessonStatus, MatchedBy, ReplyKind,
-    SubscriberStatus,
+    Audience, Command, DeliveryKind, DeliveryStatus, EnrollmentStatus, LessonStatus, MatchedBy,
+    ReplyKind, SubscriberStatus,
 };
 pub use timezone::Timezone;
 pub use token::{Purpose, Signer};
