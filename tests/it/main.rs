@@ -13,6 +13,7 @@ mod courses;
 mod curriculum;
 mod delivery;
 mod dkim;
+mod edge;
 mod faults;
 mod inbound;
 mod languages;
