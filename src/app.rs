@@ -45,6 +45,10 @@ pub struct App {
     pub relay: Arc<crate::outbox::relay::RelayGate>,
     /// When this process last ran the retention sweep: the tick loop sweeps at most hourly.
     pub(crate) sweeper: Arc<crate::privacy::Sweeper>,
+    /// `[server] trusted_proxies`, read once (see `web::client`).
+    pub(crate) trusted_proxies: Arc<[crate::domain::IpNet]>,
+    /// This process's count of sign-ups per client, and the sign-up figures of `/metrics`.
+    pub signups: Arc<crate::subscriptions::flood::SignupGuard>,
 }
 
 impl App {
@@ -77,7 +81,15 @@ impl App {
             config.smtp.max_per_second,
             config.smtp.max_connections_per_domain,
         );
+        let trusted_proxies = config
+            .server
+            .proxies()
+            .map_err(|m| anyhow::anyhow!("configuration key `server.trusted_proxies`: {m}"))?;
+        let signups =
+            crate::subscriptions::flood::SignupGuard::new(config.public.signups_per_ip_per_hour);
         Ok(App {
+            trusted_proxies: trusted_proxies.into(),
+            signups: Arc::new(signups),
             limiter: Arc::new(limiter),
             relay: Arc::default(),
             config: Arc::new(config),

@@ -298,8 +298,8 @@ pub(crate) struct FailureLimiter<K> {
     failures: Mutex<HashMap<K, Vec<i64>>>,
 }
 
-/// Per client address. Behind a reverse proxy every client shares the proxy's address, so
-/// the limit then applies to all of them together (the safe side).
+/// Per client address, as `web::client` works it out (behind a trusted proxy, the address
+/// the proxy saw; an IPv6 client by its /64).
 pub(crate) type SignInLimiter = FailureLimiter<IpAddr>;
 
 /// After this many failures within the window, sign-ins from the address are refused…

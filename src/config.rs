@@ -33,6 +33,8 @@ pub struct Config {
     #[serde(default)]
     pub privacy: Privacy,
     #[serde(default)]
+    pub public: Public,
+    #[serde(default)]
     pub log: Log,
 }
 
@@ -41,6 +43,24 @@ pub struct Config {
 pub struct Server {
     pub bind: String,
     pub base_url: String,
+    /// The reverse proxies in front of drip (addresses or CIDR blocks): only a request whose
+    /// TCP peer is one of them has its `X-Forwarded-For` believed (see `web::client`).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Server {
+    /// `trusted_proxies` read as blocks; the error names the entry.
+    pub fn proxies(&self) -> Result<Vec<crate::domain::IpNet>, String> {
+        self.trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                crate::domain::IpNet::parse(text)
+                    .map_err(|e| format!("entry {}: {}", i + 1, e.message))
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -283,6 +303,27 @@ impl Default for Privacy {
     }
 }
 
+/// What the public sign-up form lets through (see `subscriptions::flood`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Public {
+    /// Sign-ups accepted from one client address (an IPv6 client: its /64) in any hour, per
+    /// `drip serve` process; 0: no limit.
+    pub signups_per_ip_per_hour: u32,
+    /// Confirmation mails queued by sign-ups in any hour, across every process on the
+    /// database; once reached, every sign-up is refused until the hour rolls on. 0: no limit.
+    pub confirmations_per_hour: u32,
+}
+
+impl Default for Public {
+    fn default() -> Self {
+        Public {
+            signups_per_ip_per_hour: 20,
+            confirmations_per_hour: 1000,
+        }
+    }
+}
+
 /// A hundred years: anything longer is a typo (days given as seconds, say), not a policy.
 pub(crate) const MAX_RETENTION_DAYS: i64 = 36_500;
 
@@ -422,6 +463,9 @@ impl Config {
             ));
         }
         self.server.base_url = base;
+        self.server
+            .proxies()
+            .map_err(|m| key("server.trusted_proxies", m))?;
         crate::db::Backend::from_url(&self.database.url).map_err(|m| key("database.url", m))?;
         if self.database.max_connections == 0 {
             return Err(key("database.max_connections", "must be at least 1".into()));
@@ -765,6 +809,84 @@ mod tests {
             assert!(err.contains("privacy.reply_retention_days"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn sign_up_limits_default_and_come_from_the_environment() {
+        let c = Config::from_toml_str(&shipped()).unwrap();
+        assert_eq!(
+            (
+                c.public.signups_per_ip_per_hour,
+                c.public.confirmations_per_hour
+            ),
+            (20, 1000)
+        );
+        assert!(c.server.trusted_proxies.is_empty());
+        let start = shipped().find("[public]").unwrap();
+        let end = shipped()[start..].find("\n[").unwrap() + start + 1;
+        let mut text = shipped();
+        text.replace_range(start..end, "");
+        let c = Config::from_toml_str(&text).unwrap();
+        assert_eq!(c.public.signups_per_ip_per_hour, 20, "without the section");
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("DRIP_PUBLIC__SIGNUPS_PER_IP_PER_HOUR", "5");
+            jail.set_env("DRIP_PUBLIC__CONFIRMATIONS_PER_HOUR", "0");
+            jail.set_env(
+                "DRIP_SERVER__TRUSTED_PROXIES",
+                r#"["127.0.0.1", "10.0.0.0/8", "2001:db8::/32"]"#,
+            );
+            let f = write(&shipped());
+            let c = Config::load(f.path()).unwrap();
+            assert_eq!(
+                (
+                    c.public.signups_per_ip_per_hour,
+                    c.public.confirmations_per_hour
+                ),
+                (5, 0)
+            );
+            let proxies = c.server.proxies().unwrap();
+            assert_eq!(proxies.len(), 3);
+            assert!(proxies[1].contains("10.1.2.3".parse().unwrap()));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_sign_up_limits_and_proxies_name_their_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("DRIP_PUBLIC__SIGNUPS_PER_IP_PER_HOUR", "-1");
+            let f = write(&shipped());
+            let err = Config::load(f.path()).unwrap_err().to_string();
+            assert!(err.contains("public.signups_per_ip_per_hour"), "{err}");
+            assert!(
+                err.contains("DRIP_PUBLIC__SIGNUPS_PER_IP_PER_HOUR"),
+                "{err}"
+            );
+            Ok(())
+        });
+        for (value, says) in [
+            (r#"["127.0.0.1", "proxy.local"]"#, "entry 2"),
+            (r#"["10.0.0.0/40"]"#, "from 0 to 32"),
+        ] {
+            let text = shipped().replacen(
+                "trusted_proxies = []",
+                &format!("trusted_proxies = {value}"),
+                1,
+            );
+            assert_ne!(text, shipped());
+            let err = Config::from_toml_str(&text).unwrap_err().to_string();
+            assert!(
+                err.contains("server.trusted_proxies") && err.contains(says),
+                "{value}: {err}"
+            );
+        }
+        let text = shipped().replacen(
+            "confirmations_per_hour = 1000",
+            "confirmations_per_hour = \"many\"",
+            1,
+        );
+        let err = Config::from_toml_str(&text).unwrap_err().to_string();
+        assert!(err.contains("public.confirmations_per_hour"), "{err}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! - [`config`]: `config.toml` and `DRIP_*` overrides, validated before anything starts.
 //! - [`domain`]: typed values parsed at the edge: addresses, time zones, send windows,
 //!   phase names and a course's ordered phases, the stored statuses, tokens, admin roles
-//!   and what each may do.
+//!   and what each may do, network blocks (`domain::net`: what a limit counts a client by).
 //! - [`db`]: the SQLite/PostgreSQL pool, migrations and every query, by table, and the
 //!   SQLite copy `drip backup` makes.
 //! - [`curriculum`]: lesson files (parse, the content rules, load a folder, sync, export)
@@ -23,7 +23,8 @@
 //! - [`subscriptions`]: sign-up and confirmation per course, pause, resume, leaving one
 //!   course or everything, the next lesson now, own pacing, evergreen release, bounces,
 //!   moves, discreet mails, erasure, the data export, the CSV list; each change also in a
-//!   form that takes the caller's transaction.
+//!   form that takes the caller's transaction. `subscriptions::flood`: the sign-up limits
+//!   and the honeypot.
 //! - [`broadcasts`]: one mail to a course's readers: its checks, whom it reaches, when each
 //!   reader gets it (now, a moment, or an hour on their own clock), its figures; its mail
 //!   goes through the outbox.
@@ -40,7 +41,8 @@
 //! - [`crypto`]: sealing reply data at rest, with previous keys for rotation.
 //! - [`web`]: the public pages, the journal, the admin UI and the JSON API, thin doors onto
 //!   the modules above, with one error type; `web::access` is the route table of the admin
-//!   UI and the API, where each route names the areas a role must reach.
+//!   UI and the API, where each route names the areas a role must reach; `web::client` is
+//!   who a request's client is (`[server] trusted_proxies`), for every limiter.
 //! - [`auth`]: admin passwords, sessions and their generations, CSRF tokens, API tokens, the
 //!   sign-in limiters, and the TOTP second factor with recovery codes (`auth::second_factor`).
 //! - [`app`], [`server`], [`metrics`]: the composition root, the long-running processes

@@ -1,7 +1,8 @@
 //! Process-wide counters for `/metrics`: send latency and SMTP errors by class, what holds
 //! the queue (the relay unreachable, or refusing drip's TLS or sign-in, with what to fix),
-//! and the last `smtp check` run in this process. Gauges that live in the database (queue
-//! depth, deliveries by status) are read at scrape time.
+//! and the last `smtp check` run in this process; sign-ups held back by the flood checks
+//! (counted by this process's `App`). Gauges that live in the database (queue depth,
+//! deliveries by status) are read at scrape time.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,6 +96,34 @@ pub(crate) fn observe_send(elapsed: Duration, error: Option<&SendError>) {
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Sign-ups this process held back since it started: by the per-client limit, by the
+/// instance's cap on confirmations, and those that filled the honeypot field.
+pub(crate) fn render_signup_metrics(
+    out: &mut String,
+    figures: crate::subscriptions::flood::SignupFigures,
+) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "# HELP drip_signups_refused_total Sign-ups refused with 429 by this process, by the limit that refused them: per_client ([public] signups_per_ip_per_hour) or instance ([public] confirmations_per_hour).\n# TYPE drip_signups_refused_total counter"
+    );
+    let _ = writeln!(
+        out,
+        "drip_signups_refused_total{{limit=\"per_client\"}} {}",
+        figures.refused_per_client
+    );
+    let _ = writeln!(
+        out,
+        "drip_signups_refused_total{{limit=\"instance\"}} {}",
+        figures.refused_instance
+    );
+    let _ = writeln!(
+        out,
+        "# HELP drip_signups_honeypot_total Sign-ups that filled the hidden honeypot field: answered as a success, nothing stored or sent.\n# TYPE drip_signups_honeypot_total counter\ndrip_signups_honeypot_total {}",
+        figures.honeypot
+    );
 }
 
 /// The histogram and error counters in Prometheus text format.

@@ -154,6 +154,36 @@ pub(crate) async fn mail_queued_since(
     Ok(n > 0)
 }
 
+/// Confirmation mails queued at or after `since`, by anyone (sign-ups, imports, the API).
+/// The kind is written out rather than bound so that both engines use the partial index
+/// `deliveries_confirm_created` (migration 0016).
+pub(crate) async fn confirmations_since(tx: &mut Tx, since: i64) -> anyhow::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM deliveries WHERE kind = 'confirm' AND created_at >= $1",
+    )
+    .bind(since)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(n)
+}
+
+/// When the `nth` (from 0, oldest first) confirmation mail queued at or after `since` was
+/// queued.
+pub(crate) async fn nth_confirmation_since(
+    tx: &mut Tx,
+    since: i64,
+    nth: i64,
+) -> anyhow::Result<Option<i64>> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT created_at FROM deliveries WHERE kind = 'confirm' AND created_at >= $1 ORDER BY created_at LIMIT 1 OFFSET $2",
+    )
+    .bind(since)
+    .bind(nth.max(0))
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|r| r.0))
+}
+
 /// A confirmation mail: who it asked, for which course, and the name and time zone a
 /// repeated sign-up asked for (applied when the link is used).
 #[derive(Debug, Clone)]

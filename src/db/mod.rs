@@ -215,6 +215,22 @@ impl Db {
         }
     }
 
+    /// Waits for the transaction-level advisory lock named by `key` (see
+    /// [`Db::try_xact_lock`]); nothing to wait for on SQLite, whose write transaction is
+    /// already exclusive.
+    pub(crate) async fn xact_lock(&self, tx: &mut Tx, key: i32) -> anyhow::Result<()> {
+        if self.backend == Backend::Sqlite {
+            return Ok(());
+        }
+        sqlx::query(&format!(
+            // The function returns void, which the Any driver cannot describe: select a number.
+            "SELECT 1 FROM (SELECT pg_advisory_xact_lock({key}, hashtext(current_schema()))) AS l"
+        ))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
     /// Takes a transaction-level advisory lock named by `key` in the current schema (advisory
     /// locks are database-wide; two installations in two schemas must not exclude each
     /// other). True on SQLite, whose write transaction is already exclusive.

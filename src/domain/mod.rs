@@ -4,6 +4,7 @@ mod admin;
 mod course;
 mod email;
 mod language;
+pub mod net;
 mod phase;
 mod slug;
 mod status;
@@ -15,6 +16,7 @@ pub use admin::{Action, Area, Role, SessionStage};
 pub use course::{CoursePhase, Phases};
 pub use email::EmailAddress;
 pub use language::Language;
+pub use net::IpNet;
 pub use phase::Phase;
 pub use slug::Slug;
 pub use status::{

@@ -3,6 +3,7 @@
 //! in one transaction (the mail goes through the outbox, never from the request).
 
 pub mod export;
+pub mod flood;
 pub mod import;
 mod journal;
 mod moves;
@@ -92,6 +93,11 @@ pub enum Subscribed {
     Throttled,
     /// Already taking (or finished) this course.
     AlreadyActive,
+    /// Nothing done: the instance queued `[public] confirmations_per_hour` confirmation
+    /// mails in the last hour; one more fits in this many seconds.
+    InstanceFull {
+        retry_after: i64,
+    },
 }
 
 /// Why [`add`] refused: the one refusal a caller answers differently (409, not 500).
@@ -137,6 +143,18 @@ pub async fn subscribe(
 ) -> anyhow::Result<Subscribed> {
     let now_s = now.timestamp();
     let mut tx = app.db.begin_write().await?;
+    if let Some(retry_after) = instance_full(
+        app,
+        &mut tx,
+        app.config.public.confirmations_per_hour,
+        now_s,
+    )
+    .await?
+    {
+        // Every sign-up is refused, known address or not: the answer reveals nothing.
+        tx.commit().await?;
+        return Ok(Subscribed::InstanceFull { retry_after });
+    }
     let existing = db::subscribers::by_email_in(&mut tx, new.email.as_str()).await?;
     let outcome = match existing {
         None => {
@@ -198,6 +216,30 @@ pub async fn subscribe(
     };
     tx.commit().await?;
     Ok(outcome)
+}
+
+/// Names the advisory lock that lines sign-ups up on PostgreSQL, so that two processes
+/// cannot both see room for the last confirmation of the hour.
+const SIGNUP_LOCK: i32 = 0x0d21_9016;
+
+/// When the instance has queued `cap` confirmation mails within the last hour (0: no cap),
+/// the seconds until one more fits. Called first in the sign-up's transaction, which it
+/// holds the sign-up lock for.
+async fn instance_full(app: &App, tx: &mut Tx, cap: u32, now: i64) -> anyhow::Result<Option<i64>> {
+    if cap == 0 {
+        return Ok(None);
+    }
+    app.db.xact_lock(tx, SIGNUP_LOCK).await?;
+    let since = now - flood::WINDOW_SECONDS + 1;
+    let queued = db::deliveries::confirmations_since(tx, since).await?;
+    let cap = i64::from(cap);
+    if queued < cap {
+        return Ok(None);
+    }
+    // One fits once all but cap - 1 of them are older than the hour.
+    let freeing = db::deliveries::nth_confirmation_since(tx, since, queued - cap).await?;
+    let retry_after = freeing.map_or(1, |at| (at + flood::WINDOW_SECONDS - now).max(1));
+    Ok(Some(retry_after))
 }
 
 /// Queues the confirmation mail for `course_id`; `profile` is the name and time zone a

@@ -5,14 +5,20 @@
 //! never expires) opens no answers: it offers to mail a fresh link to the address the course
 //! goes to, and that one works for [`ACCESS_HOURS`]. Whoever holds the inbox reads the
 //! journal; whoever was forwarded a lesson does not.
+//!
+//! Mail security scanners open every link in a mail. No `GET` here changes anything, sends
+//! anything or shows an answer: the lesson's link offers a button that mails the fresh
+//! link; the fresh link opens a page with one button that shows the journal (a `POST`), and
+//! the journal's downloads are buttons too. So a scanner neither mails the subscriber nor
+//! reads their answers, and the data export's audit event is written only for a person who
+//! pressed its button.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::Utc;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::WebError;
@@ -29,8 +35,11 @@ use crate::subscriptions::{
 pub fn router() -> Router<App> {
     Router::new()
         .route("/journal/{token}", get(gate).post(send_link))
-        .route("/journal/open/{access}", get(journal))
-        .route("/journal/open/{access}/export", get(export))
+        .route("/journal/open/{access}", get(open_page).post(journal))
+        .route(
+            "/journal/open/{access}/export",
+            get(export_page).post(export),
+        )
 }
 
 /// The link from a lesson mail: explains, and offers to mail a fresh link.
@@ -87,18 +96,56 @@ async fn journal_owner(
         .ok_or(WebError::Link("no_subscription"))
 }
 
-#[derive(Deserialize)]
-struct JournalQuery {
-    #[serde(default)]
-    download: Option<String>,
+/// The mailed link (and the export's address) opens a page with one button; the button
+/// does the rest. `export`: the page of the data export's button rather than the journal's.
+async fn button_page(app: &App, access: &str, export: bool) -> Result<Response, WebError> {
+    let s = journal_owner(app, access).await?;
+    let page = course_page(app, &person_course(app, &s).await?).await?;
+    let mut response = render(
+        app,
+        "journal_open",
+        &page.language,
+        json!({"course": page, "access": access, "export": export}),
+    )?
+    .into_response();
+    private(&mut response);
+    Ok(response)
 }
 
-/// The subscriber's own answers, lesson by lesson; `?download=1` gives a Markdown file.
+async fn open_page(
+    State(app): State<App>,
+    Path(access): Path<String>,
+) -> Result<Response, WebError> {
+    button_page(&app, &access, false).await
+}
+
+async fn export_page(
+    State(app): State<App>,
+    Path(access): Path<String>,
+) -> Result<Response, WebError> {
+    button_page(&app, &access, true).await
+}
+
+/// A page about someone's answers: kept by no browser cache or proxy, and its address (which
+/// holds the access token) never sent onward as a referrer.
+fn private(response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, "no-store".parse().expect("ascii"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        "no-referrer".parse().expect("ascii"),
+    );
+}
+
+/// The subscriber's own answers, lesson by lesson (the button of [`open_page`]); with the
+/// form field `download` (the page's own button), as a Markdown file. The body is read as
+/// form pairs whatever its content type, so that a bare POST opens the page.
 async fn journal(
     State(app): State<App>,
     Path(access): Path<String>,
-    Query(q): Query<JournalQuery>,
+    body: axum::body::Bytes,
 ) -> Result<Response, WebError> {
+    let download = url::form_urlencoded::parse(&body).any(|(k, _)| k == "download");
     let s = journal_owner(&app, &access).await?;
     let course = person_course(&app, &s).await?;
     // Answers of every course the person took.
@@ -127,7 +174,7 @@ async fn journal(
             }))
         })
         .collect::<anyhow::Result<_>>()?;
-    if q.download.is_some() {
+    if download {
         let heading = words.format(lang, "journal.file_heading", &[("course", &course.title)])?;
         // A header holds ASCII only: a translated name keeps its plain letters.
         let file_name: String = words
@@ -164,17 +211,12 @@ async fn journal(
         json!({"course": page, "entries": entries, "access": access}),
     )?
     .into_response();
-    // Private answers: not kept by the browser or a proxy, not sent onward as a referrer.
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, "no-store".parse().expect("ascii"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        "no-referrer".parse().expect("ascii"),
-    );
+    private(&mut response);
     Ok(response)
 }
 
-/// Everything stored about the subscriber as a JSON file (their right of access).
+/// Everything stored about the subscriber as a JSON file (their right of access): the button
+/// of the journal page, and of [`export_page`].
 async fn export(State(app): State<App>, Path(access): Path<String>) -> Result<Response, WebError> {
     let s = journal_owner(&app, &access).await?;
     let now = Utc::now();

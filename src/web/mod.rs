@@ -6,6 +6,7 @@
 pub mod access;
 pub(crate) mod admin;
 mod api;
+pub(crate) mod client;
 mod error;
 mod inbound;
 mod journal;

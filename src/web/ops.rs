@@ -63,5 +63,6 @@ async fn metrics(State(app): State<App>) -> Result<impl IntoResponse, super::Web
         let _ = writeln!(out, "drip_replies{{kind=\"{kind}\"}} {n}");
     }
     crate::metrics::render_send_metrics(&mut out);
+    crate::metrics::render_signup_metrics(&mut out, app.signups.figures());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

@@ -12,10 +12,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::WebError;
+use super::client::ClientAddr;
 use crate::app::App;
 use crate::db::{self, courses::CourseRow, enrollments::EnrollmentRow};
 use crate::domain::{EnrollmentStatus, Pace, Purpose, SubscriberStatus, Timezone, WEEKDAYS};
-use crate::subscriptions::{self, ConfirmLink, Confirmed, NewSubscriber};
+use crate::subscriptions::{self, ConfirmLink, Confirmed, NewSubscriber, Subscribed};
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -96,6 +97,10 @@ struct SubscribeForm {
     /// The course's slug; may be left out when the instance has one course.
     #[serde(default)]
     course: Option<String>,
+    /// The honeypot: a field the page hides from people (see `index.html`); only a program
+    /// fills it in.
+    #[serde(default)]
+    website: String,
 }
 
 /// A page, its words in `lang` (the course's language).
@@ -215,7 +220,14 @@ impl<S: Send + Sync> FromRequest<S> for SubscribeInput {
     }
 }
 
-async fn subscribe(State(app): State<App>, input: SubscribeInput) -> Result<Response, WebError> {
+/// `POST /subscribe`. Past the fields' own checks, the sign-up goes through the flood checks
+/// (`subscriptions::flood`): the per-client limit, the honeypot, and the instance's cap on
+/// confirmation mails, checked in the sign-up's own transaction.
+async fn subscribe(
+    State(app): State<App>,
+    ClientAddr(client): ClientAddr,
+    input: SubscribeInput,
+) -> Result<Response, WebError> {
     let SubscribeInput { form, json } = input;
     let course = match app
         .course(form.course.as_deref().filter(|c| !c.is_empty()))
@@ -261,17 +273,92 @@ async fn subscribe(State(app): State<App>, input: SubscribeInput) -> Result<Resp
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
+    let now = Utc::now();
+    if let Err(wait) = app.signups.admit(client, now.timestamp()) {
+        tracing::debug!(%client, wait, "sign-up refused: too many from this client");
+        return held_back(&app, &course, json, Limit::PerClient, wait);
+    }
+    if !form.website.is_empty() {
+        // Only a program fills a field nobody sees: the answer is a success's, so it learns
+        // nothing, and nothing is stored or sent.
+        app.signups.honeypot_hit();
+        tracing::debug!(%client, "sign-up with the honeypot field filled: nothing done");
+        return signed_up(&app, &course, json).await;
+    }
     // The outcome (new, pending, already active, throttled) is deliberately not shown: the
     // form must not reveal whether an address is known.
-    subscriptions::subscribe(&app, &course, &new, Utc::now()).await?;
+    let outcome = subscriptions::subscribe(&app, &course, &new, now).await?;
+    if let Subscribed::InstanceFull { retry_after } = outcome {
+        app.signups.instance_refusal();
+        tracing::warn!(
+            retry_after,
+            cap = app.config.public.confirmations_per_hour,
+            "sign-up refused: the confirmations of the last hour reached [public] confirmations_per_hour"
+        );
+        return held_back(&app, &course, json, Limit::Instance, retry_after);
+    }
+    signed_up(&app, &course, json).await
+}
+
+/// What every accepted sign-up is answered, whatever it did.
+async fn signed_up(app: &App, course: &CourseRow, json: bool) -> Result<Response, WebError> {
     if json {
         return Ok(Json(
             json!({"status": "ok", "message": "Check your inbox for a confirmation link."}),
         )
         .into_response());
     }
-    let page = course_page(&app, &course).await?;
-    Ok(render(&app, "subscribed", &page.language, json!({"course": page}))?.into_response())
+    let page = course_page(app, course).await?;
+    Ok(render(app, "subscribed", &page.language, json!({"course": page}))?.into_response())
+}
+
+/// Which limit held a sign-up back.
+#[derive(Clone, Copy)]
+enum Limit {
+    PerClient,
+    Instance,
+}
+
+/// A sign-up held back by a limit: `429` with `Retry-After` (seconds), as a page in the
+/// course's words or, for a JSON request, the JSON error.
+fn held_back(
+    app: &App,
+    course: &CourseRow,
+    json: bool,
+    limit: Limit,
+    wait: i64,
+) -> Result<Response, WebError> {
+    let mut response = if json {
+        let error = match limit {
+            Limit::PerClient => format!(
+                "too many sign-ups from this address in the last hour; try again in {wait} seconds"
+            ),
+            Limit::Instance => format!(
+                "sign-ups are paused: too many in the last hour; try again in {wait} seconds"
+            ),
+        };
+        super::AsJson::new(StatusCode::TOO_MANY_REQUESTS, error, None).into_response()
+    } else {
+        let key = match limit {
+            Limit::PerClient => "per_client",
+            Limit::Instance => "instance",
+        };
+        let page = render(
+            app,
+            "limited",
+            course.language.as_str(),
+            json!({
+                "course": {"title": course.title, "slug": course.slug},
+                "limit": key,
+                "minutes": (wait + 59) / 60,
+            }),
+        )?;
+        (StatusCode::TOO_MANY_REQUESTS, page).into_response()
+    };
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(wait.max(1)));
+    Ok(response)
 }
 
 fn verify(app: &App, purpose: Purpose, token: &str) -> Result<i64, WebError> {

@@ -672,10 +672,17 @@ async fn a_french_course_speaks_french_in_every_page_and_mail(backend: Backend) 
     link_mail.check("journal link mail", &e);
     assert_eq!(link_mail.subject, "Votre journal");
     let access = path_of(&find_url(&link_mail.text, "http").unwrap());
+    let ask = page(
+        "journal, its button",
+        200,
+        request(&t.app, "GET", &access, None, "").await,
+    );
+    assert!(ask.contains("Afficher mes réponses"), "{ask}");
+    assert!(!ask.contains("J'ai enfin parlé"), "{ask}");
     let journal = page(
         "journal",
         200,
-        request(&t.app, "GET", &access, None, "").await,
+        request(&t.app, "POST", &access, Some(FORM), "").await,
     );
     assert!(journal.contains("J'ai enfin parlé à ma sœur."), "{journal}");
     let answered = until.with_timezone(&chrono_tz::Europe::Paris);
@@ -686,8 +693,7 @@ async fn a_french_course_speaks_french_in_every_page_and_mail(backend: Backend) 
         answered.year()
     );
     assert!(journal.contains(&date), "{date}: {journal}");
-    let (status, download) =
-        request(&t.app, "GET", &format!("{access}?download=1"), None, "").await;
+    let (status, download) = request(&t.app, "POST", &access, Some(FORM), "download=1").await;
     assert_eq!(status, 200);
     assert!(
         download.starts_with("# Un petit cours — mes réponses\n"),

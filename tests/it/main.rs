@@ -14,6 +14,7 @@ mod courses;
 mod curriculum;
 mod delivery;
 mod dkim;
+mod edge;
 mod faults;
 mod inbound;
 mod languages;

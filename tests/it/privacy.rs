@@ -162,7 +162,7 @@ async fn raw_messages_older_than_the_retention_are_deleted_and_their_text_stays_
     );
     // The subscriber's journal still shows the answer.
     let journal = t.app.journal_access_url(sid, Utc::now().timestamp() + 3600);
-    let (status, page) = request(&t.app, "GET", &path_of(&journal), None, "").await;
+    let (status, page) = request(&t.app, "POST", &path_of(&journal), None, "").await;
     assert_eq!(status, 200);
     assert!(page.contains("I told her."), "{page}");
     // So does the admin's page of the subscriber, without a raw link for it; the raw view of

@@ -471,12 +471,25 @@ async fn the_journal_shows_only_this_subscribers_answers(backend: Backend) {
     let path = path_of(&link);
     assert!(path.starts_with("/journal/open/"), "{path}");
 
-    let (status, page) = request(&t.app, "GET", &path, None, "").await;
+    // Mail scanners open the link: a page with one button, and no answer on it.
+    for _ in 0..2 {
+        let (status, page) = request(&t.app, "GET", &path, None, "").await;
+        assert_eq!(status, 200);
+        assert!(!page.contains("My own"), "{page}");
+        assert_eq!(page.matches("<button").count(), 1, "{page}");
+        assert!(
+            page.contains(&format!("<form method=\"post\" action=\"{path}\">")),
+            "{page}"
+        );
+    }
+    let (status, page) = request(&t.app, "POST", &path, Some(FORM), "").await;
     assert_eq!(status, 200);
     assert!(page.contains("My own &lt;i&gt;answer&lt;"), "escaped");
     assert!(!page.contains("<i>answer"));
     assert!(!page.contains("Someone else"));
-    let (status, md) = request(&t.app, "GET", &format!("{path}?download=1"), None, "").await;
+    // Its downloads are buttons too.
+    assert!(page.contains("name=\"download\" value=\"1\""), "{page}");
+    let (status, md) = request(&t.app, "POST", &path, Some(FORM), "download=1").await;
     assert_eq!(status, 200);
     assert!(md.contains("My own <i>answer</i>") && md.contains("Before we begin"));
     // Neither a reply token, nor the mail's permanent link, nor an expired link opens it.
@@ -490,8 +503,11 @@ async fn the_journal_shows_only_this_subscribers_answers(backend: Backend) {
         t.app.signer.sign(Purpose::Reply, ids[0]),
         t.app.signer.sign(Purpose::Journal, ids[0]),
     ] {
-        let (status, _) = request(&t.app, "GET", &format!("/journal/open/{token}"), None, "").await;
-        assert_eq!(status, 404);
+        for method in ["GET", "POST"] {
+            let (status, _) =
+                request(&t.app, method, &format!("/journal/open/{token}"), None, "").await;
+            assert_eq!(status, 404, "{method}");
+        }
     }
     let (status, _) = request(
         &t.app,

@@ -1,16 +1,17 @@
 //! Signing in and out. A fresh session id at every sign-in (a cookie planted before it is
 //! worth nothing after), the cookie scoped to /admin, HttpOnly and SameSite=Lax, Secure on
 //! https. The sign-in form has its own CSRF defence (a double-submit cookie), since no
-//! session exists yet; repeated failures from one address are refused for a while.
+//! session exists yet; repeated failures from one client address (`web::client`: behind
+//! `[server] trusted_proxies`, the address the proxy saw) are refused for a while.
 //!
 //! An admin with a second factor signs in in two steps: the right password gives a session
 //! that opens nothing but the code form (for five minutes), and only a current TOTP code or
 //! an unused recovery code turns it into a signed-in session, with a new id. Wrong codes
 //! count against the address like wrong passwords, and against the admin from any address.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
@@ -26,6 +27,7 @@ use crate::auth::{self, Admin, FailureLimiter, SignInLimiter};
 use crate::domain::{Area, SessionStage};
 use crate::web::WebError;
 use crate::web::access::{self, Routes};
+use crate::web::client::ClientAddr;
 
 const LOGIN_COOKIE: &str = "drip_login";
 /// The second step of signing in.
@@ -50,12 +52,10 @@ async fn landing(Extension(admin): Extension<Admin>) -> Response {
     see_other(access::home(admin.role))
 }
 
-/// The client's address: the TCP peer. Without one (a test calling the router directly)
-/// every such request shares one bucket.
-fn client_ip(connect: Option<&ConnectInfo<SocketAddr>>) -> IpAddr {
-    connect
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+/// What the sign-in limiter counts failures by: the client address (`web::client`, the
+/// same one the sign-up limiter uses), an IPv6 client by its /64.
+fn limiter_key(client: IpAddr) -> IpAddr {
+    crate::domain::net::limit_key(client)
 }
 
 fn secure(app: &App) -> &'static str {
@@ -144,11 +144,11 @@ struct LoginForm {
 
 async fn sign_in(
     State(app): State<App>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Result<Response, WebError> {
-    let ip = client_ip(connect.as_ref().map(|c| &c.0));
+    let ip = limiter_key(client);
     let now = Utc::now().timestamp();
     let next = safe_next(&f.next).to_owned();
     let token = auth::random_token();
@@ -184,7 +184,7 @@ async fn sign_in(
     }
     let Some(admin) = auth::check_credentials(&app.db, &f.username, &f.password).await? else {
         limiter.record_failure(ip, now);
-        tracing::warn!(%ip, user = %f.username, "failed admin sign-in");
+        tracing::warn!(%client, user = %f.username, "failed admin sign-in");
         return login_page(
             &app,
             StatusCode::UNAUTHORIZED,
@@ -209,7 +209,7 @@ async fn sign_in(
             now,
         )
         .await?;
-        tracing::info!(user = %admin.username, %ip, "admin password accepted; code asked");
+        tracing::info!(user = %admin.username, %client, "admin password accepted; code asked");
         let mut r = see_other(&format!("{CODE_PATH}?next={}", super::encode(&next)));
         set_cookie(&mut r, &session_cookie(&app, &id, auth::CODE_SECONDS));
         r
@@ -223,7 +223,7 @@ async fn sign_in(
             now,
         )
         .await?;
-        tracing::info!(user = %admin.username, %ip, "admin signed in");
+        tracing::info!(user = %admin.username, %client, "admin signed in");
         let mut r = see_other(destination(&next, admin.role));
         set_cookie(&mut r, &session_cookie(&app, &id, auth::ABSOLUTE_SECONDS));
         r
@@ -312,11 +312,11 @@ fn too_many(
 
 async fn enter_code(
     State(app): State<App>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     Form(f): Form<CodeForm>,
 ) -> Result<Response, WebError> {
-    let ip = client_ip(connect.as_ref().map(|c| &c.0));
+    let ip = limiter_key(client);
     let now = Utc::now().timestamp();
     let next = safe_next(&f.next).to_owned();
     let Some(admin) = code_session(&app, &headers).await? else {
@@ -336,7 +336,7 @@ async fn enter_code(
     if checked == Checked::Refused {
         by_ip.record_failure(ip, now);
         by_admin.record_failure(admin.id, now);
-        tracing::warn!(%ip, user = %admin.username, "wrong second-factor code");
+        tracing::warn!(%client, user = %admin.username, "wrong second-factor code");
         return code_page(
             &app,
             StatusCode::UNAUTHORIZED,
@@ -350,7 +350,7 @@ async fn enter_code(
     crate::db::admins::delete_session(&app.db, &admin.session_hash).await?;
     let id =
         auth::start_session(&app.db, admin.id, admin.generation, SessionStage::Full, now).await?;
-    tracing::info!(user = %admin.username, %ip, "admin signed in with a second factor");
+    tracing::info!(user = %admin.username, %client, "admin signed in with a second factor");
     // After a recovery code, the account page says how many are left and offers a new key.
     let to = match checked {
         Checked::Recovery { .. } => format!("{}?recovery=1", super::account::TOTP_PATH),

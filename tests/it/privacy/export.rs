@@ -97,6 +97,21 @@ async fn get(t: &TestApp, uri: &str, cookie: Option<&str>, token: Option<&str>) 
     .await
 }
 
+/// The button of a journal page: a form post with nothing in it.
+async fn post(t: &TestApp, uri: &str) -> Resp {
+    send(
+        &t.app,
+        "127.0.0.1",
+        "POST",
+        uri,
+        None,
+        Some("application/x-www-form-urlencoded"),
+        None,
+        Vec::new(),
+    )
+    .await
+}
+
 fn flip_last(token: &str) -> String {
     let (head, last) = token.split_at(token.len() - 1);
     // Tokens are read case-insensitively: flip to another hex digit, not another case.
@@ -109,17 +124,26 @@ async fn the_journal_export_is_a_download_of_everything_behind_the_journal_token
     // The mailed journal link (see web_public's journal test for how it is asked for).
     let link = t.app.journal_access_url(sid, Utc::now().timestamp() + 3600);
     let token = link.rsplit('/').next().unwrap().to_owned();
-    // The journal page links to it.
-    let page = get(&t, &format!("/journal/open/{token}"), None, None).await;
+    // The journal page has a button for it.
+    let page = post(&t, &format!("/journal/open/{token}")).await;
     assert_eq!(page.status, 200);
-    assert!(
-        page.body
-            .contains(&format!("href=\"/journal/open/{token}/export\"")),
-        "{}",
-        page.body
-    );
+    let button = format!("<form method=\"post\" action=\"/journal/open/{token}/export\">");
+    assert!(page.body.contains(&button), "{}", page.body);
     assert!(page.body.contains("Download my data (JSON)"));
-    let r = get(&t, &format!("/journal/open/{token}/export"), None, None).await;
+    // Its address, opened by a link scanner, is a page with that one button: nothing is
+    // exported and nothing written to the event log.
+    for _ in 0..2 {
+        let r = get(&t, &format!("/journal/open/{token}/export"), None, None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.body.contains(&button), "{}", r.body);
+        assert!(!r.body.contains("letters"), "{}", r.body);
+        assert!(r.headers.get(header::CONTENT_DISPOSITION).is_none());
+    }
+    assert!(
+        exports_logged(&t, sid).await.is_empty(),
+        "a GET exports nothing"
+    );
+    let r = post(&t, &format!("/journal/open/{token}/export")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let disposition = r.headers[header::CONTENT_DISPOSITION].to_str().unwrap();
     assert!(
@@ -153,9 +177,13 @@ async fn the_journal_export_is_a_download_of_everything_behind_the_journal_token
         token[..token.len() / 2].to_owned(),
         "forged".to_owned(),
     ] {
-        let r = get(&t, &format!("/journal/open/{bad}/export"), None, None).await;
-        assert_eq!(r.status, 404, "{bad}: {}", r.body);
-        assert!(!r.body.contains("letters"));
+        for r in [
+            get(&t, &format!("/journal/open/{bad}/export"), None, None).await,
+            post(&t, &format!("/journal/open/{bad}/export")).await,
+        ] {
+            assert_eq!(r.status, 404, "{bad}: {}", r.body);
+            assert!(!r.body.contains("letters"));
+        }
     }
     assert_eq!(
         exports_logged(&t, sid).await.len(),
@@ -166,7 +194,7 @@ async fn the_journal_export_is_a_download_of_everything_behind_the_journal_token
     drip::subscriptions::erase(&t.app, sid, "test", Utc::now())
         .await
         .unwrap();
-    let r = get(&t, &format!("/journal/open/{token}/export"), None, None).await;
+    let r = post(&t, &format!("/journal/open/{token}/export")).await;
     assert_eq!(r.status, 404);
 }
 
