@@ -17,6 +17,7 @@ pub mod lessons;
 pub mod replies;
 pub mod stats;
 pub mod subscribers;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -425,6 +425,7 @@ impl BatchContext {
                 .await?;
             recorded.extend(done);
         }
+        crate::webhooks::events::lessons_sent(&mut tx, recorded.iter().copied(), self.now).await?;
         type Key = (LessonRef, Timezone, Option<Pace>);
         let mut due_for: HashMap<Key, (Option<i64>, bool)> = HashMap::new();
         let mut plans: HashMap<(i64, Option<i64>, bool), Vec<i64>> = HashMap::new();
