@@ -115,7 +115,12 @@ pub(crate) async fn run_serve(app: App) -> anyhow::Result<()> {
     let worker = spawn_worker(&app);
     let webhooks = spawn_webhooks(&app);
     tracing::info!(url = %app.config.server.base_url, bind = %bound, "drip is serving");
-    let result = supervise(&app.shutdown, shutdown_signal(), vec![web, worker, webhooks]).await;
+    let result = supervise(
+        &app.shutdown,
+        shutdown_signal(),
+        vec![web, worker, webhooks],
+    )
+    .await;
     app.db.close().await;
     result
 }

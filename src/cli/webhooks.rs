@@ -44,7 +44,12 @@ pub async fn run(app: &App, cmd: WebhooksCommand, json: bool) -> anyhow::Result<
                 println!("{}", serde_json::to_string(&added)?);
             } else {
                 let names: Vec<&str> = added.events.iter().map(|e| e.as_str()).collect();
-                println!("webhook {} added: {} for {}", added.id, added.url, names.join(", "));
+                println!(
+                    "webhook {} added: {} for {}",
+                    added.id,
+                    added.url,
+                    names.join(", ")
+                );
                 println!("secret (shown only now; the receiver checks Drip-Signature with it):");
                 println!("  {}", added.secret);
             }
@@ -55,7 +60,10 @@ pub async fn run(app: &App, cmd: WebhooksCommand, json: bool) -> anyhow::Result<
                 println!("{}", serde_json::to_string(&all)?);
             } else if all.is_empty() {
                 let names: Vec<&str> = EventType::ALL.iter().map(|e| e.as_str()).collect();
-                println!("no webhooks; add one with `drip webhooks add URL --events E1,E2` (events: {})", names.join(", "));
+                println!(
+                    "no webhooks; add one with `drip webhooks add URL --events E1,E2` (events: {})",
+                    names.join(", ")
+                );
             }
             for e in all.iter().filter(|_| !json) {
                 let names: Vec<&str> = e.events.iter().map(|e| e.as_str()).collect();

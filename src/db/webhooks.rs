@@ -56,15 +56,15 @@ pub(crate) async fn insert_endpoint(
 
 /// Every endpoint, oldest first.
 pub async fn endpoints(db: &Db) -> anyhow::Result<Vec<EndpointRow>> {
-    let bare: Vec<EndpointBare> = sqlx::query_as(
-        "SELECT id, url, secret, created_at, created_by FROM webhooks ORDER BY id",
+    let bare: Vec<EndpointBare> =
+        sqlx::query_as("SELECT id, url, secret, created_at, created_by FROM webhooks ORDER BY id")
+            .fetch_all(db.pool())
+            .await?;
+    let types: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT webhook_id, event_type FROM webhook_event_types ORDER BY webhook_id",
     )
     .fetch_all(db.pool())
     .await?;
-    let types: Vec<(i64, String)> =
-        sqlx::query_as("SELECT webhook_id, event_type FROM webhook_event_types ORDER BY webhook_id")
-            .fetch_all(db.pool())
-            .await?;
     bare.into_iter()
         .map(|b| {
             let mut events = types
@@ -341,7 +341,10 @@ pub async fn payload_of(db: &Db, event_id: &str) -> anyhow::Result<Option<String
 }
 
 /// The events about a subscriber, for erasure to take their address out.
-pub(crate) async fn payloads_about(tx: &mut Tx, subscriber_id: i64) -> anyhow::Result<Vec<(i64, String)>> {
+pub(crate) async fn payloads_about(
+    tx: &mut Tx,
+    subscriber_id: i64,
+) -> anyhow::Result<Vec<(i64, String)>> {
     Ok(
         sqlx::query_as("SELECT id, payload FROM webhook_events WHERE subscriber_id = $1")
             .bind(subscriber_id)
@@ -379,9 +382,11 @@ pub async fn prune(db: &Db, before: i64, limit: i64) -> anyhow::Result<u64> {
 
 /// Every endpoint's sealed secret, for `drip keys reseal`.
 pub async fn sealed_secrets(db: &Db) -> anyhow::Result<Vec<(i64, Vec<u8>)>> {
-    Ok(sqlx::query_as("SELECT id, secret FROM webhooks ORDER BY id")
-        .fetch_all(db.pool())
-        .await?)
+    Ok(
+        sqlx::query_as("SELECT id, secret FROM webhooks ORDER BY id")
+            .fetch_all(db.pool())
+            .await?,
+    )
 }
 
 /// Replaces a sealed secret if it is still `old` (a concurrent change wins).

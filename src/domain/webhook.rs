@@ -107,13 +107,18 @@ impl WebhookUrl {
         let bad = |m: String| InvalidInput::new("url", m);
         let text = text.trim();
         if text.is_empty() {
-            return Err(bad("is empty; give the http:// or https:// address that receives the events".into()));
+            return Err(bad(
+                "is empty; give the http:// or https:// address that receives the events".into(),
+            ));
         }
         if text.chars().count() > 2000 {
             return Err(bad("is longer than 2,000 characters".into()));
         }
-        let url = url::Url::parse(text)
-            .map_err(|e| bad(format!("{text:?} is not an absolute URL ({e}); it must start with http:// or https://")))?;
+        let url = url::Url::parse(text).map_err(|e| {
+            bad(format!(
+                "{text:?} is not an absolute URL ({e}); it must start with http:// or https://"
+            ))
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(bad(format!(
                 "{text:?} is a {}: URL; webhooks are posted over http:// or https:// only",
@@ -130,7 +135,9 @@ impl WebhookUrl {
             )));
         }
         if url.fragment().is_some() {
-            return Err(bad(format!("{text:?} has a #fragment, which is never sent; leave it out")));
+            return Err(bad(format!(
+                "{text:?} has a #fragment, which is never sent; leave it out"
+            )));
         }
         Ok(WebhookUrl(url))
     }
@@ -224,7 +231,10 @@ mod tests {
         assert_eq!(ok.authority(), "hooks.example.com:8443");
         let plain = WebhookUrl::parse("HTTP://127.0.0.1/in").unwrap();
         assert_eq!((plain.as_str(), plain.port()), ("http://127.0.0.1/in", 80));
-        assert_eq!(WebhookUrl::parse("http://[::1]:9/").unwrap().authority(), "[::1]:9");
+        assert_eq!(
+            WebhookUrl::parse("http://[::1]:9/").unwrap().authority(),
+            "[::1]:9"
+        );
         for bad in [
             "",
             "ftp://example.com/",
@@ -241,6 +251,10 @@ mod tests {
             assert!(!err.message.contains("pw@"), "{}", err.message);
         }
         let err = WebhookUrl::parse("ftp://example.com/").unwrap_err();
-        assert!(err.message.contains("http:// or https://"), "{}", err.message);
+        assert!(
+            err.message.contains("http:// or https://"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -360,7 +360,14 @@ async fn confirm_in(
         }
     };
     crate::webhooks::events::subscriber_confirmed(tx, s.id, course.course.id, now).await?;
-    crate::webhooks::events::enrollment_started(tx, s.id, course.course.id, enrollment.is_some(), now).await?;
+    crate::webhooks::events::enrollment_started(
+        tx,
+        s.id,
+        course.course.id,
+        enrollment.is_some(),
+        now,
+    )
+    .await?;
     if let Some(due) = first_due.filter(|d| d.timestamp() - now_s > 3600) {
         // Written out when sent: on the reader's clock, in the course's language.
         db::deliveries::enqueue_mail(
@@ -806,7 +813,11 @@ pub(crate) async fn unsubscribe_in(
         now_s,
     )
     .await?;
-    let left: &[i64] = if e.status.is_taking() { &[course_id] } else { &[] };
+    let left: &[i64] = if e.status.is_taking() {
+        &[course_id]
+    } else {
+        &[]
+    };
     crate::webhooks::events::subscriber_unsubscribed(tx, s.id, Some(course_id), left, now).await?;
     Ok(true)
 }
@@ -855,8 +866,16 @@ pub(crate) async fn count_bounce(
         db::subscribers::bounce_counts(tx, subscriber_id, now_s - cfg.bounce_window_days * 86_400)
             .await?;
     let dead = h >= cfg.hard_bounce_limit || s >= cfg.soft_bounce_limit;
-    crate::webhooks::events::delivery_bounced(tx, subscriber_id, delivery_id, hard, code, dead, now)
-        .await?;
+    crate::webhooks::events::delivery_bounced(
+        tx,
+        subscriber_id,
+        delivery_id,
+        hard,
+        code,
+        dead,
+        now,
+    )
+    .await?;
     db::events::log(
         tx,
         Some(subscriber_id),

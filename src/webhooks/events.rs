@@ -118,11 +118,25 @@ pub(crate) async fn imported_confirmed(
         if confirmed {
             let data =
                 json!({"subscriber_id": e.subscriber_id, "email": e.email, "course": e.course});
-            enqueue(tx, EventType::SubscriberConfirmed, Some(e.subscriber_id), data, now).await?;
+            enqueue(
+                tx,
+                EventType::SubscriberConfirmed,
+                Some(e.subscriber_id),
+                data,
+                now,
+            )
+            .await?;
         }
         if started_wanted {
             let data = started(&e, false);
-            enqueue(tx, EventType::EnrollmentStarted, Some(e.subscriber_id), data, now).await?;
+            enqueue(
+                tx,
+                EventType::EnrollmentStarted,
+                Some(e.subscriber_id),
+                data,
+                now,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -299,9 +313,13 @@ mod tests {
         let id = new_event_id();
         assert_eq!(id.len(), 32);
         assert_ne!(id, new_event_id());
-        let v: Value =
-            serde_json::from_str(&body(&id, EventType::LessonSent, now, json!({"lesson": "x"})))
-                .unwrap();
+        let v: Value = serde_json::from_str(&body(
+            &id,
+            EventType::LessonSent,
+            now,
+            json!({"lesson": "x"}),
+        ))
+        .unwrap();
         assert_eq!(v["id"], id.as_str());
         assert_eq!(v["type"], "lesson.sent");
         assert_eq!(v["created_at"], "2026-12-01T12:00:00Z");

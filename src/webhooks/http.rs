@@ -96,7 +96,10 @@ where
     let request = hyper::Request::post(post.url.path_and_query())
         .header(header::HOST, post.url.authority())
         .header(header::CONTENT_TYPE, "application/json")
-        .header(header::USER_AGENT, concat!("drip/", env!("CARGO_PKG_VERSION"), " (webhooks)"))
+        .header(
+            header::USER_AGENT,
+            concat!("drip/", env!("CARGO_PKG_VERSION"), " (webhooks)"),
+        )
         .header(header::CONNECTION, "close")
         .header("Drip-Signature", post.signature)
         .header("Drip-Event-Id", post.event_id)

@@ -82,9 +82,8 @@ pub async fn add(
     let sealed = app.vault.seal(secret.as_bytes());
     let now_s = now.timestamp();
     let mut tx = app.db.begin_write().await?;
-    let id =
-        db::webhooks::insert_endpoint(&mut tx, url.as_str(), &sealed, &events, actor, now_s)
-            .await?;
+    let id = db::webhooks::insert_endpoint(&mut tx, url.as_str(), &sealed, &events, actor, now_s)
+        .await?;
     db::events::log(
         &mut tx,
         None,
@@ -108,12 +107,7 @@ pub async fn list(app: &App, recent: i64) -> anyhow::Result<Vec<Endpoint>> {
     let mut out = Vec::new();
     for e in db::webhooks::endpoints(&app.db).await? {
         let counts = db::webhooks::counts(&app.db, e.id).await?;
-        let count = |s: WebhookStatus| {
-            counts
-                .iter()
-                .find(|(k, _)| *k == s)
-                .map_or(0, |(_, n)| *n)
-        };
+        let count = |s: WebhookStatus| counts.iter().find(|(k, _)| *k == s).map_or(0, |(_, n)| *n);
         out.push(Endpoint {
             id: e.id,
             url: e.url,

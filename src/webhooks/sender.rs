@@ -54,14 +54,19 @@ pub(crate) fn backoff_seconds(attempts: i64) -> i64 {
 fn decide(answer: &Answer, attempts: i64, created_at: i64, now: i64, window: i64) -> Recorded {
     let (code, error) = match answer {
         Answer::Status(s) if (200..300).contains(s) => {
-            return Recorded::Delivered { code: i64::from(*s) };
+            return Recorded::Delivered {
+                code: i64::from(*s),
+            };
         }
         Answer::Status(s) => (Some(i64::from(*s)), format!("answered HTTP {s}")),
         Answer::None(e) => (None, e.chars().take(500).collect()),
     };
     let give_up_at = created_at + window;
     if now >= give_up_at {
-        let error = format!("gave up after {attempts} attempts over {} h: {error}", (now - created_at) / 3600);
+        let error = format!(
+            "gave up after {attempts} attempts over {} h: {error}",
+            (now - created_at) / 3600
+        );
         return Recorded::Failed { code, error };
     }
     // The last retry falls at the end of the window, not after it.
@@ -148,7 +153,11 @@ async fn attempt(
     let held_until = if app.is_stopping() {
         Some(now_s)
     } else {
-        failing.lock().unwrap_or_else(|e| e.into_inner()).get(&c.webhook_id).copied()
+        failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&c.webhook_id)
+            .copied()
     };
     if let Some(until) = held_until {
         return match db::webhooks::hold(&app.db, &[c.id], &app.worker_id, until).await {
@@ -212,7 +221,10 @@ async fn attempt(
     match db::webhooks::record(&app.db, c.id, &app.worker_id, &outcome, now_s).await {
         Ok(true) => tally,
         Ok(false) => {
-            tracing::warn!(delivery = c.id, "a webhook delivery's lease ran out before its answer was recorded; the worker holding it now records it");
+            tracing::warn!(
+                delivery = c.id,
+                "a webhook delivery's lease ran out before its answer was recorded; the worker holding it now records it"
+            );
             Tally::Lost
         }
         Err(e) => {
@@ -296,9 +308,18 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // ...and failing then is for good, saying why.
-        match decide(&Answer::None("no answer within 10 s".into()), 16, 0, day, day) {
+        match decide(
+            &Answer::None("no answer within 10 s".into()),
+            16,
+            0,
+            day,
+            day,
+        ) {
             Recorded::Failed { code: None, error } => {
-                assert!(error.contains("gave up after 16 attempts over 24 h"), "{error}");
+                assert!(
+                    error.contains("gave up after 16 attempts over 24 h"),
+                    "{error}"
+                );
                 assert!(error.contains("no answer within 10 s"), "{error}");
             }
             other => panic!("{other:?}"),

@@ -23,3 +23,4 @@ mod scale;
 mod storage;
 mod upgrade;
 mod web_public;
+mod webhooks;

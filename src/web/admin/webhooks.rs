@@ -40,7 +40,11 @@ async fn render(
     let endpoints = webhooks::list(app, RECENT).await?;
     let ticked: Vec<String> = form["events"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     let events: Vec<_> = EventType::ALL
         .iter()
@@ -101,7 +105,9 @@ async fn remove(
     Path(id): Path<i64>,
 ) -> Result<Response, WebError> {
     if !webhooks::remove(&app, id, &admin.username, Utc::now()).await? {
-        return Err(WebError::NotFound("There is no such webhook (removed already?)."));
+        return Err(WebError::NotFound(
+            "There is no such webhook (removed already?).",
+        ));
     }
     Ok(see_other("/admin/webhooks"))
 }
