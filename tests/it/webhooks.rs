@@ -29,6 +29,7 @@ on_both_databases!(
     every_event_arrives_signed_at_a_real_receiver_without_reply_text,
     a_500_is_retried_with_the_same_id_and_body_and_after_24_hours_it_fails_and_shows,
     a_receiver_that_hangs_forever_never_delays_lesson_mail,
+    two_workers_at_once_post_each_event_once,
     an_event_is_written_with_its_change_or_not_at_all,
     a_url_that_is_not_http_or_an_unknown_event_is_refused_and_nothing_is_stored,
     the_admin_page_adds_shows_the_secret_once_and_removes,
@@ -662,6 +663,35 @@ async fn a_receiver_that_hangs_forever_never_delays_lesson_mail(backend: Backend
         "confirmed, started and lesson.sent of four: {}",
         listed[0].pending
     );
+}
+
+async fn two_workers_at_once_post_each_event_once(backend: Backend) {
+    let t = TestApp::with_file_outbox(backend).await;
+    let receiver = Receiver::start().await;
+    let course = crate::support::shipped(&t.app).await;
+    let now = at("2026-05-04T06:00:00Z");
+    webhooks::add(&t.app, &receiver.url, "subscriber.confirmed", "test", now)
+        .await
+        .unwrap();
+    let people = 60;
+    for i in 0..people {
+        let email = format!("reader{i}@example.com");
+        subscriptions::add(&t.app, &course, &person(&email), true, "test", now)
+            .await
+            .unwrap();
+    }
+    // Two processes on one database, each with its own lease owner, claiming at once.
+    let other = t.another_process(|_| {});
+    let (a, b) = tokio::join!(
+        webhooks::send_due(&t.app, now),
+        webhooks::send_due(&other, now)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.delivered + b.delivered, people, "{a:?} {b:?}");
+    let got = receiver.got();
+    let ids: BTreeSet<&str> = got.iter().map(|g| g.event_id.as_str()).collect();
+    assert_eq!(got.len() as u64, people, "no event posted twice");
+    assert_eq!(ids.len() as u64, people);
 }
 
 async fn an_event_is_written_with_its_change_or_not_at_all(backend: Backend) {
