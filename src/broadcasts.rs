@@ -312,10 +312,28 @@ pub async fn enqueue_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<u64> {
             made += in_zone;
         }
         db::broadcasts::mark_queued(&mut tx, b.id, now_s).await?;
+        // An audience of nobody is sent at once.
+        finish_if_done(&mut tx, b.id, now).await?;
         tracing::info!(broadcast = b.id, "broadcast queued");
     }
     tx.commit().await?;
     Ok(made)
+}
+
+/// After a mail of broadcast `id` left or failed: once none is queued, the broadcast is
+/// sent, and `broadcast.sent` goes to the webhooks in the same transaction.
+pub(crate) async fn finish_if_done(
+    tx: &mut crate::db::Tx,
+    id: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    if let Some((course_id, subject, sent)) =
+        db::broadcasts::finish_if_done(tx, id, now.timestamp()).await?
+    {
+        crate::webhooks::events::broadcast_sent(tx, id, course_id, &subject, sent as u64, now)
+            .await?;
+    }
+    Ok(())
 }
 
 /// A broadcast as its pages show it.
@@ -336,11 +354,11 @@ pub struct View {
 pub async fn view(app: &App, b: BroadcastRow) -> anyhow::Result<View> {
     let course = db::courses::by_id(&app.db, b.course_id).await?;
     let figures = db::broadcasts::figures(&app.db, b.id).await?;
-    let state = match (b.cancelled_at, b.queued_at) {
-        (Some(_), _) => "cancelled",
-        (None, None) => "scheduled",
-        (None, Some(_)) if figures.queued > 0 => "sending",
-        (None, Some(_)) => "sent",
+    let state = match (b.cancelled_at, b.queued_at, b.sent_at) {
+        (Some(_), _, _) => "cancelled",
+        (None, None, _) => "scheduled",
+        (None, Some(_), None) => "sending",
+        (None, Some(_), Some(_)) => "sent",
     };
     let audience_now = match b.queued_at {
         None if b.cancelled_at.is_none() => {

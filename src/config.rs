@@ -34,6 +34,7 @@ pub struct Config {
     pub privacy: Privacy,
     #[serde(default)]
     pub public: Public,
+    pub webhooks: Webhooks,
     #[serde(default)]
     pub log: Log,
 }
@@ -324,6 +325,32 @@ impl Default for Public {
     }
 }
 
+/// How events are posted to webhook endpoints (see `crate::webhooks`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Webhooks {
+    /// Each POST (connect, TLS, send, the answer's status) is cut after this many seconds.
+    pub timeout_seconds: u64,
+    /// A delivery that got no 2xx is retried with backoff for this many hours after its
+    /// event, then failed.
+    pub retry_hours: i64,
+    /// Requests in flight at once, per process.
+    pub concurrency: u32,
+    /// Events with nothing left to deliver are deleted after this many days.
+    pub keep_days: i64,
+}
+
+impl Default for Webhooks {
+    fn default() -> Self {
+        Webhooks {
+            timeout_seconds: 10,
+            retry_hours: 24,
+            concurrency: 4,
+            keep_days: 30,
+        }
+    }
+}
+
 /// A hundred years: anything longer is a typo (days given as seconds, say), not a policy.
 pub(crate) const MAX_RETENTION_DAYS: i64 = 36_500;
 
@@ -545,6 +572,43 @@ impl Config {
                     ),
                 ));
             }
+        }
+        let hooks = &self.webhooks;
+        if !(1..=300).contains(&hooks.timeout_seconds) {
+            return Err(key(
+                "webhooks.timeout_seconds",
+                format!(
+                    "{} is not a number of seconds from 1 to 300",
+                    hooks.timeout_seconds
+                ),
+            ));
+        }
+        if !(1..=720).contains(&hooks.retry_hours) {
+            return Err(key(
+                "webhooks.retry_hours",
+                format!(
+                    "{} is not a number of hours from 1 to 720 (30 days)",
+                    hooks.retry_hours
+                ),
+            ));
+        }
+        if !(1..=64).contains(&hooks.concurrency) {
+            return Err(key(
+                "webhooks.concurrency",
+                format!(
+                    "{} is not a number of requests from 1 to 64",
+                    hooks.concurrency
+                ),
+            ));
+        }
+        if !(1..=MAX_RETENTION_DAYS).contains(&hooks.keep_days) {
+            return Err(key(
+                "webhooks.keep_days",
+                format!(
+                    "{} is not a number of days from 1 to {MAX_RETENTION_DAYS}",
+                    hooks.keep_days
+                ),
+            ));
         }
         if !self.inbound.smtp_bind.is_empty() {
             self.inbound.smtp_bind.parse::<SocketAddr>().map_err(|e| {
@@ -887,6 +951,44 @@ mod tests {
         );
         let err = Config::from_toml_str(&text).unwrap_err().to_string();
         assert!(err.contains("public.confirmations_per_hour"), "{err}");
+    }
+
+    #[test]
+    fn webhook_settings_out_of_range_name_their_key() {
+        let c = Config::from_toml_str(&shipped()).unwrap();
+        assert_eq!(
+            (
+                c.webhooks.timeout_seconds,
+                c.webhooks.retry_hours,
+                c.webhooks.concurrency,
+                c.webhooks.keep_days
+            ),
+            (10, 24, 4, 30)
+        );
+        for (from, to, key) in [
+            (
+                "timeout_seconds = 10 ",
+                "timeout_seconds = 0 ",
+                "webhooks.timeout_seconds",
+            ),
+            (
+                "retry_hours = 24",
+                "retry_hours = -1",
+                "webhooks.retry_hours",
+            ),
+            ("concurrency = 4", "concurrency = 0", "webhooks.concurrency"),
+            ("keep_days = 30", "keep_days = 0", "webhooks.keep_days"),
+        ] {
+            let start = shipped().find("[webhooks]").unwrap();
+            let mut text = shipped();
+            let at = text[start..]
+                .find(from)
+                .unwrap_or_else(|| panic!("{from} not in [webhooks]"))
+                + start;
+            text.replace_range(at..at + from.len(), to);
+            let err = Config::from_toml_str(&text).unwrap_err().to_string();
+            assert!(err.contains(key), "expected {key} in: {err}");
+        }
     }
 
     #[test]

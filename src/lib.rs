@@ -30,6 +30,10 @@
 //!   goes through the outbox.
 //! - [`outbox`]: the scheduler's planning pass and the sender (claim, send, record, retry),
 //!   its rate limits and the relay gate that holds the queue while the relay cannot take mail.
+//! - [`webhooks`]: drip's events posted to the endpoints that asked for them: one function
+//!   per event type, called in the transaction of the change (`webhooks::events`), and the
+//!   sender (claim, signed POST with a timeout, retry with backoff for 24 hours), in a task
+//!   of its own so that no endpoint can slow the mail.
 //! - [`mailer`]: lettre messages and their DKIM signature (the key forms, the headers
 //!   signed), the SMTP session (TLS, AUTH, what a refusal means), `drip smtp check` and
 //!   `drip dns`.
@@ -70,3 +74,4 @@ pub mod schedule;
 pub mod server;
 pub mod subscriptions;
 pub mod web;
+pub mod webhooks;

@@ -1,5 +1,6 @@
-//! Long-running processes: `drip serve` (web + scheduler + sender) and `drip worker`
-//! (scheduler + sender). One shutdown signal, [`App::shutdown`], reaches every task; each
+//! Long-running processes: `drip serve` (web + scheduler + sender + webhooks) and `drip
+//! worker` (scheduler + sender + webhooks). Webhooks are posted by a task of their own, so
+//! an endpoint that hangs can never hold up the mail. One shutdown signal, [`App::shutdown`], reaches every task; each
 //! finishes what it has in hand (the current requests, the current batch of sends) before
 //! the process exits. A task that ends on its own before that (a panic, a web server that
 //! gave up) stops the others and the process, with an error: a half-running drip that no
@@ -86,8 +87,9 @@ pub async fn web(app: App, listener: tokio::net::TcpListener) -> anyhow::Result<
 pub(crate) async fn run_worker(app: App) -> anyhow::Result<()> {
     app.sync_on_start().await?;
     let worker = spawn_worker(&app);
+    let webhooks = spawn_webhooks(&app);
     tracing::info!(id = %app.worker_id, "worker started");
-    let result = supervise(&app.shutdown, shutdown_signal(), vec![worker]).await;
+    let result = supervise(&app.shutdown, shutdown_signal(), vec![worker, webhooks]).await;
     app.db.close().await;
     result
 }
@@ -111,8 +113,14 @@ pub(crate) async fn run_serve(app: App) -> anyhow::Result<()> {
         handle: tokio::spawn(web(app.clone(), listener)),
     };
     let worker = spawn_worker(&app);
+    let webhooks = spawn_webhooks(&app);
     tracing::info!(url = %app.config.server.base_url, bind = %bound, "drip is serving");
-    let result = supervise(&app.shutdown, shutdown_signal(), vec![web, worker]).await;
+    let result = supervise(
+        &app.shutdown,
+        shutdown_signal(),
+        vec![web, worker, webhooks],
+    )
+    .await;
     app.db.close().await;
     result
 }
@@ -129,6 +137,18 @@ fn spawn_worker(app: &App) -> Task {
         name: "scheduler and sender",
         handle: tokio::spawn(async move {
             worker_loop(app).await;
+            Ok(())
+        }),
+    }
+}
+
+/// The webhook sender, beside the mail's scheduler and sender rather than in its tick.
+fn spawn_webhooks(app: &App) -> Task {
+    let app = app.clone();
+    Task {
+        name: "webhook sender",
+        handle: tokio::spawn(async move {
+            crate::webhooks::send_loop(app).await;
             Ok(())
         }),
     }

@@ -16,6 +16,7 @@ CREATE TABLE broadcasts (
     created_at   BIGINT  NOT NULL,
     queued_at    BIGINT,
     cancelled_at BIGINT,
+    sent_at      BIGINT,
     CHECK ((send_at IS NULL) <> (local_time IS NULL))
 );
 CREATE INDEX broadcasts_waiting ON broadcasts (id) WHERE queued_at IS NULL AND cancelled_at IS NULL;

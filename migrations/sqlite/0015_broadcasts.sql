@@ -30,6 +30,7 @@ CREATE TABLE broadcasts (
     created_at   INTEGER NOT NULL,
     queued_at    INTEGER,            -- when its deliveries were made
     cancelled_at INTEGER,
+    sent_at      INTEGER,            -- when the last of its mail left (or failed)
     CHECK ((send_at IS NULL) <> (local_time IS NULL))
 );
 -- The scheduler's question: which broadcasts are still to be queued.

@@ -9,6 +9,7 @@ mod lessons;
 mod simulate;
 mod smtp;
 mod subscribers;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,6 +75,9 @@ pub enum Command {
     /// Subscribers: add, list, show, import, export, delete.
     #[command(subcommand)]
     Subscribers(SubscribersCommand),
+    /// Webhooks: the endpoints drip posts its events to (add, list, remove).
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
     /// Ingest one raw reply from a file or standard input.
     Ingest {
         file: Option<PathBuf>,
@@ -354,8 +358,13 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             let now = now.unwrap_or_else(Utc::now);
             app.sync_on_start().await?;
             let report = crate::outbox::tick(&app, now).await.context("tick")?;
+            let hooks = crate::webhooks::send_due(&app, now)
+                .await
+                .context("tick: webhooks")?;
             if json {
-                println!("{}", serde_json::to_string(&report)?);
+                let mut value = serde_json::to_value(report)?;
+                value["webhooks"] = serde_json::to_value(hooks)?;
+                println!("{value}");
             } else {
                 println!(
                     "tick at {}: {} queued, {} sent, {} to retry, {} failed, {} completed a course, {} moved to a later day (daily limit)",
@@ -377,6 +386,12 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                     println!(
                         "the SMTP server could not be reached: {} held in the queue for the next pass",
                         report.held
+                    );
+                }
+                if hooks.delivered + hooks.retried + hooks.failed + hooks.held > 0 {
+                    println!(
+                        "webhooks: {} delivered, {} to retry, {} failed for good, {} waiting with an endpoint that failed",
+                        hooks.delivered, hooks.retried, hooks.failed, hooks.held
                     );
                 }
             }
@@ -416,12 +431,15 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Ingest { file, dry_run } => return ingest(&app, file, dry_run, json).await,
         Command::Admin(cmd) => return admin::run(&app, cmd, json).await,
+        Command::Webhooks(cmd) => return webhooks::run(&app, cmd, json).await,
         Command::Keys(KeysCommand::Reseal) => {
             let report = crate::privacy::reseal::reseal_all(&app.db, &app.vault).await?;
             let keys = crate::auth::second_factor::reseal(&app.db, &app.vault).await?;
+            let hooks = crate::webhooks::reseal(&app.db, &app.vault).await?;
             if json {
                 let mut value = serde_json::to_value(&report)?;
                 value["admin_totp_keys"] = serde_json::to_value(&keys)?;
+                value["webhook_secrets"] = serde_json::to_value(&hooks)?;
                 println!("{value}");
             } else {
                 println!(
@@ -432,7 +450,16 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                     "{} admin TOTP keys checked, {} sealed again",
                     keys.checked, keys.resealed
                 );
+                println!(
+                    "{} webhook secrets checked, {} sealed again",
+                    hooks.checked, hooks.resealed
+                );
             }
+            anyhow::ensure!(
+                hooks.unreadable.is_empty(),
+                "the secrets of webhooks {:?} open with none of the configured keys and were left as they are: add the key they were sealed with to security.previous_data_keys and run this again (or remove and add those webhooks anew)",
+                hooks.unreadable
+            );
             anyhow::ensure!(
                 keys.unreadable.is_empty(),
                 "the TOTP keys of admins {:?} open with none of the configured keys and were left as they are: add the key they were sealed with to security.previous_data_keys and run this again (or enrol them anew with `drip admin totp USER`)",

@@ -20,9 +20,11 @@ pub struct BroadcastRow {
     pub created_at: i64,
     pub queued_at: Option<i64>,
     pub cancelled_at: Option<i64>,
+    /// When the last of its mail left or failed.
+    pub sent_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, course_id, subject, body, audience, send_at, local_time, local_date, created_by, created_at, queued_at, cancelled_at";
+const COLUMNS: &str = "id, course_id, subject, body, audience, send_at, local_time, local_date, created_by, created_at, queued_at, cancelled_at, sent_at";
 
 pub struct NewRow<'a> {
     pub course_id: i64,
@@ -104,6 +106,34 @@ pub(crate) async fn mark_queued(tx: &mut Tx, id: i64, now: i64) -> anyhow::Resul
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Marks a queued broadcast sent once none of its mail is queued any more; returns its
+/// course, subject and the mails sent, the first time only.
+pub(crate) async fn finish_if_done(
+    tx: &mut Tx,
+    id: i64,
+    now: i64,
+) -> anyhow::Result<Option<(i64, String, i64)>> {
+    let done: Option<(i64, String)> = sqlx::query_as(
+        "UPDATE broadcasts SET sent_at = $1 WHERE id = $2 AND sent_at IS NULL AND queued_at IS NOT NULL \
+         AND cancelled_at IS NULL AND NOT EXISTS (SELECT 1 FROM deliveries WHERE broadcast_id = $2 AND status = 'queued') \
+         RETURNING course_id, subject",
+    )
+    .bind(now)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((course_id, subject)) = done else {
+        return Ok(None);
+    };
+    let (sent,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM deliveries WHERE broadcast_id = $1 AND status = 'sent'",
+    )
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(Some((course_id, subject, sent)))
 }
 
 /// The enrollment states an audience takes.

@@ -18,6 +18,7 @@ pub mod lessons;
 pub mod replies;
 pub mod stats;
 pub mod subscribers;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -55,6 +55,8 @@ impl Role {
                 action == Action::Read
             }
             (Role::Reader, Area::Lessons | Area::Broadcasts | Area::Stats) => false,
+            // Where drip posts its events, and the secrets that sign them: owners only.
+            (Role::Editor | Role::Reader, Area::Webhooks) => false,
         }
     }
 
@@ -86,6 +88,8 @@ pub enum Area {
     Subscribers,
     /// The text people wrote back (the inbox, a subscriber's timeline, exports).
     Replies,
+    /// The endpoints events are posted to, their secrets and their delivery attempts.
+    Webhooks,
 }
 
 impl Area {
@@ -98,6 +102,7 @@ impl Area {
             Area::Stats => "stats",
             Area::Subscribers => "subscribers",
             Area::Replies => "replies",
+            Area::Webhooks => "webhooks",
         }
     }
 }
@@ -141,7 +146,7 @@ impl SessionStage {
 mod tests {
     use super::*;
 
-    const AREAS: [Area; 7] = [
+    const AREAS: [Area; 8] = [
         Area::Account,
         Area::Courses,
         Area::Lessons,
@@ -149,6 +154,7 @@ mod tests {
         Area::Stats,
         Area::Subscribers,
         Area::Replies,
+        Area::Webhooks,
     ];
 
     #[test]
@@ -184,6 +190,15 @@ mod tests {
         }
         // The list of courses, to choose which one to read about.
         assert!(Role::Reader.allows(Area::Courses, Action::Read));
+    }
+
+    #[test]
+    fn only_owners_see_or_change_webhooks() {
+        for action in [Action::Read, Action::Change] {
+            assert!(Role::Owner.allows(Area::Webhooks, action));
+            assert!(!Role::Editor.allows(Area::Webhooks, action));
+            assert!(!Role::Reader.allows(Area::Webhooks, action));
+        }
     }
 
     #[test]

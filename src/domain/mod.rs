@@ -10,6 +10,7 @@ mod slug;
 mod status;
 mod timezone;
 pub mod token;
+mod webhook;
 mod window;
 
 pub use admin::{Action, Area, Role, SessionStage};
@@ -21,10 +22,11 @@ pub use phase::Phase;
 pub use slug::Slug;
 pub use status::{
     Audience, Command, DeliveryKind, DeliveryStatus, EnrollmentStatus, LessonStatus, MatchedBy,
-    ReplyKind, SubscriberStatus,
+    ReplyKind, SubscriberStatus, WebhookStatus,
 };
 pub use timezone::Timezone;
 pub use token::{Purpose, Signer};
+pub use webhook::{EventType, WebhookUrl};
 pub use window::{Pace, SendWindow, WEEKDAYS, WindowKind};
 
 /// Why an input was refused; `field` names what the user must fix.

@@ -150,6 +150,15 @@ status!(
     }
 );
 
+status!(
+    /// Where one event's delivery to one webhook endpoint stands.
+    WebhookStatus, "status" {
+        Pending = "pending",
+        Delivered = "delivered",
+        Failed = "failed",
+    }
+);
+
 impl SubscriberStatus {
     /// Confirmed and not out of everything: a person drip may still write to.
     pub(crate) fn is_enrolled(self) -> bool {

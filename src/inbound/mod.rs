@@ -285,6 +285,9 @@ async fn store_and_act(
         now_s,
     )
     .await?;
+    if outcome.kind == ReplyKind::Reply {
+        crate::webhooks::events::reply_received(&mut tx, reply_id, now).await?;
+    }
     if let (Some(d), Some(b)) = (&delivery, bounce) {
         db::deliveries::mark_bounced(&mut tx, d.id, &format!("bounce {}", b.status), now_s).await?;
         crate::subscriptions::count_bounce(

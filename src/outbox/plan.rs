@@ -126,6 +126,7 @@ pub async fn plan_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<PlanRepor
             }
         }
         db::enrollments::complete(&mut tx, &completed, now_s).await?;
+        crate::webhooks::events::enrollments_completed(&mut tx, &completed, now).await?;
         report.completed += completed.len() as u64;
         tx.commit().await?;
         if (due.len() as i64) < batch {

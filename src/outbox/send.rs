@@ -444,6 +444,16 @@ impl BatchContext {
                 .await?;
             recorded.extend(done);
         }
+        let broadcasts: std::collections::BTreeSet<i64> = self
+            .claimed
+            .iter()
+            .filter(|d| recorded.contains(&d.id))
+            .filter_map(|d| d.broadcast_id)
+            .collect();
+        for b in broadcasts {
+            crate::broadcasts::finish_if_done(&mut tx, b, self.now).await?;
+        }
+        crate::webhooks::events::lessons_sent(&mut tx, recorded.iter().copied(), self.now).await?;
         type Key = (LessonRef, Timezone, Option<Pace>);
         let mut due_for: HashMap<Key, (Option<i64>, bool)> = HashMap::new();
         let mut plans: HashMap<(i64, Option<i64>, bool), Vec<i64>> = HashMap::new();
@@ -574,6 +584,9 @@ impl BatchContext {
         let mut tx = app.db.begin_write().await?;
         db::deliveries::mark_failed(&mut tx, d.id, &app.worker_id, why, self.now.timestamp())
             .await?;
+        if let Some(b) = d.broadcast_id {
+            crate::broadcasts::finish_if_done(&mut tx, b, self.now).await?;
+        }
         tx.commit().await?;
         tracing::error!(delivery = d.id, error = %why, "cannot make this mail; marked failed");
         Ok(Outcome::Failed)
@@ -780,6 +793,9 @@ impl BatchContext {
                 now,
             )
             .await?;
+        }
+        if let Some(b) = d.broadcast_id {
+            crate::broadcasts::finish_if_done(&mut tx, b, self.now).await?;
         }
         tx.commit().await?;
         Ok(())

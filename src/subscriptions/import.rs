@@ -461,6 +461,9 @@ impl Target<'_> {
                 .map(|s| (s.id, self.first_due(s.timezone)))
                 .collect();
             db::enrollments::create_many(&mut tx, &due, self.course_id, now).await?;
+            let ids: Vec<i64> = inserted.iter().map(|s| s.id).collect();
+            crate::webhooks::events::imported_confirmed(&mut tx, &ids, self.course_id, self.now)
+                .await?;
         } else {
             let ids: Vec<i64> = inserted.iter().map(|s| s.id).collect();
             db::deliveries::enqueue_confirmations(&mut tx, &ids, self.course_id, now).await?;

@@ -401,6 +401,15 @@ async fn confirm_in(
             Some(due)
         }
     };
+    crate::webhooks::events::subscriber_confirmed(tx, s.id, course.course.id, now).await?;
+    crate::webhooks::events::enrollment_started(
+        tx,
+        s.id,
+        course.course.id,
+        enrollment.is_some(),
+        now,
+    )
+    .await?;
     if let Some(due) = first_due.filter(|d| d.timestamp() - now_s > 3600) {
         // Written out when sent: on the reader's clock, in the course's language.
         db::deliveries::enqueue_mail(
@@ -816,6 +825,7 @@ pub(crate) async fn unsubscribe_in(
             now_s,
         )
         .await?;
+        crate::webhooks::events::subscriber_unsubscribed(tx, s.id, None, &was_taking, now).await?;
         return Ok(true);
     };
     let Some(e) = db::enrollments::of_course_in(tx, s.id, course_id).await? else {
@@ -845,6 +855,12 @@ pub(crate) async fn unsubscribe_in(
         now_s,
     )
     .await?;
+    let left: &[i64] = if e.status.is_taking() {
+        &[course_id]
+    } else {
+        &[]
+    };
+    crate::webhooks::events::subscriber_unsubscribed(tx, s.id, Some(course_id), left, now).await?;
     Ok(true)
 }
 
@@ -892,6 +908,16 @@ pub(crate) async fn count_bounce(
         db::subscribers::bounce_counts(tx, subscriber_id, now_s - cfg.bounce_window_days * 86_400)
             .await?;
     let dead = h >= cfg.hard_bounce_limit || s >= cfg.soft_bounce_limit;
+    crate::webhooks::events::delivery_bounced(
+        tx,
+        subscriber_id,
+        delivery_id,
+        hard,
+        code,
+        dead,
+        now,
+    )
+    .await?;
     db::events::log(
         tx,
         Some(subscriber_id),
@@ -1040,6 +1066,7 @@ pub async fn erase(
     db::replies::keep_answer_marks_for_subscriber(&mut tx, s.id).await?;
     db::replies::delete_for_subscriber(&mut tx, s.id).await?;
     db::deliveries::drop_unsent(&mut tx, s.id).await?;
+    crate::webhooks::events::forget_subscriber(&mut tx, s.id).await?;
     db::events::log(&mut tx, Some(s.id), actor, "erased", &json!({}), now_s).await?;
     tx.commit().await?;
     Ok(true)

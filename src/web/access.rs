@@ -231,12 +231,13 @@ async fn check(State(g): State<Guard>, req: Request, next: Next) -> Response {
 }
 
 /// The admin UI's sections in the order of its menu, with the area each one shows.
-pub(crate) const SECTIONS: [(&str, &str, Area); 5] = [
+pub(crate) const SECTIONS: [(&str, &str, Area); 6] = [
     ("lessons", "/admin/lessons", Area::Lessons),
     ("broadcasts", "/admin/broadcasts", Area::Broadcasts),
     ("subscribers", "/admin/subscribers", Area::Subscribers),
     ("replies", "/admin/replies", Area::Replies),
     ("stats", "/admin/stats", Area::Stats),
+    ("webhooks", "/admin/webhooks", Area::Webhooks),
 ];
 
 /// Where an admin lands after signing in: the first section their role may see.
@@ -259,6 +260,7 @@ pub(crate) fn can(role: Role) -> serde_json::Value {
         Area::Stats,
         Area::Subscribers,
         Area::Replies,
+        Area::Webhooks,
     ] {
         map.insert(
             area.as_str().to_owned(),

@@ -25,3 +25,4 @@ mod scale;
 mod storage;
 mod upgrade;
 mod web_public;
+mod webhooks;

@@ -1,7 +1,7 @@
 //! The admin UI under `/admin`: sign-in (password, then the second factor's code once one is
 //! enrolled), the account's second factor, lessons (editor, preview, revisions, test send),
-//! subscribers, replies and statistics. Every page but the sign-in forms sits behind three
-//! layers: a signed-in session (else 302 to the sign-in page), the admin's role against the
+//! subscribers, replies, statistics and webhooks. Every page but the sign-in forms sits
+//! behind three layers: a signed-in session (else 302 to the sign-in page), the admin's role against the
 //! route table (`crate::web::access`, else 403), then, for POSTs, the session's CSRF token
 //! (else 403).
 //!
@@ -22,6 +22,7 @@ mod stats;
 mod subscribers;
 mod timeline;
 mod transfer;
+mod webhooks;
 
 pub(crate) use lessons::render_for_admin;
 
@@ -65,6 +66,7 @@ pub(crate) fn routes() -> Routes {
         .merge(timeline::router())
         .merge(replies::router())
         .merge(stats::router())
+        .merge(webhooks::router())
         .merge(login::protected_router())
         .merge(account::router())
         .map(|r| r.layer(DefaultBodyLimit::max(FORM_LIMIT)))

@@ -85,6 +85,8 @@ struct Fixture {
     /// Erased through the API.
     doomed: i64,
     reply: i64,
+    /// Removed through the page.
+    webhook: i64,
 }
 
 /// The table, in the order the requests are made (logging out last).
@@ -165,6 +167,11 @@ fn cases(f: &Fixture, lesson: &db::lessons::Lesson) -> Vec<Case> {
         case("GET", "/admin/replies/{id}/raw", &r("/raw"), "or", 200),
         case("POST", "/admin/replies/{id}/read", &r("/read"), "o", 303).form(&[("value", "1")]),
         case("POST", "/admin/replies/{id}/flag", &r("/flag"), "o", 303).form(&[("value", "1")]),
+        // Webhooks: owners only (where events go, and the secrets that sign them).
+        case("GET", "/admin/webhooks", "/admin/webhooks", "o", 200),
+        case("POST", "/admin/webhooks", "/admin/webhooks", "o", 200)
+            .form(&[("url", "http://127.0.0.1:9/role-test"), ("events", "lesson.sent")]),
+        case("POST", "/admin/webhooks/{id}/remove", &format!("/admin/webhooks/{}/remove", f.webhook), "o", 303),
         // The API, with the token's admin's role.
         case("GET", "/api/v1/courses", "/api/v1/courses", "oer", 200),
         case("GET", "/api/v1/courses/{slug}", "/api/v1/courses/rebuilding-trust", "oer", 200),
@@ -293,11 +300,22 @@ async fn app_for(backend: Backend, role: Role) -> (TestApp, Fixture, String) {
     let token = drip::auth::new_api_token(&t.app.db, "pat", Utc::now().timestamp())
         .await
         .unwrap();
+    let webhook = drip::webhooks::add(
+        &t.app,
+        "http://127.0.0.1:9/fixture",
+        "reply.received",
+        "test",
+        Utc::now(),
+    )
+    .await
+    .unwrap()
+    .id;
     let fixture = Fixture {
         page_subscriber,
         api_subscriber,
         doomed,
         reply,
+        webhook,
     };
     (t, fixture, token)
 }
@@ -316,6 +334,7 @@ async fn every_route_answers_each_role_as_the_role_table_says(backend: Backend) 
         api_subscriber: 2,
         doomed: 3,
         reply: 1,
+        webhook: 1,
     };
     let routed: BTreeSet<(String, String)> = drip::web::access_rules()
         .into_iter()
@@ -408,6 +427,25 @@ async fn every_route_answers_each_role_as_the_role_table_says(backend: Backend) 
             }
         };
         let lesson_after = lesson(&t, "before-we-begin").await;
+        let hooks: Vec<String> = drip::webhooks::list(&t.app, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|w| w.url)
+            .collect();
+        if role == Role::Owner {
+            assert_eq!(
+                hooks,
+                ["http://127.0.0.1:9/role-test"],
+                "added one, removed the other"
+            );
+        } else {
+            assert_eq!(
+                hooks,
+                ["http://127.0.0.1:9/fixture"],
+                "{role} changed no webhook"
+            );
+        }
         match role {
             Role::Owner => {
                 assert_eq!(enrollment(f.page_subscriber).await, "paused");
