@@ -149,6 +149,7 @@ fn render(c: &mut Criterion) {
                 )),
                 course: Some("rebuilding-trust".into()),
                 lesson: Some("before-we-begin".into()),
+                broadcast: None,
                 from_name: None,
                 from_address: None,
                 list_id: None,

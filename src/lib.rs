@@ -10,19 +10,24 @@
 //! - [`db`]: the SQLite/PostgreSQL pool, migrations and every query, by table, and the
 //!   SQLite copy `drip backup` makes.
 //! - [`curriculum`]: lesson files (parse, the content rules, load a folder, sync, export)
-//!   and `curriculum::edit`, every change to a lesson whoever asks.
+//!   and `curriculum::edit`, every change to a lesson whoever asks; `curriculum::start`
+//!   makes a new course's folder from the admin page, the API or `drip courses new`.
 //! - [`courses`]: the courses an instance serves, summarised once for the CLI, the public
 //!   index, the admin's switcher and the API (which course a caller means: `App::course`).
 //! - [`render`]: minijinja templates and Markdown into finished mails and pages, in the
 //!   course's language (`render::i18n`: drip's own words from `templates/i18n/`).
 //! - [`schedule`]: every rule of when a lesson is due and what number it has
 //!   (`Syllabus`, with the subscriber's own pacing), the daily limit across courses
-//!   (`DailyLimit`), and the impact of a schedule change.
+//!   (`DailyLimit`), the impact of a schedule change, and a broadcast's local hour
+//!   (`schedule::local_time`).
 //! - [`subscriptions`]: sign-up and confirmation per course, pause, resume, leaving one
 //!   course or everything, the next lesson now, own pacing, evergreen release, bounces,
 //!   moves, discreet mails, erasure, the data export, the CSV list; each change also in a
 //!   form that takes the caller's transaction. `subscriptions::flood`: the sign-up limits
 //!   and the honeypot.
+//! - [`broadcasts`]: one mail to a course's readers: its checks, whom it reaches, when each
+//!   reader gets it (now, a moment, or an hour on their own clock), its figures; its mail
+//!   goes through the outbox.
 //! - [`outbox`]: the scheduler's planning pass and the sender (claim, send, record, retry),
 //!   its rate limits and the relay gate that holds the queue while the relay cannot take mail.
 //! - [`mailer`]: lettre messages and their DKIM signature (the key forms, the headers
@@ -46,6 +51,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod broadcasts;
 pub mod cli;
 pub mod config;
 pub mod courses;

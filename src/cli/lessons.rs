@@ -69,6 +69,12 @@ pub fn lint(config: &Config, only: Option<&str>, json: bool) -> anyhow::Result<E
                         c.course.language.as_str(),
                     ));
                 }
+                if c.lessons.is_empty() {
+                    warnings.push(format!(
+                        "{}: the course has no lesson files (NN-slug.md) yet: it is not open for sign-up until a lesson is published",
+                        dir.display()
+                    ));
+                }
                 if !json {
                     println!(
                         "{}: {} lessons, no problems",
@@ -133,6 +139,30 @@ pub async fn list_courses(app: &App, json: bool) -> anyhow::Result<ExitCode> {
         println!(
             "{:<28} {:>7} {:>8}  {}{note}",
             c.slug, c.lessons, c.enrolled, c.title
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `drip courses new`: the same start as the admin page's.
+pub async fn new_course(
+    app: &App,
+    new: &curriculum::start::NewCourse,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let course = curriculum::start::start(app, new, "cli", Utc::now()).await?;
+    let dir = app.config.course.lessons_dir.join(&course.slug);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"slug": course.slug, "id": course.id, "dir": dir})
+        );
+    } else {
+        println!(
+            "started {}: {} (add lesson files NN-slug.md there, then `drip lessons sync --course {}`)",
+            course.slug,
+            dir.join("course.toml").display(),
+            course.slug
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -278,6 +308,7 @@ pub async fn run(
                     unsubscribe: None,
                     course: Some(course.slug.clone()),
                     lesson: Some(slug.clone()),
+                    broadcast: None,
                     from_name: Some(course.from_name.clone()),
                     from_address: Some(course.from_address.clone()).filter(|a| !a.is_empty()),
                     list_id: None,

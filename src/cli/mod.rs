@@ -3,6 +3,7 @@
 
 mod admin;
 mod backup;
+mod broadcasts;
 mod dns;
 mod lessons;
 mod simulate;
@@ -64,6 +65,9 @@ pub enum Command {
     /// The courses: every folder under [course] lessons_dir with a course.toml.
     #[command(subcommand)]
     Courses(CoursesCommand),
+    /// Broadcasts: one mail to a course's readers, now or at a time.
+    #[command(subcommand)]
+    Broadcasts(broadcasts::BroadcastsCommand),
     /// Lesson files: list, lint, sync, export, preview.
     #[command(subcommand)]
     Lessons(LessonsCommand),
@@ -110,6 +114,26 @@ pub enum Command {
 pub enum CoursesCommand {
     /// Slug, title, lessons and people enrolled of every course.
     List,
+    /// Start a course: writes lessons/SLUG/course.toml and syncs it (add lessons next).
+    New {
+        slug: String,
+        #[arg(long)]
+        title: String,
+        /// A phase, in order: "name: Title" or "name: Title - description"; repeat it.
+        #[arg(long = "phase", required = true)]
+        phases: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// The sender's name, or "Name <address>"; default: the title.
+        #[arg(long, default_value = "")]
+        from: String,
+        /// A cron expression (sec min hour day month weekday); default: every day at 08:00.
+        #[arg(long, default_value = "")]
+        send_window: String,
+        /// The language of drip's own words (a BCP 47 tag); default: en.
+        #[arg(long, default_value = "")]
+        language: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -358,6 +382,28 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Courses(CoursesCommand::List) => return lessons::list_courses(&app, json).await,
+        Command::Broadcasts(cmd) => return broadcasts::run(&app, cmd, course, json).await,
+        Command::Courses(CoursesCommand::New {
+            slug,
+            title,
+            phases,
+            description,
+            from,
+            send_window,
+            language,
+        }) => {
+            let phases = crate::curriculum::start::phases_from_lines(&phases.join("\n"))?;
+            let new = crate::curriculum::start::NewCourse {
+                slug,
+                title,
+                description,
+                from,
+                send_window,
+                language,
+                phases,
+            };
+            return lessons::new_course(&app, &new, json).await;
+        }
         Command::Lessons(cmd) => return lessons::run(&app, cmd, course, json).await,
         Command::Subscribers(cmd) => return subscribers::run(&app, cmd, course, json).await,
         Command::Simulate {

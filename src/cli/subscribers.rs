@@ -135,8 +135,9 @@ pub async fn run(
                 |p| {
                     bar.set_position(p.bytes);
                     bar.set_message(format!(
-                        "{} imported, {} already present, {} rejected",
+                        "{} imported, {} known added, {} already present, {} rejected",
                         p.report.imported,
+                        p.report.added_to_course,
                         p.report.existing,
                         p.report.rejected.len()
                     ));
@@ -146,8 +147,10 @@ pub async fn run(
             bar.finish_and_clear();
             let report = report?;
             println!(
-                "{} imported, {} already present, {} rejected",
+                "{} imported, {} already known and added to {}, {} already present, {} rejected",
                 report.imported,
+                report.added_to_course,
+                course.slug,
                 report.existing,
                 report.rejected.len()
             );

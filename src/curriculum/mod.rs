@@ -7,6 +7,7 @@ mod load;
 mod parse;
 mod problem;
 mod rules;
+pub mod start;
 mod sync;
 
 pub use load::{course_dirs, duplicate_slugs, load_dir};
@@ -14,7 +15,7 @@ pub use parse::{CourseFile, LessonContent, LessonFile, parse_course, parse_lesso
 pub use problem::Problem;
 pub(crate) use problem::line_of;
 pub(crate) use rules::unknown_variables;
-pub use rules::{after_days, check_content, max_wait_days};
+pub use rules::{after_days, check_broadcast_body, check_content, max_wait_days};
 pub use sync::{SyncOutcome, SyncReport, export_course, sync_course};
 
 use std::path::PathBuf;

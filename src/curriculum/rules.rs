@@ -52,12 +52,24 @@ pub fn check_content(c: &LessonContent) -> Vec<Problem> {
     if c.body.trim().is_empty() {
         problems.push(Problem::in_field("body", 1, "the lesson body is empty"));
     }
-    check_template(&c.body, &mut problems);
+    check_template(&c.body, true, &mut problems);
     check_markdown(&c.body, &mut problems);
     problems
 }
 
-fn check_template(body: &str, problems: &mut Vec<Problem>) {
+/// The rules a broadcast's body must pass: a lesson body's, without the lesson's variables
+/// (a broadcast is no lesson).
+pub fn check_broadcast_body(body: &str) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if body.trim().is_empty() {
+        problems.push(Problem::in_field("body", 1, "the body is empty"));
+    }
+    check_template(body, false, &mut problems);
+    check_markdown(body, &mut problems);
+    problems
+}
+
+fn check_template(body: &str, lesson: bool, problems: &mut Vec<Problem>) {
     let unknown = match unknown_variables(body) {
         Ok(unknown) => unknown,
         Err(e) => {
@@ -74,6 +86,23 @@ fn check_template(body: &str, problems: &mut Vec<Problem>) {
             return;
         }
     };
+    let mut unknown = unknown;
+    if !lesson {
+        let env = minijinja::Environment::new();
+        if let Ok(t) = env.template_from_str(body) {
+            unknown.extend(
+                t.undeclared_variables(true)
+                    .into_iter()
+                    .filter(|v| v == "lesson" || v.starts_with("lesson.")),
+            );
+        }
+        unknown.sort();
+    }
+    let known: Vec<&str> = TEMPLATE_VARIABLES
+        .iter()
+        .copied()
+        .filter(|v| lesson || !(*v == "lesson" || v.starts_with("lesson.")))
+        .collect();
     for var in unknown {
         let line = body
             .find(var.as_str())
@@ -84,7 +113,7 @@ fn check_template(body: &str, problems: &mut Vec<Problem>) {
             line,
             format!(
                 "unknown template variable `{var}` (known: {})",
-                TEMPLATE_VARIABLES.join(", ")
+                known.join(", ")
             ),
         ));
     }

@@ -267,6 +267,7 @@ pub struct Claimed {
     pub enrollment_id: Option<i64>,
     pub lesson_id: Option<i64>,
     pub course_id: Option<i64>,
+    pub broadcast_id: Option<i64>,
     #[sqlx(try_from = "String")]
     pub kind: DeliveryKind,
     pub attempts: i64,
@@ -289,7 +290,7 @@ pub fn claim_sql(db: &Db) -> String {
            SELECT d.id FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
            WHERE d.status = 'queued' AND d.due_at <= $3 AND (d.kind <> 'lesson' OR s.status = 'active') \
            ORDER BY d.due_at LIMIT $4{}{close} \
-         RETURNING id, subscriber_id, enrollment_id, lesson_id, course_id, kind, attempts, payload, created_at",
+         RETURNING id, subscriber_id, enrollment_id, lesson_id, course_id, broadcast_id, kind, attempts, payload, created_at",
         db.skip_locked("d")
     )
 }
@@ -469,6 +470,8 @@ pub struct DeliveryView {
     /// The course's slug.
     pub course: Option<String>,
     pub lesson: Option<String>,
+    /// The broadcast's id, for a broadcast's mail.
+    pub broadcast: Option<i64>,
     #[sqlx(try_from = "String")]
     pub status: DeliveryStatus,
     pub attempts: i64,
@@ -482,7 +485,7 @@ pub struct DeliveryView {
 
 pub async fn for_subscriber(db: &Db, subscriber_id: i64) -> anyhow::Result<Vec<DeliveryView>> {
     Ok(sqlx::query_as(
-        "SELECT d.id, d.kind, c.slug AS course, l.slug AS lesson, d.status, d.attempts, d.revision, d.created_at, d.due_at, d.sent_at, d.failed_at, d.last_error \
+        "SELECT d.id, d.kind, c.slug AS course, l.slug AS lesson, d.broadcast_id AS broadcast, d.status, d.attempts, d.revision, d.created_at, d.due_at, d.sent_at, d.failed_at, d.last_error \
          FROM deliveries d LEFT JOIN lessons l ON l.id = d.lesson_id LEFT JOIN courses c ON c.id = d.course_id WHERE d.subscriber_id = $1 ORDER BY d.id",
     )
     .bind(subscriber_id)
@@ -498,6 +501,7 @@ pub struct DeliveryRef {
     pub enrollment_id: Option<i64>,
     pub lesson_id: Option<i64>,
     pub course_id: Option<i64>,
+    pub broadcast_id: Option<i64>,
     #[sqlx(try_from = "String")]
     pub kind: DeliveryKind,
     #[sqlx(try_from = "String")]
@@ -505,7 +509,7 @@ pub struct DeliveryRef {
 }
 
 pub async fn by_id(db: &Db, id: i64) -> anyhow::Result<Option<DeliveryRef>> {
-    Ok(sqlx::query_as("SELECT id, subscriber_id, enrollment_id, lesson_id, course_id, kind, status FROM deliveries WHERE id = $1")
+    Ok(sqlx::query_as("SELECT id, subscriber_id, enrollment_id, lesson_id, course_id, broadcast_id, kind, status FROM deliveries WHERE id = $1")
         .bind(id)
         .fetch_optional(db.pool())
         .await?)
@@ -517,7 +521,7 @@ pub(crate) async fn latest_lesson_for(
     subscriber_id: i64,
 ) -> anyhow::Result<Option<DeliveryRef>> {
     Ok(sqlx::query_as(
-        "SELECT id, subscriber_id, enrollment_id, lesson_id, course_id, kind, status FROM deliveries WHERE subscriber_id = $1 AND kind = 'lesson' AND status <> 'queued' ORDER BY id DESC LIMIT 1",
+        "SELECT id, subscriber_id, enrollment_id, lesson_id, course_id, broadcast_id, kind, status FROM deliveries WHERE subscriber_id = $1 AND kind = 'lesson' AND status <> 'queued' ORDER BY id DESC LIMIT 1",
     )
     .bind(subscriber_id)
     .fetch_optional(db.pool())

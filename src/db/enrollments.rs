@@ -153,6 +153,29 @@ pub(crate) async fn paces(
     Ok(out)
 }
 
+/// The status of each of these enrollments (a broadcast's mail checks its reader is still in
+/// its audience when it leaves).
+pub(crate) async fn statuses(
+    db: &Db,
+    ids: &[i64],
+) -> anyhow::Result<std::collections::HashMap<i64, EnrollmentStatus>> {
+    let mut out = std::collections::HashMap::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT id, status FROM enrollments WHERE id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for (id, status) in q.fetch_all(db.pool()).await? {
+            out.insert(id, EnrollmentStatus::parse(&status)?);
+        }
+    }
+    Ok(out)
+}
+
 /// Sets or clears (None) the subscriber's own pacing.
 pub(crate) async fn set_pace(
     tx: &mut Tx,

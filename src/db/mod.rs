@@ -9,6 +9,7 @@
 pub(crate) mod admin_lists;
 pub mod admins;
 pub mod backup;
+pub mod broadcasts;
 pub mod courses;
 pub mod deliveries;
 pub mod enrollments;

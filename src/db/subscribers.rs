@@ -180,6 +180,49 @@ pub(crate) async fn insert_many(
     Ok(inserted)
 }
 
+/// Of these addresses (email keys), the people already known who may be written to (pending
+/// or active) and have never been in the course: an import adds them to it. Someone who
+/// left the course, or was already asked to confirm it, is not asked again.
+pub(crate) async fn known_outside_course(
+    tx: &mut Tx,
+    emails: &[&str],
+    course_id: i64,
+) -> anyhow::Result<Vec<Inserted>> {
+    let mut found = Vec::new();
+    for chunk in emails.chunks(INSERT_MANY_ROWS) {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT id, timezone FROM subscribers s WHERE email IN ({}) AND status IN ('pending', 'active') \
+             AND NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.subscriber_id = s.id AND e.course_id = $1) \
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.subscriber_id = s.id AND d.course_id = $1 AND d.kind = 'confirm')",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query_as::<_, Inserted>(&sql).bind(course_id);
+        for e in chunk {
+            q = q.bind(*e);
+        }
+        found.extend(q.fetch_all(&mut **tx).await?);
+    }
+    Ok(found)
+}
+
+/// Marks these subscribers active if they were pending (an import that holds their consent).
+pub(crate) async fn confirm_many(tx: &mut Tx, ids: &[i64], now: i64) -> anyhow::Result<()> {
+    for chunk in ids.chunks(INSERT_MANY_ROWS) {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "UPDATE subscribers SET status = 'active', confirmed_at = $1, status_at = $1 WHERE status = 'pending' AND id IN ({})",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(now);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn set_status(
     tx: &mut Tx,
     id: i64,

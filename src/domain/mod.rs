@@ -20,8 +20,8 @@ pub use net::IpNet;
 pub use phase::Phase;
 pub use slug::Slug;
 pub use status::{
-    Command, DeliveryKind, DeliveryStatus, EnrollmentStatus, LessonStatus, MatchedBy, ReplyKind,
-    SubscriberStatus,
+    Audience, Command, DeliveryKind, DeliveryStatus, EnrollmentStatus, LessonStatus, MatchedBy,
+    ReplyKind, SubscriberStatus,
 };
 pub use timezone::Timezone;
 pub use token::{Purpose, Signer};

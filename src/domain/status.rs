@@ -80,13 +80,27 @@ status!(
 );
 
 status!(
-    /// What a delivery is.
+    /// What a delivery is: a lesson, a system mail, one mail of a broadcast, or an
+    /// author's answer to a reader's reply.
     DeliveryKind, "kind" {
         Lesson = "lesson",
         Confirm = "confirm",
         Welcome = "welcome",
         Goodbye = "goodbye",
         Notice = "notice",
+        Broadcast = "broadcast",
+        Answer = "answer",
+    }
+);
+
+status!(
+    /// Whom a broadcast is for, by the state of their enrollment in its course: `active`
+    /// takes it now (not paused), `completed` finished it, `everyone` is both (nobody who
+    /// paused or left).
+    Audience, "audience" {
+        Active = "active",
+        Everyone = "everyone",
+        Completed = "completed",
     }
 );
 

@@ -288,6 +288,7 @@ async fn test_message(
         unsubscribe: None,
         course: None,
         lesson: None,
+        broadcast: None,
         from_name: None,
         from_address: None,
         list_id: None,

@@ -41,6 +41,8 @@ pub struct Outgoing {
     pub unsubscribe: Option<(String, String)>,
     pub course: Option<String>,
     pub lesson: Option<String>,
+    /// `X-Drip-Broadcast: <id>` on a broadcast's mail.
+    pub broadcast: Option<i64>,
     /// A sender name in place of `[mail] from`'s (the course's, or the discreet name).
     pub from_name: Option<String>,
     /// A sender address in place of `[mail] from`'s (a course's `from = "Name <address>"`).
@@ -195,6 +197,9 @@ impl Mailer {
         if let Some(lesson) = &out.lesson {
             raw.push(("X-Drip-Lesson".into(), lesson.clone()));
         }
+        if let Some(broadcast) = out.broadcast {
+            raw.push(("X-Drip-Broadcast".into(), broadcast.to_string()));
+        }
         for (name, value) in raw {
             anyhow::ensure!(
                 value.chars().all(|c| c.is_ascii_graphic() || c == ' '),
@@ -335,6 +340,7 @@ mod tests {
             unsubscribe: Some(("https://course.example.org/unsubscribe/1-abc".into(), "mailto:reply+1-abc@example.org?subject=unsubscribe".into())),
             course: Some("rebuilding-trust".into()),
             lesson: Some("a-clean-slate".into()),
+            broadcast: None,
             from_name: None,
             from_address: None,
             list_id: None,

@@ -17,6 +17,8 @@ pub use send::{SendReport, send_due};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TickReport {
     pub enqueued: u64,
+    /// Mails of broadcasts queued (one per reader).
+    pub broadcast_mails: u64,
     pub completed: u64,
     /// Moved to a later day by `[schedule] max_lessons_per_day`.
     pub deferred: u64,
@@ -31,7 +33,10 @@ pub struct TickReport {
 }
 
 pub async fn tick(app: &App, now: DateTime<Utc>) -> anyhow::Result<TickReport> {
-    let mut total = TickReport::default();
+    let mut total = TickReport {
+        broadcast_mails: crate::broadcasts::enqueue_due(app, now).await?,
+        ..TickReport::default()
+    };
     for _ in 0..50 {
         let plan = plan_due(app, now).await?;
         let send = send_due(app, now).await?;

@@ -21,10 +21,11 @@ use rand::Rng;
 
 use super::relay::Gate;
 use crate::app::App;
+use crate::db::broadcasts::BroadcastRow;
 use crate::db::{
     self, courses::CourseRow, deliveries::Claimed, lessons::Lesson, subscribers::SubscriberRow,
 };
-use crate::domain::{DeliveryKind, Pace, Timezone};
+use crate::domain::{Audience, DeliveryKind, EnrollmentStatus, Pace, SubscriberStatus, Timezone};
 use crate::mailer::{Outgoing, SendError};
 use crate::render::{Catalogue, MailKind};
 use crate::schedule::Syllabus;
@@ -187,6 +188,7 @@ pub async fn compose_delivery(
         enrollment_id: d.enrollment_id,
         lesson_id: d.lesson_id,
         course_id: d.course_id,
+        broadcast_id: d.broadcast_id,
         kind: d.kind,
         attempts: 0,
         payload: "{}".into(),
@@ -217,6 +219,9 @@ struct BatchContext {
     /// The subscriber's own pacing of the enrollments that have one.
     paces: HashMap<i64, Pace>,
     subscribers: HashMap<i64, SubscriberRow>,
+    /// The broadcasts of the batch's broadcast mails, and where their readers stand.
+    broadcasts: HashMap<i64, BroadcastRow>,
+    enrollment_status: HashMap<i64, EnrollmentStatus>,
     claimed: Vec<Claimed>,
     now: DateTime<Utc>,
 }
@@ -279,12 +284,26 @@ impl BatchContext {
             .into_iter()
             .map(|s| (s.id, s))
             .collect();
+        let wanted: Vec<i64> = claimed.iter().filter_map(|d| d.broadcast_id).collect();
+        let broadcasts = db::broadcasts::by_ids(&app.db, &wanted)
+            .await?
+            .into_iter()
+            .map(|b| (b.id, b))
+            .collect();
+        let readers: Vec<i64> = claimed
+            .iter()
+            .filter(|d| d.kind == DeliveryKind::Broadcast)
+            .filter_map(|d| d.enrollment_id)
+            .collect();
+        let enrollment_status = db::enrollments::statuses(&app.db, &readers).await?;
         Ok(BatchContext {
             app: app.clone(),
             courses,
             fallback,
             paces,
             subscribers,
+            broadcasts,
+            enrollment_status,
             claimed,
             now,
         })
@@ -463,6 +482,9 @@ impl BatchContext {
             .subscribers
             .get(&d.subscriber_id)
             .context("delivery without subscriber")?;
+        if let Some(why) = self.not_for_this_reader(d, subscriber) {
+            return self.unsendable(d, why).await;
+        }
         let (outgoing, lesson) = match self.compose(d, subscriber) {
             Ok(x) => x,
             Err(e) => return self.unsendable(d, &format!("render: {e:#}")).await,
@@ -514,6 +536,34 @@ impl BatchContext {
                 Ok(Outcome::Failed)
             }
         }
+    }
+
+    /// A broadcast's mail leaves only if its reader is still in its audience: not paused,
+    /// not gone from the course or from everything since it was queued, and it was not
+    /// cancelled. Otherwise it fails with the reason, visibly.
+    fn not_for_this_reader(&self, d: &Claimed, s: &SubscriberRow) -> Option<&'static str> {
+        if d.kind != DeliveryKind::Broadcast {
+            return None;
+        }
+        let Some(b) = d.broadcast_id.and_then(|id| self.broadcasts.get(&id)) else {
+            return Some("not sent: its broadcast no longer exists");
+        };
+        if b.cancelled_at.is_some() {
+            return Some("cancelled");
+        }
+        if s.status != SubscriberStatus::Active {
+            return Some("not sent: the reader left everything (or bounced) after it was queued");
+        }
+        let status = d.enrollment_id.and_then(|e| self.enrollment_status.get(&e));
+        let wanted = match b.audience {
+            Audience::Active => matches!(status, Some(EnrollmentStatus::Active)),
+            Audience::Completed => matches!(status, Some(EnrollmentStatus::Completed)),
+            Audience::Everyone => matches!(
+                status,
+                Some(EnrollmentStatus::Active | EnrollmentStatus::Completed)
+            ),
+        };
+        (!wanted).then_some("not sent: the reader paused or left the course after it was queued")
     }
 
     /// A mail that cannot be rendered or built will not be on a retry either: it fails
@@ -600,6 +650,17 @@ impl BatchContext {
                 app.renderer
                     .mail(MailKind::Goodbye, &ctx, minijinja::context! {})?
             }
+            DeliveryKind::Broadcast => {
+                let b = d
+                    .broadcast_id
+                    .and_then(|id| self.broadcasts.get(&id))
+                    .context("the broadcast of this mail no longer exists")?;
+                label_kind = "broadcast";
+                app.renderer.broadcast(&b.subject, &b.body, &ctx)?
+            }
+            DeliveryKind::Answer => {
+                anyhow::bail!("an author's answer is not a mail this sender makes yet")
+            }
             DeliveryKind::Notice => {
                 let payload: serde_json::Value =
                     serde_json::from_str(&d.payload).unwrap_or_default();
@@ -638,6 +699,7 @@ impl BatchContext {
                 unsubscribe,
                 course: Some(course.slug.clone()),
                 lesson: lesson.map(|l| l.slug.clone()),
+                broadcast: d.broadcast_id,
                 from_name: Some(if s.discreet != 0 {
                     app.config.mail.discreet_name.clone()
                 } else {

@@ -285,6 +285,30 @@ impl Renderer {
         Ok((mail, markdown))
     }
 
+    /// Renders one mail of a broadcast: its Markdown body (a template with the lesson body's
+    /// variables, less the lesson's) in the lessons' layout, for one reader.
+    pub fn broadcast(
+        &self,
+        subject: &str,
+        body: &str,
+        ctx: &MailContext,
+    ) -> anyhow::Result<RenderedMail> {
+        let body_ctx = minijinja::context! {
+            subscriber => &ctx.subscriber, course => &ctx.course, links => &ctx.links,
+        };
+        let markdown = body_environment()
+            .render_str(body, &body_ctx)
+            .map_err(|e| anyhow::anyhow!("broadcast body, line {}: {e}", e.line().unwrap_or(1)))?;
+        let page_ctx = minijinja::context! {
+            subscriber => &ctx.subscriber, course => &ctx.course, links => &ctx.links,
+            lang => &ctx.course.language,
+            subject => subject,
+            content_html => Value::from_safe_string(markdown::to_html(&markdown)),
+            content_text => markdown::to_text(&markdown),
+        };
+        self.finish("broadcast", subject.to_owned(), page_ctx)
+    }
+
     /// Renders a confirmation, welcome, goodbye or notice mail. `extra` adds variables
     /// (the confirm link, a notice's message).
     pub fn mail(

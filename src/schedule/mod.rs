@@ -7,12 +7,14 @@
 //!   where a resumed or moved subscriber picks up, a time-zone change, the lesson number.
 //! - [`pacing`]: at most so many lessons on one local day per person, across courses.
 //! - [`impact`]: what an edit or a reorder does to the people already planned.
+//! - [`local_time`]: a broadcast's "HH:MM on each reader's clock".
 //!
 //! The scheduler, the sender, sign-up, resume, the reply pipeline, the admin's impact
 //! preview and `drip simulate` all ask these functions; none works a due time out itself.
 //! Nothing here reads the clock or the database: `now` and the rows are passed in.
 
 pub mod impact;
+pub mod local_time;
 mod pacing;
 mod progression;
 mod window;

@@ -29,7 +29,12 @@ use crate::schedule::Syllabus;
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct ImportReport {
+    /// New people.
     pub imported: u64,
+    /// People already known who were added to the course (or asked to confirm it).
+    pub added_to_course: u64,
+    /// Rows about people already in the course (or who left it, or cannot be written to),
+    /// and repeats of an address within the file.
     pub existing: u64,
     /// (line, reason)
     pub rejected: Vec<(u64, String)>,
@@ -325,7 +330,7 @@ pub async fn import_reader_with_progress<R: std::io::Read>(
         report: &report,
     });
     let mut tx = app.db.begin_write().await?;
-    db::events::log(&mut tx, None, "import", "imported", &json!({"imported": report.imported, "existing": report.existing, "rejected": report.rejected.len()}), now.timestamp()).await?;
+    db::events::log(&mut tx, None, "import", "imported", &json!({"imported": report.imported, "added_to_course": report.added_to_course, "existing": report.existing, "rejected": report.rejected.len()}), now.timestamp()).await?;
     tx.commit().await?;
     Ok(report)
 }
@@ -430,9 +435,26 @@ impl Target<'_> {
             .collect();
         let now = self.now.timestamp();
         let mut tx = app.db.begin_write().await?;
-        let inserted = db::subscribers::insert_many(&mut tx, &rows, self.confirmed, now).await?;
-        report.existing += (batch.rows.len() - inserted.len()) as u64;
+        let mut inserted =
+            db::subscribers::insert_many(&mut tx, &rows, self.confirmed, now).await?;
         report.imported += inserted.len() as u64;
+        // People already known join this course too, unless they are in it, left it or
+        // were asked already; their name and time zone stay as they are.
+        let new_ids: HashSet<i64> = inserted.iter().map(|s| s.id).collect();
+        let known: Vec<&str> = emails.iter().map(String::as_str).collect();
+        let joining: Vec<_> =
+            db::subscribers::known_outside_course(&mut tx, &known, self.course_id)
+                .await?
+                .into_iter()
+                .filter(|s| !new_ids.contains(&s.id))
+                .collect();
+        report.added_to_course += joining.len() as u64;
+        report.existing += (batch.rows.len() - inserted.len() - joining.len()) as u64;
+        if self.confirmed {
+            let ids: Vec<i64> = joining.iter().map(|s| s.id).collect();
+            db::subscribers::confirm_many(&mut tx, &ids, now).await?;
+        }
+        inserted.extend(joining);
         if self.confirmed {
             let due: Vec<(i64, i64)> = inserted
                 .iter()

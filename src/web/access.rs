@@ -231,8 +231,9 @@ async fn check(State(g): State<Guard>, req: Request, next: Next) -> Response {
 }
 
 /// The admin UI's sections in the order of its menu, with the area each one shows.
-pub(crate) const SECTIONS: [(&str, &str, Area); 4] = [
+pub(crate) const SECTIONS: [(&str, &str, Area); 5] = [
     ("lessons", "/admin/lessons", Area::Lessons),
+    ("broadcasts", "/admin/broadcasts", Area::Broadcasts),
     ("subscribers", "/admin/subscribers", Area::Subscribers),
     ("replies", "/admin/replies", Area::Replies),
     ("stats", "/admin/stats", Area::Stats),

@@ -18,6 +18,7 @@ use super::access::{Refusal, Routes};
 use crate::app::App;
 use crate::auth::{self, Admin};
 
+mod broadcasts;
 mod courses;
 mod lessons;
 mod subscribers;
@@ -29,6 +30,7 @@ const PREFIX: &str = "/api/v1";
 pub(crate) fn routes() -> Routes {
     Routes::under(PREFIX)
         .merge(courses::router())
+        .merge(broadcasts::router())
         .merge(subscribers::router())
         .merge(lessons::router())
 }

@@ -116,6 +116,33 @@ impl From<InvalidInput> for WebError {
     }
 }
 
+impl From<crate::curriculum::start::StartError> for WebError {
+    fn from(e: crate::curriculum::start::StartError) -> Self {
+        use crate::curriculum::start::StartError;
+        match e {
+            StartError::Invalid(e) => e.into(),
+            e @ StartError::Taken(_) => {
+                WebError::refused(StatusCode::CONFLICT, e.to_string(), Some("slug"))
+            }
+            StartError::Other(e) => WebError::Internal(e),
+        }
+    }
+}
+
+impl From<crate::broadcasts::BroadcastError> for WebError {
+    fn from(e: crate::broadcasts::BroadcastError) -> Self {
+        use crate::broadcasts::BroadcastError;
+        match e {
+            BroadcastError::Invalid(e) => e.into(),
+            BroadcastError::NotFound(_) => WebError::NotFound("There is no such broadcast."),
+            e @ BroadcastError::Finished { .. } => {
+                WebError::refused(StatusCode::CONFLICT, e.to_string(), Some("id"))
+            }
+            BroadcastError::Other(e) => WebError::Internal(e),
+        }
+    }
+}
+
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let status = self.status();

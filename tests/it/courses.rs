@@ -21,6 +21,8 @@ on_both_databases!(
     an_evergreen_course_delivers_a_lesson_added_after_someone_finished,
     simulate_and_the_scheduler_agree_on_every_send,
     a_signup_names_its_course_and_an_unknown_one_is_refused,
+    a_course_started_from_the_admin_page_or_the_api_is_a_folder_of_its_own,
+    an_import_into_a_second_course_adds_the_people_known_from_the_first,
 );
 
 /// A second small course with phases of its own; its first lesson goes at once, as the
@@ -624,4 +626,269 @@ async fn a_signup_names_its_course_and_an_unknown_one_is_refused(backend: Backen
         .await
         .unwrap();
     assert_eq!(e.len(), 2, "the button enrols them in the second course");
+}
+
+async fn a_course_started_from_the_admin_page_or_the_api_is_a_folder_of_its_own(backend: Backend) {
+    use crate::admin::{USER, add_test_admin, send, sign_in};
+    let root = two_courses();
+    let t = app_with(backend, root.path(), |c| {
+        c.course.default = "small-course".into()
+    })
+    .await;
+    add_test_admin(&t.app).await;
+    let admin = sign_in(&t.app).await;
+    let before = db::courses::list(&t.app.db).await.unwrap().len();
+
+    // A phase name that is not a slug: the field is named and nothing is made.
+    let r = admin
+        .post(
+            &t.app,
+            "/admin/courses",
+            &[
+                ("title", "Calm Mornings"),
+                ("phases", "Wake Up Early: Wake up"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("phase name"), "{}", r.body);
+    assert!(!root.path().join("calm-mornings").exists());
+    assert_eq!(db::courses::list(&t.app.db).await.unwrap().len(), before);
+
+    let r = admin
+        .post(
+            &t.app,
+            "/admin/courses",
+            &[
+                ("title", "Calm Mornings"),
+                ("description", "Five quiet minutes, before the day starts."),
+                (
+                    "phases",
+                    "wake: Wake up - the first minutes\nbreathe: Breathe",
+                ),
+                ("language", "fr"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.location(), "/admin/lessons/new");
+    assert!(
+        r.cookies()
+            .iter()
+            .any(|c| c.starts_with("drip_course=calm-mornings;")),
+        "{:?}",
+        r.cookies()
+    );
+    // The folder is the course: the file parser reads it back as the form said.
+    let dir = drip::curriculum::load_dir(&root.path().join("calm-mornings")).unwrap();
+    assert_eq!(dir.course.title, "Calm Mornings");
+    assert_eq!(dir.course.language.as_str(), "fr");
+    let phases: Vec<_> = dir
+        .course
+        .phases
+        .iter()
+        .map(|p| p.name.as_str().to_owned())
+        .collect();
+    assert_eq!(phases, ["wake", "breathe"]);
+    let calm = course(&t, "calm-mornings").await;
+    assert_eq!(
+        calm.description,
+        "Five quiet minutes, before the day starts."
+    );
+    // Its lessons page opens with its own phases, and no one can sign up before a lesson.
+    let cookie = format!("{}; drip_course=calm-mornings", admin.cookie);
+    let page = send(
+        &t.app,
+        "127.0.0.1",
+        "GET",
+        "/admin/lessons/new",
+        Some(&cookie),
+        None,
+        None,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("value=\"breathe\""), "{}", page.body);
+    let (status, _) = request(&t.app, "GET", "/courses/calm-mornings", None, "").await;
+    assert_eq!(status, 404);
+    let (_, index) = request(&t.app, "GET", "/", None, "").await;
+    assert!(!index.contains("/courses/calm-mornings"), "{index}");
+    // A sync of every folder keeps it (a course with no lesson yet is not an error).
+    t.app.sync_lessons(false, Utc::now(), None).await.unwrap();
+    assert!(course(&t, "calm-mornings").await.removed_at.is_none());
+
+    // The same name again, in another case too: refused, naming the slug.
+    for slug in ["calm-mornings", "Second-Course"] {
+        let r = admin
+            .post(
+                &t.app,
+                "/admin/courses",
+                &[("title", "Again"), ("slug", slug), ("phases", "a: A")],
+            )
+            .await;
+        assert_eq!(r.status, 422, "{slug}: {}", r.body);
+    }
+
+    // The API starts a course through the same function.
+    let token = drip::auth::new_api_token(&t.app.db, USER, Utc::now().timestamp())
+        .await
+        .unwrap();
+    let api = |body: serde_json::Value| {
+        let app = t.app.clone();
+        let token = token.clone();
+        async move {
+            send(
+                &app,
+                "127.0.0.1",
+                "POST",
+                "/api/v1/courses",
+                None,
+                Some("application/json"),
+                Some(&token),
+                body.to_string().into_bytes(),
+            )
+            .await
+        }
+    };
+    let r = api(serde_json::json!({"slug": "evening-notes", "title": "Evening Notes", "phases": [{"name": "look-back", "title": "Look back"}]})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["course"]["slug"], "evening-notes");
+    assert_eq!(r.json()["course"]["phases"][0]["name"], "look-back");
+    assert!(root.path().join("evening-notes/course.toml").exists());
+    let r = api(serde_json::json!({"slug": "evening-notes", "title": "Again", "phases": [{"name": "a", "title": "A"}]})).await;
+    assert_eq!(
+        (r.status, r.json()["field"].clone()),
+        (409, serde_json::json!("slug")),
+        "{}",
+        r.body
+    );
+    let r = api(serde_json::json!({"slug": "bad-window", "title": "T", "send_window": "daily", "phases": [{"name": "a", "title": "A"}]})).await;
+    assert_eq!(
+        (r.status, r.json()["field"].clone()),
+        (422, serde_json::json!("send_window")),
+        "{}",
+        r.body
+    );
+    assert!(!root.path().join("bad-window").exists());
+}
+
+async fn an_import_into_a_second_course_adds_the_people_known_from_the_first(backend: Backend) {
+    use drip::subscriptions::import;
+    let root = two_courses();
+    let t = app_with(backend, root.path(), |_| {}).await;
+    let now = Utc::now();
+    let small = course(&t, "small-course").await;
+    let second = course(&t, "second-course").await;
+    for email in ["kim@example.com", "lea@example.com"] {
+        subscriptions::add(&t.app, &small, &person(email), true, "test", now)
+            .await
+            .unwrap();
+    }
+    // Lea once took the second course and left it: an import does not bring her back.
+    subscriptions::add(
+        &t.app,
+        &second,
+        &person("lea@example.com"),
+        true,
+        "test",
+        now,
+    )
+    .await
+    .unwrap();
+    let lea = db::subscribers::by_email(&t.app.db, "lea@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    subscriptions::unsubscribe(&t.app, lea.id, Some(second.id), "test", now)
+        .await
+        .unwrap();
+
+    let csv = "email,name,timezone\nKIM@example.com,Someone Else,Asia/Tokyo\nlea@example.com,,\nmo@example.com,Mo,\n";
+    let report =
+        import::import_reader_with_progress(&t.app, &second, csv.as_bytes(), true, now, |_| {})
+            .await
+            .unwrap();
+    assert_eq!(
+        (report.imported, report.added_to_course, report.existing),
+        (1, 1, 1),
+        "{report:?}"
+    );
+    let kim_second = enrollment(&t, "kim@example.com", "second-course").await;
+    assert_eq!(kim_second.status, EnrollmentStatus::Active);
+    let kim = db::subscribers::by_email(&t.app.db, "kim@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (kim.name.as_str(), kim.timezone.name()),
+        ("Ann", "Europe/Paris"),
+        "a known person's details stay theirs"
+    );
+    assert_eq!(
+        enrollment(&t, "kim@example.com", "small-course")
+            .await
+            .status,
+        EnrollmentStatus::Active
+    );
+    assert_eq!(
+        enrollment(&t, "lea@example.com", "second-course")
+            .await
+            .status,
+        EnrollmentStatus::Stopped
+    );
+
+    // Without consent in hand, a known person is asked to confirm the new course, once.
+    subscriptions::add(
+        &t.app,
+        &small,
+        &person("ned@example.com"),
+        true,
+        "test",
+        now,
+    )
+    .await
+    .unwrap();
+    let csv = "email\nned@example.com\n";
+    for round in 0..2 {
+        let report = import::import_reader_with_progress(
+            &t.app,
+            &second,
+            csv.as_bytes(),
+            false,
+            now,
+            |_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            report.added_to_course,
+            u64::from(round == 0),
+            "round {round}: {report:?}"
+        );
+    }
+    let ned = db::subscribers::by_email(&t.app.db, "ned@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let asked: Vec<_> = db::deliveries::for_subscriber(&t.app.db, ned.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.kind == drip::domain::DeliveryKind::Confirm)
+        .map(|d| d.course)
+        .collect();
+    assert_eq!(
+        asked,
+        [Some("second-course".to_owned())],
+        "one confirmation, for the second course"
+    );
+    assert!(
+        db::enrollments::for_subscriber(&t.app.db, ned.id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.course_id != second.id),
+        "not enrolled before confirming"
+    );
 }

@@ -352,6 +352,21 @@ async fn a_french_course_speaks_french_in_every_page_and_mail(backend: Backend) 
         as_read(&got.1)
     };
 
+    // The list of courses (a French and an English course here) speaks the site's
+    // language, the default course's; each course's own title and description are its own.
+    let list = page(
+        "list of courses",
+        200,
+        request(&t.app, "GET", "/", None, "").await,
+    );
+    for french in [
+        "De courts cours par mail, une leçon à la fois.",
+        "3 leçons sur environ 4 jours.",
+        "/courses/small-course#signup",
+    ] {
+        assert!(list.contains(french), "{french} missing:\n{list}");
+    }
+
     // The course page, and the form refusing what it cannot take.
     let index = page(
         "course page",

@@ -7,6 +7,7 @@ mod support;
 mod admin;
 mod backup;
 mod bad_input;
+mod broadcasts;
 mod browser;
 mod cli;
 mod courses;

@@ -197,6 +197,11 @@ async fn a_single_course_database_of_the_last_release_becomes_a_many_course_one(
         (1, 1, 1, 2, 'lesson', 'sent', 1779900000, '{}', 1779900000), \
         (2, 3, NULL, NULL, 'confirm', 'sent', 1779900000, '{}', 1779900000), \
         (3, 2, NULL, NULL, 'notice', 'sent', 1779800000, '{}', 1779800000)").await;
+    // A reply and a bounce refer to the lesson mail: migration 15 rebuilds deliveries on
+    // SQLite, and they must still point at it afterwards (ON DELETE SET NULL would not).
+    exec(&db, "INSERT INTO replies (id, message_id, subscriber_id, delivery_id, lesson_id, kind, text, received_at) VALUES \
+        (1, '<r1@example.com>', 1, 1, 2, 'reply', 'text', 1779950000)").await;
+    exec(&db, "INSERT INTO bounces (id, subscriber_id, delivery_id, hard, created_at) VALUES (1, 1, 1, 0, 1779950000)").await;
     if backend == Backend::Postgres {
         for table in [
             "courses",
@@ -255,6 +260,36 @@ async fn a_single_course_database_of_the_last_release_becomes_a_many_course_one(
         [(1, Some(1)), (2, Some(1)), (3, Some(1))],
         "every mail names its course"
     );
+    let refs: Vec<(Option<i64>,)> =
+        sqlx::query_as("SELECT delivery_id FROM replies UNION ALL SELECT delivery_id FROM bounces")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        refs,
+        [(Some(1),), (Some(1),)],
+        "replies and bounces keep their mail"
+    );
+    if backend == Backend::Sqlite {
+        let broken = sqlx::query("PRAGMA foreign_key_check")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        assert!(
+            broken.is_empty(),
+            "no reference left dangling by the rebuild"
+        );
+        let (on,): (i64,) = sqlx::query_as("PRAGMA foreign_keys")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(on, 1, "foreign keys are on again after the rebuild");
+    }
+    let kinds: Vec<(String,)> = sqlx::query_as("SELECT kind FROM deliveries ORDER BY id")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(kinds.len(), 3, "every mail kept with its id");
     let bo = db::enrollments::for_subscriber(&db, 2).await.unwrap();
     assert_eq!(bo[0].status, drip::domain::EnrollmentStatus::Paused);
     assert_eq!(bo[0].pace(), None);

@@ -215,6 +215,7 @@ async fn send_test(
         unsubscribe: None,
         course: Some(course.slug.clone()),
         lesson: Some(slug.clone()),
+        broadcast: None,
         from_name: None,
         from_address: None,
         list_id: None,

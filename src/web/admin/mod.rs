@@ -9,6 +9,7 @@
 //! never marked safe. Responses carry a Content-Security-Policy that allows no script at all.
 
 mod account;
+mod broadcasts;
 mod courses;
 mod editor;
 mod form;
@@ -56,6 +57,7 @@ pub(crate) fn routes() -> Routes {
     Routes::new()
         .merge(courses::router())
         .merge(lessons::router())
+        .merge(broadcasts::router())
         .merge(editor::router())
         .merge(order::router())
         .merge(revisions::router())

@@ -135,7 +135,7 @@ async fn import(
         StatusCode::OK,
         "import",
         json!({
-            "nav": "subscribers", "report": {"file": name, "imported": report.imported, "existing": report.existing, "rejected": rejected, "confirmed": confirmed},
+            "nav": "subscribers", "report": {"file": name, "imported": report.imported, "added_to_course": report.added_to_course, "existing": report.existing, "rejected": rejected, "confirmed": confirmed},
         }),
     )
 }

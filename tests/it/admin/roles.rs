@@ -125,6 +125,15 @@ fn cases(f: &Fixture, lesson: &db::lessons::Lesson) -> Vec<Case> {
         case("GET", "/admin/account/totp", "/admin/account/totp", "oer", 200),
         // Courses: everyone sees the list and picks the course their pages show.
         case("GET", "/admin/courses", "/admin/courses", "oer", 200),
+        // A form missing its phases: refused, nothing written (the folder is not made).
+        case("POST", "/admin/courses", "/admin/courses", "oe", 422).form(&[("title", "A course with no phases")]),
+        case("GET", "/admin/broadcasts", "/admin/broadcasts", "oe", 200),
+        // Forms with no subject: refused, nothing made; a broadcast that does not exist.
+        case("POST", "/admin/broadcasts", "/admin/broadcasts", "oe", 422).form(&[("body", "Hello")]),
+        case("POST", "/admin/broadcasts/preview", "/admin/broadcasts/preview", "oe", 422).form(&[("body", "Hello")]),
+        case("GET", "/admin/broadcasts/{id}", "/admin/broadcasts/999999", "oe", 404),
+        case("POST", "/admin/broadcasts/{id}/cancel", "/admin/broadcasts/999999/cancel", "oe", 404),
+        case("POST", "/admin/broadcasts/{id}/test", "/admin/broadcasts/999999/test", "oe", 404),
         case("POST", "/admin/courses/switch", "/admin/courses/switch", "oer", 303)
             .form(&[("course", "rebuilding-trust")]),
         // Lessons: owners and editors.
@@ -159,6 +168,11 @@ fn cases(f: &Fixture, lesson: &db::lessons::Lesson) -> Vec<Case> {
         // The API, with the token's admin's role.
         case("GET", "/api/v1/courses", "/api/v1/courses", "oer", 200),
         case("GET", "/api/v1/courses/{slug}", "/api/v1/courses/rebuilding-trust", "oer", 200),
+        case("GET", "/api/v1/broadcasts", "/api/v1/broadcasts", "oe", 200),
+        case("POST", "/api/v1/broadcasts", "/api/v1/broadcasts", "oe", 422).json(json!({"subject": "", "body": "Hello"})),
+        case("GET", "/api/v1/broadcasts/{id}", "/api/v1/broadcasts/999999", "oe", 404),
+        case("POST", "/api/v1/broadcasts/{id}/cancel", "/api/v1/broadcasts/999999/cancel", "oe", 404),
+        case("POST", "/api/v1/courses", "/api/v1/courses", "oe", 422).json(json!({"slug": "no-phases", "title": "No phases", "phases": []})),
         case("GET", "/api/v1/lessons", "/api/v1/lessons", "oe", 200),
         case("GET", "/api/v1/lessons/{slug}", "/api/v1/lessons/before-we-begin", "oe", 200),
         case("PUT", "/api/v1/lessons/{slug}", "/api/v1/lessons/before-we-begin", "oe", 200)
