@@ -319,12 +319,13 @@ pub async fn enqueue_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<u64> {
 }
 
 /// A broadcast as its pages show it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct View {
     #[serde(flatten)]
     pub row: BroadcastRow,
     pub course: String,
     /// scheduled, sending, sent or cancelled.
+    #[schema(value_type = String, pattern = "^(scheduled|sending|sent|cancelled)$")]
     pub state: &'static str,
     /// When its mail is queued (for a local time, when the first readers' hour comes).
     pub queue_at: Option<i64>,

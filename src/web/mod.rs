@@ -6,7 +6,7 @@
 pub mod access;
 pub(crate) mod admin;
 mod api;
-mod error;
+pub(crate) mod error;
 mod inbound;
 mod journal;
 mod ops;

@@ -17,6 +17,7 @@ mod dkim;
 mod faults;
 mod inbound;
 mod languages;
+mod openapi;
 mod privacy;
 mod relay_tls;
 mod render;
