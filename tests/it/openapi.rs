@@ -164,7 +164,8 @@ async fn schemathesis_finds_nothing_against_the_running_server() {
         .args(["--no-color"])
         .arg("--report-dir")
         .arg(&reports)
-        .current_dir(crate::support::repo(""))
+        // Its cache of examples and crashes goes in the test's folder, not the checkout.
+        .current_dir(t.dir.path())
         .kill_on_drop(true);
     let started = std::time::Instant::now();
     let out = tokio::time::timeout(HANG_GUARD, run.output())
