@@ -337,12 +337,13 @@ pub(crate) async fn finish_if_done(
 }
 
 /// A broadcast as its pages show it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct View {
     #[serde(flatten)]
     pub row: BroadcastRow,
     pub course: String,
     /// scheduled, sending, sent or cancelled.
+    #[schema(value_type = String, pattern = "^(scheduled|sending|sent|cancelled)$")]
     pub state: &'static str,
     /// When its mail is queued (for a local time, when the first readers' hour comes).
     pub queue_at: Option<i64>,

@@ -7,7 +7,7 @@ use crate::app::App;
 use crate::db;
 
 /// One course: what it is and how many take it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CourseSummary {
     pub slug: String,
     pub title: String,
@@ -21,7 +21,7 @@ pub struct CourseSummary {
     pub phases: Vec<PhaseSummary>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PhaseSummary {
     pub name: String,
     pub title: String,

@@ -14,7 +14,7 @@ use crate::db::{self, courses::CourseRow};
 use crate::domain::{InvalidInput, Language, Phase, SendWindow, Slug};
 
 /// What a new course needs; the rest of `course.toml` can be added in the file later.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCourse {
     pub slug: String,
@@ -34,7 +34,7 @@ pub struct NewCourse {
     pub phases: Vec<NewPhase>,
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPhase {
     pub name: String,

@@ -5,7 +5,7 @@ use sqlx::FromRow;
 use super::{Db, Tx};
 use crate::domain::{Audience, Timezone};
 
-#[derive(Debug, Clone, FromRow, serde::Serialize)]
+#[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct BroadcastRow {
     pub id: i64,
     pub course_id: i64,
@@ -246,7 +246,7 @@ pub(crate) async fn cancel(tx: &mut Tx, id: i64, now: i64) -> anyhow::Result<(bo
 
 /// A broadcast's figures: its mails by state, people who left the course within 7 days of
 /// theirs, and the replies to it.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct Figures {
     pub queued: i64,
     pub sent: i64,

@@ -7,7 +7,9 @@ use std::fmt;
 
 use super::{InvalidInput, Slug};
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct Phase(String);
 

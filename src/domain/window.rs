@@ -67,7 +67,7 @@ impl SendWindow {
 
 /// A subscriber's own pacing for one course (the preferences page): the days of the week
 /// and the local hour they get lessons, in place of the course's window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
 pub struct Pace {
     /// Bit 0 is Monday … bit 6 Sunday; never zero.
     days: u8,

@@ -16,7 +16,7 @@ pub(crate) const FORMAT: &str = "drip-subscriber-data/2";
 
 const ABOUT: &str = "Everything this course stores about you. Reply texts are your answers as kept (quotes and signatures removed). The raw messages (each email as received, with the lesson it quoted and the mail servers' headers) are not included; raw_message_kept says whether one is still stored, and the retention section says for how long.";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SubscriberData {
     pub subscriber: Person,
     pub enrollments: Vec<Enrollment>,
@@ -25,7 +25,7 @@ pub struct SubscriberData {
     pub events: Vec<Event>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Person {
     pub email: String,
     pub name: String,
@@ -36,7 +36,7 @@ pub struct Person {
     pub status_changed_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Enrollment {
     pub course: String,
     pub position: i64,
@@ -47,7 +47,7 @@ pub struct Enrollment {
     pub created_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     pub kind: String,
     pub course: Option<String>,
@@ -63,7 +63,7 @@ pub struct Delivery {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Reply {
     pub id: i64,
     pub lesson: Option<String>,
@@ -80,7 +80,7 @@ pub struct Reply {
     pub raw_message_kept: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Event {
     pub kind: String,
     pub actor: String,
@@ -89,7 +89,7 @@ pub struct Event {
 }
 
 /// The whole document handed to the person (or to an admin on their behalf).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Export {
     pub format: &'static str,
     pub about: &'static str,

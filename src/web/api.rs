@@ -4,14 +4,14 @@
 //! (`crate::web::access`): a route outside it answers 403.
 //! Errors are `{"error": "...", "field": "..." | null}` with a fitting status.
 
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
 
 use super::AsJson;
 use super::access::{Refusal, Routes};
@@ -20,6 +20,7 @@ use crate::auth::{self, Admin};
 
 mod broadcasts;
 mod courses;
+pub(crate) mod docs;
 mod lessons;
 mod subscribers;
 
@@ -33,6 +34,7 @@ pub(crate) fn routes() -> Routes {
         .merge(broadcasts::router())
         .merge(subscribers::router())
         .merge(lessons::router())
+        .merge(docs::router())
 }
 
 pub fn router(app: &App) -> Router<App> {
@@ -74,6 +76,52 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
+/// `Query<T>` whose refusals (an unknown parameter, a number that is not one) are 422 API
+/// errors naming the parameter, as a body's are.
+pub(crate) struct Params<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Params(v)),
+            Err(e) => {
+                let detail = std::error::Error::source(&e)
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                let field = super::error::field_of(&detail)
+                    .unwrap_or("query")
+                    .to_owned();
+                Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("the query string was refused: {detail}"),
+                    Some(&field),
+                ))
+            }
+        }
+    }
+}
+
+/// A broadcast's id in the path: not a number is a 404 (there is no such broadcast), in
+/// the API's JSON rather than axum's plain text.
+pub(crate) struct Id(pub(crate) i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<i64>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(id)) => Ok(Id(id)),
+            Err(_) => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "the id is not a number: there is no such item",
+                Some("id"),
+            )),
+        }
+    }
+}
+
 async fn require_token(State(app): State<App>, mut req: Request, next: Next) -> Response {
     let given = req
         .headers()
@@ -111,8 +159,8 @@ async fn require_token(State(app): State<App>, mut req: Request, next: Next) -> 
     }
 }
 
-pub(crate) fn time(t: Option<i64>) -> Value {
+/// A stored time as RFC 3339, as every time in the API is given.
+pub(crate) fn time(t: Option<i64>) -> Option<String> {
     t.and_then(|t| DateTime::from_timestamp(t, 0))
-        .map(|t| json!(t.to_rfc3339()))
-        .unwrap_or(Value::Null)
+        .map(|t| t.to_rfc3339())
 }

@@ -13,7 +13,6 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use serde_json::json;
 
 use crate::domain::InvalidInput;
 
@@ -220,6 +219,17 @@ pub(super) async fn in_course_language(
     Response::from_parts(parts, axum::body::Body::from(body))
 }
 
+/// Every refusal of the JSON API (and of the other JSON answers), as the OpenAPI document
+/// describes it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    /// What went wrong, in words the caller can act on.
+    pub error: String,
+    /// The field, parameter or header to fix, when one is to blame.
+    #[schema(required = true)]
+    pub field: Option<String>,
+}
+
 /// The same error answered as JSON: `{"error", "field"}`.
 #[derive(Debug)]
 pub struct AsJson(pub WebError);
@@ -241,7 +251,10 @@ impl IntoResponse for AsJson {
     fn into_response(self) -> Response {
         let status = self.0.status();
         let (_, message, field) = self.0.shown();
-        let body = Json(json!({"error": message, "field": field}));
+        let body = Json(ErrorBody {
+            error: message.into_owned(),
+            field: field.map(str::to_owned),
+        });
         match self.0 {
             WebError::Unavailable(_) => {
                 (status, [(axum::http::header::RETRY_AFTER, "30")], body).into_response()
@@ -291,6 +304,13 @@ pub(crate) fn json_rejection(e: &JsonRejection) -> (StatusCode, String, String) 
     let detail = std::error::Error::source(e)
         .map(ToString::to_string)
         .unwrap_or_default();
+    let field = field_of(&detail).unwrap_or("body");
+    (e.status(), e.body_text(), field.to_owned())
+}
+
+/// The field a serde refusal is about: the one it quotes (unknown, missing), else the path
+/// serde_path_to_error puts first.
+pub(crate) fn field_of(detail: &str) -> Option<&str> {
     let quoted = ["missing field `", "unknown field `"]
         .iter()
         .find_map(|p| detail.split_once(p))
@@ -302,8 +322,7 @@ pub(crate) fn json_rejection(e: &JsonRejection) -> (StatusCode, String, String) 
         .map(|(p, _)| p)
         .filter(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || "_.[]".contains(c)))
         .and_then(|p| p.split(['.', '[']).next());
-    let field = quoted.or(path).unwrap_or("body");
-    (e.status(), e.body_text(), field.to_owned())
+    quoted.or(path)
 }
 
 /// An unknown or missing course is the caller's to fix, and names the field `course`.

@@ -7,7 +7,7 @@ pub mod access;
 pub(crate) mod admin;
 mod api;
 pub(crate) mod client;
-mod error;
+pub(crate) mod error;
 mod inbound;
 mod journal;
 mod ops;

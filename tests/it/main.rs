@@ -18,6 +18,7 @@ mod edge;
 mod faults;
 mod inbound;
 mod languages;
+mod openapi;
 mod privacy;
 mod relay_tls;
 mod render;

@@ -1,16 +1,16 @@
 //! `/api/v1/lessons` (list, get, update with the editor's checks: a lint problem is a 422
 //! naming its field) and `/api/v1/replies` (by subscriber or lesson; each read is logged).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::subscribers::find;
-use super::{ApiError, ApiResult, Body, time};
+use super::{ApiError, ApiResult, Body, Params, time};
 use crate::app::App;
 use crate::auth::Admin;
 use crate::curriculum::edit::{self, Saved};
@@ -19,35 +19,94 @@ use crate::db::{
     self,
     admin_lists::{InboxKey, InboxQuery},
 };
-use crate::domain::{Area, InvalidInput, Phase, SendWindow};
+use crate::domain::{Area, InvalidInput, LessonStatus, Phase, SendWindow};
 use crate::replies::{self, Read};
 use crate::web::access::Routes;
 use crate::web::admin::render_for_admin;
+use crate::web::error::ErrorBody;
 
 pub fn router() -> Routes {
     const LESSONS: &[Area] = &[Area::Lessons];
     Routes::under(super::PREFIX)
         .get("/lessons", LESSONS, list_lessons)
         .get("/lessons/{slug}", LESSONS, get_lesson)
-        .put("/lessons/{slug}", LESSONS, update_lesson)
-        .patch("/lessons/{slug}", LESSONS, update_lesson)
+        .put("/lessons/{slug}", LESSONS, put_lesson)
+        .patch("/lessons/{slug}", LESSONS, patch_lesson)
         .get("/replies", &[Area::Replies], list_replies)
 }
 
-fn lesson_json(course: &db::courses::CourseRow, l: &db::lessons::Lesson) -> Value {
-    json!({
-        "course": course.slug, "slug": l.slug, "position": l.position, "status": l.status, "revision": l.revision, "author": l.author,
-        "updated_at": time(Some(l.updated_at)), "title": l.content.title, "subject": l.content.subject,
-        "phase": l.content.phase, "after_days": l.content.after_days, "send_window": l.content.send_window,
-        "prompt": l.content.prompt, "preheader": l.content.preheader, "wait_for_reply": l.content.wait_for_reply, "max_wait_days": l.content.max_wait_days,
-        "body": l.content.body,
-    })
+/// A lesson as the API shows it: where it stands and its content.
+#[derive(Serialize, ToSchema)]
+pub(super) struct LessonView {
+    course: String,
+    slug: String,
+    position: i64,
+    status: LessonStatus,
+    revision: i64,
+    author: String,
+    updated_at: Option<String>,
+    title: String,
+    subject: String,
+    #[schema(value_type = String)]
+    phase: Phase,
+    after_days: u32,
+    /// The lesson's own window; null: the course's.
+    #[schema(value_type = Option<String>)]
+    send_window: Option<SendWindow>,
+    prompt: String,
+    preheader: Option<String>,
+    wait_for_reply: bool,
+    max_wait_days: Option<u32>,
+    body: String,
+}
+
+fn lesson_json(course: &db::courses::CourseRow, l: &db::lessons::Lesson) -> LessonView {
+    let c = l.content.clone();
+    LessonView {
+        course: course.slug.clone(),
+        slug: l.slug.clone(),
+        position: l.position,
+        status: l.status,
+        revision: l.revision,
+        author: l.author.clone(),
+        updated_at: time(Some(l.updated_at)),
+        title: c.title,
+        subject: c.subject,
+        phase: c.phase,
+        after_days: c.after_days,
+        send_window: c.send_window,
+        prompt: c.prompt,
+        preheader: c.preheader,
+        wait_for_reply: c.wait_for_reply,
+        max_wait_days: c.max_wait_days,
+        body: c.body,
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct LessonList {
+    course: String,
+    lessons: Vec<LessonView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct OneLesson {
+    lesson: LessonView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct SavedLesson {
+    lesson: LessonView,
+    /// Enrollments whose next lesson moved.
+    rescheduled: usize,
 }
 
 /// `?course=SLUG`: which course's lessons; may be left out when there is one course.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct CourseParam {
+#[into_params(parameter_in = Query)]
+pub(super) struct CourseParam {
+    /// The course's slug; may be left out when the instance has one course.
     course: Option<String>,
 }
 
@@ -60,16 +119,30 @@ async fn lessons_of(
     Ok((course, lessons))
 }
 
-async fn list_lessons(State(app): State<App>, Query(c): Query<CourseParam>) -> ApiResult {
+/// A course's lessons in order.
+#[utoipa::path(get, path = "/lessons", tag = "lessons", params(CourseParam),
+    responses((status = 200, body = LessonList)))]
+pub(super) async fn list_lessons(
+    State(app): State<App>,
+    Params(c): Params<CourseParam>,
+) -> ApiResult {
     let (course, lessons) = lessons_of(&app, c.course.as_deref()).await?;
-    let items: Vec<Value> = lessons.iter().map(|l| lesson_json(&course, l)).collect();
-    Ok(Json(json!({"course": course.slug, "lessons": items})).into_response())
+    let lessons = lessons.iter().map(|l| lesson_json(&course, l)).collect();
+    Ok(Json(LessonList {
+        course: course.slug,
+        lessons,
+    })
+    .into_response())
 }
 
-async fn get_lesson(
+/// One lesson.
+#[utoipa::path(get, path = "/lessons/{slug}", tag = "lessons",
+    params(("slug" = String, Path, description = "The lesson's slug"), CourseParam),
+    responses((status = 200, body = OneLesson)))]
+pub(super) async fn get_lesson(
     State(app): State<App>,
     Path(slug): Path<String>,
-    Query(c): Query<CourseParam>,
+    Params(c): Params<CourseParam>,
 ) -> ApiResult {
     let (course, lessons) = lessons_of(&app, c.course.as_deref()).await?;
     let l = lessons.iter().find(|l| l.slug == slug).ok_or_else(|| {
@@ -79,25 +152,31 @@ async fn get_lesson(
             Some("slug"),
         )
     })?;
-    Ok(Json(json!({"lesson": lesson_json(&course, l)})).into_response())
+    Ok(Json(OneLesson {
+        lesson: lesson_json(&course, l),
+    })
+    .into_response())
 }
 
 /// The fields to change; those left out keep their value. `send_window: null` means the
 /// course's window. `revision`, when given, must be the current one (else 409).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LessonPatch {
+pub(super) struct LessonPatch {
     title: Option<String>,
     subject: Option<String>,
     phase: Option<String>,
     after_days: Option<i64>,
     #[serde(default, deserialize_with = "some")]
+    #[schema(value_type = Option<String>)]
     send_window: Option<Option<String>>,
     prompt: Option<String>,
     #[serde(default, deserialize_with = "some")]
+    #[schema(value_type = Option<String>)]
     preheader: Option<Option<String>>,
     wait_for_reply: Option<bool>,
     #[serde(default, deserialize_with = "some")]
+    #[schema(value_type = Option<i64>)]
     max_wait_days: Option<Option<i64>>,
     body: Option<String>,
     revision: Option<i64>,
@@ -145,11 +224,44 @@ impl LessonPatch {
 
 /// The same save as the editor's (`curriculum::edit::save`): the same checks, the render
 /// check included, and the same rescheduling, confirmed by the call itself.
+#[utoipa::path(put, path = "/lessons/{slug}", tag = "lessons", request_body = LessonPatch,
+    params(("slug" = String, Path, description = "The lesson's slug"), CourseParam),
+    responses(
+        (status = 200, body = SavedLesson),
+        (status = 409, description = "`revision` is not the current one", body = ErrorBody),
+    ))]
+pub(super) async fn put_lesson(
+    state: State<App>,
+    admin: Extension<Admin>,
+    slug: Path<String>,
+    c: Params<CourseParam>,
+    p: Body<LessonPatch>,
+) -> ApiResult {
+    update_lesson(state, admin, slug, c, p).await
+}
+
+/// The same as PUT: the fields left out keep their value.
+#[utoipa::path(patch, path = "/lessons/{slug}", tag = "lessons", request_body = LessonPatch,
+    params(("slug" = String, Path, description = "The lesson's slug"), CourseParam),
+    responses(
+        (status = 200, body = SavedLesson),
+        (status = 409, description = "`revision` is not the current one", body = ErrorBody),
+    ))]
+pub(super) async fn patch_lesson(
+    state: State<App>,
+    admin: Extension<Admin>,
+    slug: Path<String>,
+    c: Params<CourseParam>,
+    p: Body<LessonPatch>,
+) -> ApiResult {
+    update_lesson(state, admin, slug, c, p).await
+}
+
 async fn update_lesson(
     State(app): State<App>,
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
-    Query(c): Query<CourseParam>,
+    Params(c): Params<CourseParam>,
     Body(p): Body<LessonPatch>,
 ) -> ApiResult {
     let (course, lessons) = lessons_of(&app, c.course.as_deref()).await?;
@@ -216,26 +328,64 @@ async fn update_lesson(
                 Some("slug"),
             )
         })?;
-    Ok(Json(
-        json!({"lesson": lesson_json(&course, &saved), "rescheduled": impact.map(|i| i.moved).unwrap_or(0)}),
-    )
+    Ok(Json(SavedLesson {
+        lesson: lesson_json(&course, &saved),
+        rescheduled: impact.map(|i| i.moved).unwrap_or(0),
+    })
     .into_response())
 }
 
-#[derive(Deserialize)]
-struct ReplyParams {
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ReplyParams {
+    /// One course's slug; left out: every course's.
     course: Option<String>,
+    /// A subscriber's id or address.
     subscriber: Option<String>,
+    /// A lesson's slug.
     lesson: Option<String>,
+    /// One kind of reply (reflection, question, ...), or all.
     kind: Option<String>,
+    /// 1 to 1000; 100 when left out.
     limit: Option<i64>,
+    /// The `next_after` of the previous page.
     after: Option<String>,
 }
 
-async fn list_replies(
+/// A reply as the API shows it (reading it is logged).
+#[derive(Serialize, ToSchema)]
+pub(super) struct ReplyView {
+    id: i64,
+    subscriber_id: Option<i64>,
+    email: Option<String>,
+    course: Option<String>,
+    lesson: Option<String>,
+    kind: String,
+    command: Option<String>,
+    text: String,
+    flagged: bool,
+    read: bool,
+    received_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct ReplyList {
+    replies: Vec<ReplyView>,
+    /// Pass as `after` for the next page; null: this was the last.
+    next_after: Option<String>,
+}
+
+/// Replies, flagged first then newest first, by course, subscriber, lesson or kind.
+#[utoipa::path(get, path = "/replies", tag = "replies", params(ReplyParams),
+    responses(
+        (status = 200, body = ReplyList),
+        (status = 404, description = "No such subscriber or lesson", body = ErrorBody),
+    ))]
+pub(super) async fn list_replies(
     State(app): State<App>,
     Extension(admin): Extension<Admin>,
-    Query(p): Query<ReplyParams>,
+    Params(p): Params<ReplyParams>,
 ) -> ApiResult {
     // One course's replies, or (no `course`) every course's.
     let (course_id, lessons) = match p.course.as_deref() {
@@ -309,17 +459,28 @@ async fn list_replies(
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| replies::next_key(&r.row).to_string()))
         .flatten();
-    let items: Vec<Value> = rows
+    let replies = rows
         .iter()
         .map(|Read { row: r, text }| {
             let lesson = lessons.iter().find(|l| Some(l.id) == r.lesson_id);
-            json!({
-            "id": r.id, "subscriber_id": r.subscriber_id, "email": r.email,
-            "course": lesson.and_then(|l| slugs.get(&l.course_id)), "lesson": lesson.map(|l| l.slug.clone()),
-            "kind": r.kind, "command": r.command, "text": text,
-            "flagged": r.flagged != 0, "read": r.read_at.is_some(), "received_at": time(Some(r.received_at)),
-        })
+            ReplyView {
+                id: r.id,
+                subscriber_id: r.subscriber_id,
+                email: r.email.clone(),
+                course: lesson.and_then(|l| slugs.get(&l.course_id)).cloned(),
+                lesson: lesson.map(|l| l.slug.clone()),
+                kind: r.kind.clone(),
+                command: r.command.clone(),
+                text: text.clone(),
+                flagged: r.flagged != 0,
+                read: r.read_at.is_some(),
+                received_at: time(Some(r.received_at)),
+            }
         })
         .collect();
-    Ok(Json(json!({"replies": items, "next_after": next})).into_response())
+    Ok(Json(ReplyList {
+        replies,
+        next_after: next,
+    })
+    .into_response())
 }

@@ -2,21 +2,22 @@
 //! pages), pause, resume, export (all their data, as their journal's download gives it) and
 //! delete (which erases, as `drip subscribers delete` does).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiError, ApiResult, Body, time};
+use super::{ApiError, ApiResult, Body, Params, time};
 use crate::app::App;
 use crate::auth::Admin;
 use crate::db::{self, admin_lists::SubscriberQuery};
-use crate::domain::{Area, SubscriberStatus};
+use crate::domain::{Area, Pace, SubscriberStatus};
 use crate::subscriptions::{self, AddError, NewSubscriber};
 use crate::web::access::Routes;
+use crate::web::error::ErrorBody;
 
 pub fn router() -> Routes {
     const SUBSCRIBERS: &[Area] = &[Area::Subscribers];
@@ -37,28 +38,110 @@ pub fn router() -> Routes {
 }
 
 /// A person and what they take: every enrollment names its course.
-async fn subscriber_json(app: &App, s: &db::subscribers::SubscriberRow) -> anyhow::Result<Value> {
+#[derive(Serialize, ToSchema)]
+pub(super) struct SubscriberView {
+    id: i64,
+    email: String,
+    name: String,
+    timezone: String,
+    status: SubscriberStatus,
+    created_at: Option<String>,
+    confirmed_at: Option<String>,
+    enrollments: Vec<EnrollmentView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct EnrollmentView {
+    course: Option<String>,
+    /// An enrollment's status; in an evergreen course the end of what is published is
+    /// caught_up.
+    status: &'static str,
+    position: i64,
+    next_due_at: Option<String>,
+    waiting_reply: bool,
+    /// Their own days and hour, if they chose them.
+    pace: Option<Pace>,
+}
+
+async fn subscriber_json(
+    app: &App,
+    s: &db::subscribers::SubscriberRow,
+) -> anyhow::Result<SubscriberView> {
     let courses = db::courses::list(&app.db).await?;
-    let enrollments: Vec<Value> = db::enrollments::for_subscriber(&app.db, s.id)
+    let enrollments = db::enrollments::for_subscriber(&app.db, s.id)
         .await?
         .into_iter()
         .map(|e| {
             let course = courses.iter().find(|c| c.id == e.course_id);
-            json!({
-                "course": course.map(|c| c.slug.clone()),
-                "status": enrollment_state(&e, course),
-                "position": e.position,
-                "next_due_at": time(e.next_due_at),
-                "waiting_reply": e.waiting_reply != 0,
-                "pace": e.pace(),
-            })
+            EnrollmentView {
+                course: course.map(|c| c.slug.clone()),
+                status: enrollment_state(&e, course),
+                position: e.position,
+                next_due_at: time(e.next_due_at),
+                waiting_reply: e.waiting_reply != 0,
+                pace: e.pace(),
+            }
         })
         .collect();
-    Ok(json!({
-        "id": s.id, "email": s.email, "name": s.name, "timezone": s.timezone, "status": s.status,
-        "created_at": time(Some(s.created_at)), "confirmed_at": time(s.confirmed_at),
-        "enrollments": enrollments,
-    }))
+    Ok(SubscriberView {
+        id: s.id,
+        email: s.email.clone(),
+        name: s.name.clone(),
+        timezone: s.timezone.to_string(),
+        status: s.status,
+        created_at: time(Some(s.created_at)),
+        confirmed_at: time(s.confirmed_at),
+        enrollments,
+    })
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct OneSubscriber {
+    subscriber: SubscriberView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct Enrolled {
+    subscriber: SubscriberView,
+    /// The course's slug.
+    course: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct Changed {
+    subscriber: SubscriberView,
+    /// false: it was already so.
+    changed: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct Erased {
+    erased: bool,
+    id: i64,
+}
+
+/// A row of the list: the person, and their place in the course asked for (else their
+/// first course).
+#[derive(Serialize, ToSchema)]
+pub(super) struct SubscriberItem {
+    id: i64,
+    email: String,
+    name: String,
+    timezone: String,
+    status: String,
+    created_at: Option<String>,
+    confirmed_at: Option<String>,
+    course: Option<String>,
+    enrollment_status: Option<String>,
+    position: Option<i64>,
+    next_due_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct SubscriberList {
+    subscribers: Vec<SubscriberItem>,
+    /// Pass as `before` for the next page; null: this was the last.
+    next_before: Option<i64>,
 }
 
 /// An enrollment's status as people read it: in an evergreen course, the end of what is
@@ -88,9 +171,9 @@ pub(super) async fn find(app: &App, key: &str) -> Result<db::subscribers::Subscr
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewSubscriberBody {
+pub(super) struct NewSubscriberBody {
     email: String,
     #[serde(default)]
     name: String,
@@ -103,9 +186,14 @@ struct NewSubscriberBody {
     course: Option<String>,
 }
 
-/// `POST /api/v1/enrollments`: a person into a course (created if new), with double
-/// opt-in unless `confirmed` (a caller that holds consent, e.g. a purchase).
-async fn create_enrollment(
+/// A person into a course (created if new), with double opt-in unless `confirmed` (a
+/// caller that holds consent, e.g. a purchase).
+#[utoipa::path(post, path = "/enrollments", tag = "enrollments", request_body = NewSubscriberBody,
+    responses(
+        (status = 201, body = Enrolled),
+        (status = 409, description = "Already enrolled in that course", body = ErrorBody),
+    ))]
+pub(super) async fn create_enrollment(
     State(app): State<App>,
     Extension(admin): Extension<Admin>,
     Body(b): Body<NewSubscriberBody>,
@@ -113,7 +201,13 @@ async fn create_enrollment(
     create(&app, &admin, b).await
 }
 
-async fn create_subscriber(
+/// A new subscriber in a course, as `POST /enrollments`.
+#[utoipa::path(post, path = "/subscribers", tag = "subscribers", request_body = NewSubscriberBody,
+    responses(
+        (status = 201, body = Enrolled),
+        (status = 409, description = "Already enrolled in that course", body = ErrorBody),
+    ))]
+pub(super) async fn create_subscriber(
     State(app): State<App>,
     Extension(admin): Extension<Admin>,
     Body(b): Body<NewSubscriberBody>,
@@ -154,27 +248,48 @@ async fn create(app: &App, admin: &Admin, b: NewSubscriberBody) -> ApiResult {
     let s = find(app, &id.to_string()).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"subscriber": subscriber_json(app, &s).await?, "course": course.slug})),
+        Json(Enrolled {
+            subscriber: subscriber_json(app, &s).await?,
+            course: course.slug,
+        }),
     )
         .into_response())
 }
 
-async fn get_subscriber(State(app): State<App>, Path(key): Path<String>) -> ApiResult {
+/// One subscriber and their enrollments.
+#[utoipa::path(get, path = "/subscribers/{key}", tag = "subscribers", params(("key" = String, Path, description = "The subscriber's id or address", example = "1")),
+    responses((status = 200, body = OneSubscriber)))]
+pub(super) async fn get_subscriber(State(app): State<App>, Path(key): Path<String>) -> ApiResult {
     let s = find(&app, &key).await?;
-    Ok(Json(json!({"subscriber": subscriber_json(&app, &s).await?})).into_response())
+    Ok(Json(OneSubscriber {
+        subscriber: subscriber_json(&app, &s).await?,
+    })
+    .into_response())
 }
 
-#[derive(Deserialize)]
-struct ListParams {
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ListParams {
     /// One course: place and status in it, and `status` may be an enrollment's.
     course: Option<String>,
+    /// A subscriber's status, or with `course` an enrollment's.
     status: Option<String>,
+    /// Part of the address or name.
     search: Option<String>,
+    /// 1 to 1000; 100 when left out.
     limit: Option<i64>,
+    /// The `next_before` of the previous page.
     before: Option<i64>,
 }
 
-async fn list_subscribers(State(app): State<App>, Query(p): Query<ListParams>) -> ApiResult {
+/// Subscribers, newest first, a page at a time.
+#[utoipa::path(get, path = "/subscribers", tag = "subscribers", params(ListParams),
+    responses((status = 200, body = SubscriberList)))]
+pub(super) async fn list_subscribers(
+    State(app): State<App>,
+    Params(p): Params<ListParams>,
+) -> ApiResult {
     let limit = p.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::new(
@@ -205,16 +320,33 @@ async fn list_subscribers(State(app): State<App>, Query(p): Query<ListParams>) -
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|s| s.id))
         .flatten();
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|s| json!({"id": s.id, "email": s.email, "name": s.name, "timezone": s.timezone, "status": s.status, "created_at": time(Some(s.created_at)), "confirmed_at": time(s.confirmed_at), "course": course.as_ref().map(|c| c.slug.clone()), "enrollment_status": s.enrollment_status, "position": s.position, "next_due_at": time(s.next_due_at)}))
+    let subscribers = rows
+        .into_iter()
+        .map(|s| SubscriberItem {
+            id: s.id,
+            email: s.email,
+            name: s.name,
+            timezone: s.timezone,
+            status: s.status,
+            created_at: time(Some(s.created_at)),
+            confirmed_at: time(s.confirmed_at),
+            course: course.as_ref().map(|c| c.slug.clone()),
+            enrollment_status: s.enrollment_status,
+            position: s.position,
+            next_due_at: time(s.next_due_at),
+        })
         .collect();
-    Ok(Json(json!({"subscribers": items, "next_before": next})).into_response())
+    Ok(Json(SubscriberList {
+        subscribers,
+        next_before: next,
+    })
+    .into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct CourseParam {
+#[into_params(parameter_in = Query)]
+pub(super) struct CourseParam {
     /// One course's slug; left out: all of the person's courses.
     course: Option<String>,
 }
@@ -249,45 +381,66 @@ async fn change(
         ));
     }
     let s = find(app, key).await?;
-    Ok(
-        Json(json!({"subscriber": subscriber_json(app, &s).await?, "changed": done}))
-            .into_response(),
-    )
+    Ok(Json(Changed {
+        subscriber: subscriber_json(app, &s).await?,
+        changed: done,
+    })
+    .into_response())
 }
 
-async fn pause(
+/// Pauses the subscriber's lessons in one course, or in all of them.
+#[utoipa::path(post, path = "/subscribers/{key}/pause", tag = "subscribers", params(("key" = String, Path, description = "The subscriber's id or address", example = "1"), CourseParam),
+    responses(
+        (status = 200, body = Changed),
+        (status = 409, description = "Only a confirmed subscriber can be paused", body = ErrorBody),
+    ))]
+pub(super) async fn pause(
     State(app): State<App>,
     Extension(admin): Extension<Admin>,
     Path(key): Path<String>,
-    Query(p): Query<CourseParam>,
+    Params(p): Params<CourseParam>,
 ) -> ApiResult {
     change(&app, &admin, &key, p.course.as_deref(), true).await
 }
 
-async fn resume(
+/// Resumes the subscriber's lessons in one course, or in all of them.
+#[utoipa::path(post, path = "/subscribers/{key}/resume", tag = "subscribers", params(("key" = String, Path, description = "The subscriber's id or address", example = "1"), CourseParam),
+    responses(
+        (status = 200, body = Changed),
+        (status = 409, description = "Only a confirmed subscriber can be resumed", body = ErrorBody),
+    ))]
+pub(super) async fn resume(
     State(app): State<App>,
     Extension(admin): Extension<Admin>,
     Path(key): Path<String>,
-    Query(p): Query<CourseParam>,
+    Params(p): Params<CourseParam>,
 ) -> ApiResult {
     change(&app, &admin, &key, p.course.as_deref(), false).await
 }
 
 /// Erases the subscriber (address, name and replies; anonymous counts stay), as `drip
 /// subscribers delete` does.
-async fn delete_subscriber(
+#[utoipa::path(delete, path = "/subscribers/{key}", tag = "subscribers", params(("key" = String, Path, description = "The subscriber's id or address", example = "1")),
+    responses((status = 200, body = Erased)))]
+pub(super) async fn delete_subscriber(
     State(app): State<App>,
     Extension(admin): Extension<Admin>,
     Path(key): Path<String>,
 ) -> ApiResult {
     let s = find(&app, &key).await?;
     subscriptions::erase(&app, s.id, &admin.username, Utc::now()).await?;
-    Ok(Json(json!({"erased": true, "id": s.id})).into_response())
+    Ok(Json(Erased {
+        erased: true,
+        id: s.id,
+    })
+    .into_response())
 }
 
 /// All of the subscriber's data (the document `drip subscribers export --email` prints); the
 /// event log records which admin's token took it.
-async fn export(
+#[utoipa::path(get, path = "/subscribers/{key}/export", tag = "subscribers", params(("key" = String, Path, description = "The subscriber's id or address", example = "1")),
+    responses((status = 200, body = crate::subscriptions::export::Export)))]
+pub(super) async fn export(
     State(app): State<App>,
     Extension(admin): Extension<Admin>,
     Path(key): Path<String>,
