@@ -441,7 +441,7 @@ pub async fn send_test(
     Ok(())
 }
 
-/// Readers' own words for the CLI and pages: "in 3 h", a date.
+/// When a broadcast goes, in words for the CLI and the admin pages.
 pub fn describe_when(b: &BroadcastRow) -> String {
     match (&b.local_time, &b.local_date, b.send_at) {
         (Some(t), Some(d), _) => format!("{d} at {t}, each reader's local time"),

@@ -440,14 +440,18 @@ impl Target<'_> {
         report.imported += inserted.len() as u64;
         // People already known join this course too, unless they are in it, left it or
         // were asked already; their name and time zone stay as they are.
-        let new_ids: HashSet<i64> = inserted.iter().map(|s| s.id).collect();
-        let known: Vec<&str> = emails.iter().map(String::as_str).collect();
-        let joining: Vec<_> =
+        // Only when some rows were already known: a first import pays no extra query.
+        let joining: Vec<_> = if inserted.len() < batch.rows.len() {
+            let new_ids: HashSet<i64> = inserted.iter().map(|s| s.id).collect();
+            let known: Vec<&str> = emails.iter().map(String::as_str).collect();
             db::subscribers::known_outside_course(&mut tx, &known, self.course_id)
                 .await?
                 .into_iter()
                 .filter(|s| !new_ids.contains(&s.id))
-                .collect();
+                .collect()
+        } else {
+            Vec::new()
+        };
         report.added_to_course += joining.len() as u64;
         report.existing += (batch.rows.len() - inserted.len() - joining.len()) as u64;
         if self.confirmed {
