@@ -153,6 +153,7 @@ fn render(c: &mut Criterion) {
                 from_name: None,
                 from_address: None,
                 list_id: None,
+                answer: None,
             };
             black_box(mailer.build(&out).unwrap().formatted())
         })

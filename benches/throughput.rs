@@ -7,6 +7,7 @@
 //!     cargo bench --bench throughput -- --n 100000 --db sqlite
 //!     cargo bench --bench throughput -- --n 100000 --db postgres --workers 2
 //!     cargo bench --bench throughput -- --import 1000000          # CSV import on SQLite
+//!     cargo bench --bench throughput -- --n 100000 --broadcast     # one broadcast to N readers
 //!
 //! Options: `--n N` due subscribers (100000); `--idle M` more subscribers whose next lesson
 //! is not due (0: shows that planning ignores them); `--db sqlite|postgres`; `--workers W`
@@ -14,7 +15,8 @@
 //! PostgreSQL); `--connections C` SMTP connections per worker (4 on SQLite, 2 on
 //! PostgreSQL); `--batch B` claim size (config.toml's batch_size, 200); `--pg-url URL` (default
 //! DRIP_TEST_POSTGRES_URL, else postgres://postgres@127.0.0.1:5432/test; a schema of its
-//! own is made and dropped); `--no-baseline`. Needs /usr/sbin/smtp-sink and smtp-source
+//! own is made and dropped); `--no-baseline`; `--broadcast`: the N readers have no lesson due,
+//! and one broadcast to all of them is queued (its enqueue timed) and sent instead. Needs /usr/sbin/smtp-sink and smtp-source
 //! (Debian's postfix package).
 
 use std::io::Write;
@@ -45,6 +47,7 @@ struct Args {
     pg_url: String,
     baseline: bool,
     import: Option<u64>,
+    broadcast: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -91,6 +94,13 @@ fn parse_args() -> anyhow::Result<Args> {
         }
         None => true,
     };
+    let broadcast = match raw.iter().position(|a| a == "--broadcast") {
+        Some(i) => {
+            raw.remove(i);
+            true
+        }
+        None => false,
+    };
     if let Some(unknown) = raw.first() {
         bail!("unknown argument {unknown:?} (see the top of benches/throughput.rs)");
     }
@@ -108,6 +118,7 @@ fn parse_args() -> anyhow::Result<Args> {
         pg_url,
         baseline,
         import,
+        broadcast,
     })
 }
 
@@ -387,10 +398,17 @@ async fn run_send(args: &Args) -> anyhow::Result<()> {
         Backend::Sqlite => "SQLite",
         Backend::Postgres => "PostgreSQL",
     };
-    println!(
-        "drip throughput: {} due subscribers (+{} not due) on {engine}",
-        args.n, args.idle
-    );
+    if args.broadcast {
+        println!(
+            "drip throughput: one broadcast to {} readers (+{} more) on {engine}",
+            args.n, args.idle
+        );
+    } else {
+        println!(
+            "drip throughput: {} due subscribers (+{} not due) on {engine}",
+            args.n, args.idle
+        );
+    }
     println!("machine: {}", machine());
     println!(
         "sender: {} worker(s) x {} SMTP connection(s)",
@@ -413,43 +431,24 @@ async fn measure(args: &Args, bench_db: &BenchDb, port: u16) -> anyhow::Result<(
     let now = Utc::now();
 
     let t = Instant::now();
-    seed(&db, course.id, args.n, args.idle, now.timestamp()).await?;
+    // A broadcast's readers have no lesson due: only the broadcast is sent.
+    let (due, idle) = if args.broadcast {
+        (0, args.n + args.idle)
+    } else {
+        (args.n, args.idle)
+    };
+    seed(&db, course.id, due, idle, now.timestamp()).await?;
     println!(
         "seeded {} subscribers and enrollments in {:.1} s (peak memory so far {:.0} MiB)",
         args.n + args.idle,
         t.elapsed().as_secs_f64(),
         peak_mib()
     );
-
-    println!(
-        "claims of {} (schedule.batch_size)",
-        config.schedule.batch_size
-    );
-    let batch = i64::from(config.schedule.batch_size) * 10;
-    println!(
-        "\nplan of the scheduler's due-enrollments query:\n{}",
-        explain(
-            &db,
-            &drip::db::enrollments::lock_due_sql(&db),
-            &[Bind::Int(now.timestamp()), Bind::Int(batch)]
-        )
-        .await?
-    );
-    let t = Instant::now();
-    let plan = outbox::plan_due(&app, now).await?;
-    let plan_secs = t.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        plan.enqueued as i64 == args.n,
-        "planned {} of {}",
-        plan.enqueued,
-        args.n
-    );
-    println!(
-        "planned {} due lessons in {plan_secs:.2} s ({:.0}/s)",
-        plan.enqueued,
-        plan.enqueued as f64 / plan_secs
-    );
-    sqlx::query("ANALYZE").execute(db.pool()).await?;
+    let (first, stage, stage_secs) = if args.broadcast {
+        queue_broadcast(&app, &db, &course, args, now).await?
+    } else {
+        plan_lessons(&app, &db, &config, args, now).await?
+    };
     println!(
         "\nplan of the sender's claim statement:\n{}",
         explain(
@@ -465,8 +464,8 @@ async fn measure(args: &Args, bench_db: &BenchDb, port: u16) -> anyhow::Result<(
         .await?
     );
 
-    // The message the baseline must match in size: delivery 1 as drip sends it.
-    let sample = outbox::send::compose_delivery(&app, 1, now).await?;
+    // The message the baseline must match in size: the first mail as drip sends it.
+    let sample = outbox::send::compose_delivery(&app, first, now).await?;
     let size = app.mailer.build(&sample)?.formatted().len();
 
     let workers: Vec<App> = (0..args.workers)
@@ -495,10 +494,14 @@ async fn measure(args: &Args, bench_db: &BenchDb, port: u16) -> anyhow::Result<(
     let rate = sent as f64 / send_secs;
     let peak = peak_mib();
     let recorded = count(&db, "SELECT COUNT(*) FROM deliveries WHERE status = 'sent'").await?;
-    anyhow::ensure!(
-        recorded == args.n && sent as i64 == args.n,
-        "sent {sent}, recorded {recorded}, expected {}",
+    let expected = if args.broadcast {
+        args.n + args.idle
+    } else {
         args.n
+    };
+    anyhow::ensure!(
+        recorded == expected && sent as i64 == expected,
+        "sent {sent}, recorded {recorded}, expected {expected}"
     );
     println!(
         "sent and recorded {sent} mails of {size} bytes in {send_secs:.1} s: {rate:.0} mails/s; peak memory {peak:.0} MiB"
@@ -513,7 +516,7 @@ async fn measure(args: &Args, bench_db: &BenchDb, port: u16) -> anyhow::Result<(
     let connections = args.workers as u32 * args.connections;
     let mut limit = None;
     if args.baseline {
-        let messages = args.n.min(100_000);
+        let messages = expected.min(100_000);
         let mut best: f64 = 0.0;
         for _ in 0..2 {
             best = best.max(baseline(port, connections, messages, size)?);
@@ -532,7 +535,7 @@ async fn measure(args: &Args, bench_db: &BenchDb, port: u16) -> anyhow::Result<(
         },
         n = args.n
     );
-    println!("  plan {} due:           {plan_secs:.2} s", args.n);
+    println!("  {stage}:           {stage_secs:.2} s");
     println!(
         "  send (claim, render, SMTP, record): {rate:.0} mails/s over {connections} connection(s)"
     );
@@ -542,11 +545,103 @@ async fn measure(args: &Args, bench_db: &BenchDb, port: u16) -> anyhow::Result<(
     }
     println!(
         "  plan + send:            {:.1} s in all",
-        plan_secs + send_secs
+        stage_secs + send_secs
     );
     println!("  peak memory (VmHWM):    {peak:.0} MiB");
     db.close().await;
     Ok(())
+}
+
+/// The scheduler's planning pass over the N due enrollments, timed; the first delivery, and
+/// what was timed.
+async fn plan_lessons(
+    app: &App,
+    db: &Db,
+    config: &Config,
+    args: &Args,
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<(i64, String, f64)> {
+    println!(
+        "claims of {} (schedule.batch_size)",
+        config.schedule.batch_size
+    );
+    let batch = i64::from(config.schedule.batch_size) * 10;
+    println!(
+        "\nplan of the scheduler's due-enrollments query:\n{}",
+        explain(
+            db,
+            &drip::db::enrollments::lock_due_sql(db),
+            &[Bind::Int(now.timestamp()), Bind::Int(batch)]
+        )
+        .await?
+    );
+    let t = Instant::now();
+    let plan = outbox::plan_due(app, now).await?;
+    let plan_secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        plan.enqueued as i64 == args.n,
+        "planned {} of {}",
+        plan.enqueued,
+        args.n
+    );
+    println!(
+        "planned {} due lessons in {plan_secs:.2} s ({:.0}/s)",
+        plan.enqueued,
+        plan.enqueued as f64 / plan_secs
+    );
+    sqlx::query("ANALYZE").execute(db.pool()).await?;
+    let first = count(db, "SELECT MIN(id) FROM deliveries").await?;
+    Ok((first, format!("plan {} due", args.n), plan_secs))
+}
+
+/// One broadcast to every active reader of the course, made as `drip broadcasts create`
+/// does and queued as the scheduler's pass does (one delivery per reader), timed.
+async fn queue_broadcast(
+    app: &App,
+    db: &Db,
+    course: &drip::db::courses::CourseRow,
+    args: &Args,
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<(i64, String, f64)> {
+    let draft = drip::broadcasts::Draft {
+        subject: "A word between lessons".into(),
+        body: "Hello {{ subscriber.first_name }},\n\nLesson 4 was rewritten this week: the new \
+               version reaches you as usual.\n\n[Your preferences]({{ links.preferences }})"
+            .into(),
+        audience: drip::domain::Audience::Active,
+        when: drip::broadcasts::When::Now,
+    };
+    let b = drip::broadcasts::create(app, course, &draft, "bench", now)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let t = Instant::now();
+    drip::broadcasts::enqueue_due(app, now).await?;
+    let secs = t.elapsed().as_secs_f64();
+    let queued = count(
+        db,
+        &format!(
+            "SELECT COUNT(*) FROM deliveries WHERE broadcast_id = {}",
+            b.id
+        ),
+    )
+    .await?;
+    let readers = args.n + args.idle;
+    anyhow::ensure!(queued == readers, "queued {queued} of {readers}");
+    println!(
+        "queued broadcast {} to {queued} readers in {secs:.2} s ({:.0}/s)",
+        b.id,
+        queued as f64 / secs
+    );
+    sqlx::query("ANALYZE").execute(db.pool()).await?;
+    let first = count(
+        db,
+        &format!(
+            "SELECT MIN(id) FROM deliveries WHERE broadcast_id = {}",
+            b.id
+        ),
+    )
+    .await?;
+    Ok((first, format!("queue the broadcast to {readers}"), secs))
 }
 
 /// `--import N`: writes an N-row CSV and imports it (confirmed) on SQLite, as

@@ -196,9 +196,9 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    Ok(db::broadcasts::by_id(&app.db, id)
+    db::broadcasts::by_id(&app.db, id)
         .await?
-        .ok_or(BroadcastError::NotFound(id))?)
+        .ok_or(BroadcastError::NotFound(id))
 }
 
 /// Stops a broadcast: nothing more of it leaves. Mails already sent stay sent.
@@ -433,6 +433,7 @@ pub async fn send_test(
         from_name: Some(course.from_name.clone()),
         from_address: Some(course.from_address.clone()).filter(|a| !a.is_empty()),
         list_id: None,
+        answer: None,
     };
     app.mailer
         .send(&out)

@@ -39,9 +39,12 @@
 //!   `drip dns`.
 //! - [`inbound`]: replies in: parse, classify, strip, match, then store and act in one
 //!   transaction.
-//! - `replies`: reading stored replies, always through the view log.
+//! - `replies`: reading stored replies (and a reply's whole conversation), always through
+//!   the view log.
+//! - [`answers`]: an author's answer to a reader's reply: its checks, who may be answered,
+//!   its mail (threaded, through the outbox), and a conversation's order.
 //! - [`privacy`]: retention (raw messages and replies deleted after `[privacy]`'s days) and
-//!   resealing replies after a data key rotation.
+//!   resealing replies and answers after a data key rotation.
 //! - [`crypto`]: sealing reply data at rest, with previous keys for rotation.
 //! - [`web`]: the public pages, the journal, the admin UI and the JSON API, thin doors onto
 //!   the modules above, with one error type; `web::access` is the route table of the admin
@@ -53,6 +56,7 @@
 //!   and their shutdown, the Prometheus figures.
 //! - [`cli`]: the `drip` command.
 
+pub mod answers;
 pub mod app;
 pub mod auth;
 pub mod broadcasts;

@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::answers::{Conversation, conversations};
 use crate::app::App;
 use crate::db::{
     self,
@@ -55,6 +56,40 @@ pub(crate) async fn read_raw(
     Ok(Some(
         String::from_utf8_lossy(&app.open_reply_text(&sealed)).into_owned(),
     ))
+}
+
+/// A reply's conversation as an admin reads it: the reader, and every turn opened (each of
+/// the reader's turns logged as viewed by `admin`). None when there is no such reply, or it
+/// was never matched to a reader (it has no conversation beyond itself).
+pub(crate) async fn read_conversation(
+    app: &App,
+    reply_id: i64,
+    admin: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<(db::subscribers::SubscriberRow, Conversation)>> {
+    let Some((Some(subscriber_id), _)) = db::admin_lists::raw(&app.db, reply_id).await? else {
+        return Ok(None);
+    };
+    let Some(subscriber) = db::subscribers::by_id(&app.db, subscriber_id).await? else {
+        return Ok(None);
+    };
+    let replies = db::replies::for_subscriber(&app.db, subscriber_id).await?;
+    let answers = db::answers::for_subscriber(&app.db, subscriber_id).await?;
+    let Some(conversation) = conversations(&replies, &answers, |sealed| {
+        String::from_utf8_lossy(&app.open_reply_text(sealed)).into_owned()
+    })
+    .into_iter()
+    .find(|c| c.turns.iter().any(|t| t.by == "reader" && t.id == reply_id)) else {
+        return Ok(None);
+    };
+    let viewed: Vec<(i64, Option<i64>)> = conversation
+        .turns
+        .iter()
+        .filter(|t| t.by == "reader")
+        .map(|t| (t.id, Some(subscriber_id)))
+        .collect();
+    db::admin_lists::log_views(&app.db, admin, &viewed, "conversation", now.timestamp()).await?;
+    Ok(Some((subscriber, conversation)))
 }
 
 /// Where the next page starts after `last`.

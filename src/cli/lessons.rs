@@ -312,6 +312,7 @@ pub async fn run(
                     from_name: Some(course.from_name.clone()),
                     from_address: Some(course.from_address.clone()).filter(|a| !a.is_empty()),
                     list_id: None,
+                    answer: None,
                 };
                 app.mailer.send(&out).await?;
                 println!("sent a preview of {slug} to {address}");

@@ -447,6 +447,10 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                     report.checked, report.resealed
                 );
                 println!(
+                    "{} answers to readers checked, {} sealed again",
+                    report.answers_checked, report.answers_resealed
+                );
+                println!(
                     "{} admin TOTP keys checked, {} sealed again",
                     keys.checked, keys.resealed
                 );
@@ -470,6 +474,12 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 "{} replies open with none of the configured keys and were left as they are (ids {:?}): add the key they were sealed with to security.previous_data_keys and run this again",
                 report.unreadable.len(),
                 report.unreadable
+            );
+            anyhow::ensure!(
+                report.unreadable_answers.is_empty(),
+                "{} answers to readers open with none of the configured keys and were left as they are (ids {:?}): add the key they were sealed with to security.previous_data_keys and run this again",
+                report.unreadable_answers.len(),
+                report.unreadable_answers
             );
         }
         Command::Smtp(_) | Command::Backup { .. } | Command::Dns => {

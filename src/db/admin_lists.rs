@@ -113,6 +113,9 @@ pub(crate) struct InboxReply {
     pub flag_reason: String,
     pub read_at: Option<i64>,
     pub received_at: i64,
+    /// The author's answer this reply answers, and how many answers it has had.
+    pub in_answer_to: Option<i64>,
+    pub answers: i64,
 }
 
 /// Where a page of the inbox ends: flagged first, then newest first.
@@ -160,7 +163,8 @@ pub(crate) struct InboxQuery {
 pub async fn inbox(db: &Db, q: &InboxQuery) -> anyhow::Result<Vec<InboxReply>> {
     let mut sql = String::from(
         "SELECT r.id, r.subscriber_id, s.email, s.name, r.lesson_id, r.kind, r.command, r.from_addr, r.subject, r.text, \
-         CASE WHEN r.raw IS NULL THEN 0 ELSE 1 END AS has_raw, r.flagged, r.flag_reason, r.read_at, r.received_at \
+         CASE WHEN r.raw IS NULL THEN 0 ELSE 1 END AS has_raw, r.flagged, r.flag_reason, r.read_at, r.received_at, \
+         r.in_answer_to, (SELECT COUNT(*) FROM answers a WHERE a.reply_id = r.id) AS answers \
          FROM replies r LEFT JOIN subscribers s ON s.id = r.subscriber_id WHERE 1 = 1",
     );
     let mut n = 0;
@@ -169,9 +173,11 @@ pub async fn inbox(db: &Db, q: &InboxQuery) -> anyhow::Result<Vec<InboxReply>> {
         format!("${n}")
     };
     if q.course_id.is_some() {
+        // A reply to a lesson of the course, or to another mail of it (a broadcast).
+        let (lessons, mails) = (next(), next());
         sql += &format!(
-            " AND r.lesson_id IN (SELECT id FROM lessons WHERE course_id = {})",
-            next()
+            " AND (r.lesson_id IN (SELECT id FROM lessons WHERE course_id = {lessons}) \
+             OR (r.lesson_id IS NULL AND EXISTS (SELECT 1 FROM deliveries d WHERE d.id = r.delivery_id AND d.course_id = {mails})))"
         );
     }
     if q.lesson_id.is_some() {
@@ -201,7 +207,7 @@ pub async fn inbox(db: &Db, q: &InboxQuery) -> anyhow::Result<Vec<InboxReply>> {
     );
     let mut query = sqlx::query_as::<_, InboxReply>(&sql);
     if let Some(c) = q.course_id {
-        query = query.bind(c);
+        query = query.bind(c).bind(c);
     }
     if let Some(l) = q.lesson_id {
         query = query.bind(l);

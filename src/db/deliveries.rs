@@ -100,6 +100,27 @@ pub(crate) async fn enqueue_mail(
     Ok(id)
 }
 
+/// Queues the mail of an author's answer to a reply: to the reader, about the course (and
+/// the enrollment) of the mail they replied to.
+pub(crate) async fn enqueue_answer(
+    tx: &mut Tx,
+    subscriber_id: i64,
+    enrollment_id: Option<i64>,
+    course: Option<i64>,
+    now: i64,
+) -> anyhow::Result<i64> {
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO deliveries (subscriber_id, enrollment_id, kind, status, due_at, created_at, course_id) VALUES ($1, $2, 'answer', 'queued', $3, $3, $4) RETURNING id",
+    )
+    .bind(subscriber_id)
+    .bind(enrollment_id)
+    .bind(now)
+    .bind(course)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
 /// Rows per INSERT of [`enqueue_confirmations`]: one bound value each.
 const CONFIRMATIONS_PER_INSERT: usize = 5000;
 

@@ -228,6 +228,63 @@ pub async fn by_id(db: &Db, id: i64) -> anyhow::Result<Option<EnrollmentRow>> {
         .await?)
 }
 
+/// A page of enrollments with their people's addresses, newest first: of one course and in
+/// one status when given, with an id below `before`.
+pub async fn page(
+    db: &Db,
+    course_id: Option<i64>,
+    status: Option<EnrollmentStatus>,
+    subscriber_id: Option<i64>,
+    before: Option<i64>,
+    limit: i64,
+) -> anyhow::Result<Vec<(EnrollmentRow, String)>> {
+    let cols: Vec<String> = COLUMNS.split(", ").map(|c| format!("e.{c}")).collect();
+    let mut sql = format!(
+        "SELECT {}, s.email FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id WHERE 1 = 1",
+        cols.join(", ")
+    );
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        format!("${n}")
+    };
+    if course_id.is_some() {
+        sql += &format!(" AND e.course_id = {}", next());
+    }
+    if status.is_some() {
+        sql += &format!(" AND e.status = {}", next());
+    }
+    if subscriber_id.is_some() {
+        sql += &format!(" AND e.subscriber_id = {}", next());
+    }
+    if before.is_some() {
+        sql += &format!(" AND e.id < {}", next());
+    }
+    sql += &format!(" ORDER BY e.id DESC LIMIT {}", next());
+    let mut q = sqlx::query(&sql);
+    if let Some(c) = course_id {
+        q = q.bind(c);
+    }
+    if let Some(s) = status {
+        q = q.bind(s.as_str());
+    }
+    if let Some(s) = subscriber_id {
+        q = q.bind(s);
+    }
+    if let Some(b) = before {
+        q = q.bind(b);
+    }
+    let rows = q.bind(limit).fetch_all(db.pool()).await?;
+    use sqlx::Row;
+    rows.into_iter()
+        .map(|r| {
+            let e = EnrollmentRow::from_row(&r)?;
+            let email: String = r.try_get("email")?;
+            Ok((e, email))
+        })
+        .collect()
+}
+
 pub(crate) async fn by_id_in(tx: &mut Tx, id: i64) -> anyhow::Result<Option<EnrollmentRow>> {
     let sql = format!("SELECT {COLUMNS} FROM enrollments WHERE id = $1");
     Ok(sqlx::query_as(&sql)

@@ -166,6 +166,15 @@ pub async fn by_slug(db: &Db, course_id: i64, slug: &str) -> anyhow::Result<Opti
     row.map(Lesson::try_from).transpose()
 }
 
+pub async fn by_id(db: &Db, lesson_id: i64) -> anyhow::Result<Option<Lesson>> {
+    let sql = format!("{} WHERE l.id = $1", lesson_select());
+    let row: Option<LessonRow> = sqlx::query_as(&sql)
+        .bind(lesson_id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.map(Lesson::try_from).transpose()
+}
+
 pub async fn revisions(db: &Db, lesson_id: i64) -> anyhow::Result<Vec<RevisionRow>> {
     let sql = format!(
         "SELECT {REV_COLUMNS} FROM lesson_revisions r WHERE r.lesson_id = $1 ORDER BY r.revision DESC"

@@ -8,6 +8,7 @@
 
 pub(crate) mod admin_lists;
 pub mod admins;
+pub mod answers;
 pub mod backup;
 pub mod broadcasts;
 pub mod courses;
@@ -273,6 +274,27 @@ impl Db {
 }
 
 /// `$start, $start+1, …` for a list of `n` values bound one by one.
+/// Replaces a sealed column (`replies.text`, `replies.raw`, `answers.text`) of row `id` if it
+/// still holds `old`: a reseal never overwrites what a retention sweep or an erasure changed
+/// meanwhile. True if it did.
+pub(crate) async fn replace_sealed(
+    tx: &mut Tx,
+    table_column: (&str, &str),
+    id: i64,
+    old: &[u8],
+    new: &[u8],
+) -> anyhow::Result<bool> {
+    let (table, column) = table_column;
+    let sql = format!("UPDATE {table} SET {column} = $1 WHERE id = $2 AND {column} = $3");
+    let done = sqlx::query(&sql)
+        .bind(new.to_vec())
+        .bind(id)
+        .bind(old.to_vec())
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub(crate) fn placeholders(start: usize, n: usize) -> String {
     (start..start + n)
         .map(|i| format!("${i}"))

@@ -21,13 +21,15 @@ pub struct NewReply<'a> {
     pub flagged: bool,
     pub flag_reason: &'a str,
     pub received_at: i64,
+    /// The author's answer this reply answers (it came to that answer's mail).
+    pub in_answer_to: Option<i64>,
 }
 
 /// Stores a reply; `None` when a reply with the same Message-ID is already stored.
 pub async fn insert(tx: &mut Tx, r: &NewReply<'_>) -> anyhow::Result<Option<i64>> {
     let row: Option<(i64,)> = sqlx::query_as(
-        "INSERT INTO replies (message_id, subscriber_id, delivery_id, lesson_id, kind, matched_by, command, from_addr, subject, text, raw, flagged, flag_reason, received_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (message_id) DO NOTHING RETURNING id",
+        "INSERT INTO replies (message_id, subscriber_id, delivery_id, lesson_id, kind, matched_by, command, from_addr, subject, text, raw, flagged, flag_reason, received_at, in_answer_to) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (message_id) DO NOTHING RETURNING id",
     )
     .bind(r.message_id)
     .bind(r.subscriber_id)
@@ -43,6 +45,7 @@ pub async fn insert(tx: &mut Tx, r: &NewReply<'_>) -> anyhow::Result<Option<i64>
     .bind(i64::from(r.flagged))
     .bind(r.flag_reason)
     .bind(r.received_at)
+    .bind(r.in_answer_to)
     .fetch_optional(&mut **tx)
     .await?;
     Ok(row.map(|r| r.0))
@@ -68,9 +71,11 @@ pub struct ReplyRow {
     pub flag_reason: String,
     pub read_at: Option<i64>,
     pub received_at: i64,
+    /// The author's answer this reply answers, if it came to an answer's mail.
+    pub in_answer_to: Option<i64>,
 }
 
-const SELECT: &str = "SELECT r.id, r.subscriber_id, r.lesson_id, l.slug AS lesson, r.kind, r.matched_by, r.command, r.from_addr, r.subject, r.text, CASE WHEN r.raw IS NULL THEN 0 ELSE 1 END AS has_raw, r.flagged, r.flag_reason, r.read_at, r.received_at FROM replies r LEFT JOIN lessons l ON l.id = r.lesson_id";
+const SELECT: &str = "SELECT r.id, r.subscriber_id, r.lesson_id, l.slug AS lesson, r.kind, r.matched_by, r.command, r.from_addr, r.subject, r.text, CASE WHEN r.raw IS NULL THEN 0 ELSE 1 END AS has_raw, r.flagged, r.flag_reason, r.read_at, r.received_at, r.in_answer_to FROM replies r LEFT JOIN lessons l ON l.id = r.lesson_id";
 
 pub async fn for_subscriber(db: &Db, subscriber_id: i64) -> anyhow::Result<Vec<ReplyRow>> {
     let sql = format!("{SELECT} WHERE r.subscriber_id = $1 ORDER BY r.received_at, r.id");
@@ -205,37 +210,4 @@ pub(crate) async fn sealed_after(db: &Db, after: i64, limit: i64) -> anyhow::Res
             .fetch_all(db.pool())
             .await?,
     )
-}
-
-/// Replaces a reply's sealed text if it still holds `old`; true if it did.
-pub(crate) async fn replace_text(
-    tx: &mut Tx,
-    id: i64,
-    old: &[u8],
-    new: &[u8],
-) -> anyhow::Result<bool> {
-    let done = sqlx::query("UPDATE replies SET text = $1 WHERE id = $2 AND text = $3")
-        .bind(new.to_vec())
-        .bind(id)
-        .bind(old.to_vec())
-        .execute(&mut **tx)
-        .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Replaces a reply's sealed raw message if it still holds `old` (retention may have
-/// removed it meanwhile); true if it did.
-pub(crate) async fn replace_raw(
-    tx: &mut Tx,
-    id: i64,
-    old: &[u8],
-    new: &[u8],
-) -> anyhow::Result<bool> {
-    let done = sqlx::query("UPDATE replies SET raw = $1 WHERE id = $2 AND raw = $3")
-        .bind(new.to_vec())
-        .bind(id)
-        .bind(old.to_vec())
-        .execute(&mut **tx)
-        .await?;
-    Ok(done.rows_affected() == 1)
 }

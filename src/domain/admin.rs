@@ -50,7 +50,9 @@ impl Role {
             (_, Area::Account) => true,
             (Role::Owner, _) => true,
             (Role::Editor, Area::Courses | Area::Lessons | Area::Broadcasts | Area::Stats) => true,
-            (Role::Editor, Area::Subscribers | Area::Replies) => false,
+            (Role::Editor, Area::Subscribers | Area::Replies | Area::Answers) => false,
+            // Writing back to one reader is what a reader role is for; it edits nothing.
+            (Role::Reader, Area::Answers) => true,
             (Role::Reader, Area::Subscribers | Area::Replies | Area::Courses) => {
                 action == Action::Read
             }
@@ -88,6 +90,8 @@ pub enum Area {
     Subscribers,
     /// The text people wrote back (the inbox, a subscriber's timeline, exports).
     Replies,
+    /// Writing back to a reader: an answer to one of their replies.
+    Answers,
     /// The endpoints events are posted to, their secrets and their delivery attempts.
     Webhooks,
 }
@@ -102,6 +106,7 @@ impl Area {
             Area::Stats => "stats",
             Area::Subscribers => "subscribers",
             Area::Replies => "replies",
+            Area::Answers => "answers",
             Area::Webhooks => "webhooks",
         }
     }

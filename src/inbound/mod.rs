@@ -28,6 +28,9 @@ pub struct Match {
     pub by: MatchedBy,
     #[serde(skip)]
     delivery: DeliveryRef,
+    /// The author's answer whose mail this answers: the reply joins that conversation.
+    #[serde(skip)]
+    in_answer_to: Option<i64>,
 }
 
 /// What ingesting a message does (or would do, with `--dry-run`). Serialises to the JSON
@@ -124,9 +127,17 @@ async fn delivery_match(
     delivery_id: i64,
     by: MatchedBy,
 ) -> anyhow::Result<Option<Match>> {
-    let Some(delivery) = db::deliveries::by_id(&app.db, delivery_id).await? else {
+    let Some(mut delivery) = db::deliveries::by_id(&app.db, delivery_id).await? else {
         return Ok(None);
     };
+    // A reply to an author's answer is about the lesson the conversation is about.
+    let mut in_answer_to = None;
+    if delivery.kind == DeliveryKind::Answer
+        && let Some((answer, lesson)) = db::answers::of_delivery(&app.db, delivery.id).await?
+    {
+        in_answer_to = Some(answer);
+        delivery.lesson_id = lesson;
+    }
     let Some(s) = db::subscribers::by_id(&app.db, delivery.subscriber_id).await? else {
         return Ok(None);
     };
@@ -144,6 +155,7 @@ async fn delivery_match(
         lesson,
         by,
         delivery,
+        in_answer_to,
     }))
 }
 
@@ -266,6 +278,7 @@ async fn store_and_act(
             flagged: outcome.flagged,
             flag_reason,
             received_at: now_s,
+            in_answer_to: outcome.matched.as_ref().and_then(|m| m.in_answer_to),
         },
     )
     .await?;

@@ -292,6 +292,7 @@ async fn test_message(
         from_name: None,
         from_address: None,
         list_id: None,
+        answer: None,
     };
     let message = match composer.build(&out) {
         Ok(m) => m,

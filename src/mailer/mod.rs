@@ -49,6 +49,18 @@ pub struct Outgoing {
     pub from_address: Option<String>,
     /// `List-Id: <course-slug>.<reply_domain>`.
     pub list_id: Option<String>,
+    /// An author's answer to a reader: written by a person (so no `Auto-Submitted`), and
+    /// threaded under the reader's message.
+    pub answer: Option<Threading>,
+}
+
+/// The thread headers of an answer: Message-IDs without angle brackets.
+#[derive(Debug, Clone, Default)]
+pub struct Threading {
+    /// `In-Reply-To`: the message answered (None when it carried no Message-ID).
+    pub in_reply_to: Option<String>,
+    /// `References`: the thread so far, oldest first, ending with `in_reply_to`.
+    pub references: Vec<String>,
 }
 
 /// Why a send did not happen; the sender retries `Transient` and gives up on `Permanent`.
@@ -179,7 +191,24 @@ impl Mailer {
                     .with_context(|| format!("Reply-To {reply_to:?}"))?,
             );
         }
-        let mut raw = vec![("Auto-Submitted".to_owned(), "auto-generated".to_owned())];
+        let mut raw = Vec::new();
+        match &out.answer {
+            // RFC 3834: what a program sends says so; what a person wrote does not.
+            None => raw.push(("Auto-Submitted".to_owned(), "auto-generated".to_owned())),
+            Some(thread) => {
+                if let Some(id) = &thread.in_reply_to {
+                    raw.push(("In-Reply-To".into(), format!("<{id}>")));
+                }
+                if !thread.references.is_empty() {
+                    let ids: Vec<String> = thread
+                        .references
+                        .iter()
+                        .map(|id| format!("<{id}>"))
+                        .collect();
+                    raw.push(("References".into(), ids.join(" ")));
+                }
+            }
+        }
         if let Some((https, mailto)) = &out.unsubscribe {
             // One line each (no folding), as RFC 8058 one-click clients expect to read them.
             raw.push(("List-Unsubscribe".into(), format!("<{https}>,<{mailto}>")));
@@ -344,6 +373,7 @@ mod tests {
             from_name: None,
             from_address: None,
             list_id: None,
+            answer: None,
         }
     }
 

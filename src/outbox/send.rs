@@ -21,12 +21,13 @@ use rand::Rng;
 
 use super::relay::Gate;
 use crate::app::App;
+use crate::db::answers::AnswerRow;
 use crate::db::broadcasts::BroadcastRow;
 use crate::db::{
     self, courses::CourseRow, deliveries::Claimed, lessons::Lesson, subscribers::SubscriberRow,
 };
 use crate::domain::{Audience, DeliveryKind, EnrollmentStatus, Pace, SubscriberStatus, Timezone};
-use crate::mailer::{Outgoing, SendError};
+use crate::mailer::{Outgoing, SendError, Threading};
 use crate::render::{Catalogue, MailKind};
 use crate::schedule::Syllabus;
 
@@ -171,6 +172,36 @@ async fn claim_batch(
     Ok(Some((batch, deadline)))
 }
 
+/// "Re: " and the subject of the reader's reply (which already has one, most often); the
+/// course's title when their reply had none.
+fn answer_subject(theirs: &str, course_title: &str) -> String {
+    let theirs: String = theirs.chars().filter(|c| !c.is_control()).collect();
+    let theirs = theirs.trim();
+    if theirs.is_empty() {
+        return format!("Re: {course_title}");
+    }
+    let lower = theirs.to_lowercase();
+    if ["re:", "aw:", "sv:", "vs:", "réf:", "ref:", "r:"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+    {
+        theirs.to_owned()
+    } else {
+        format!("Re: {theirs}")
+    }
+}
+
+/// A Message-ID we may repeat in a header: a real one (not the content hash that stands in
+/// for a missing one), printable ASCII, no brackets or spaces.
+fn usable_message_id(id: &str) -> bool {
+    !id.starts_with("sha256:")
+        && id.contains('@')
+        && id.len() <= 250
+        && id
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != '<' && c != '>')
+}
+
 /// The mail a queued or sent delivery is (or would be) sent as at `now`, rendered from the
 /// lesson's current revision: what the throughput benchmark sizes its baseline with.
 /// Welcome and notice mails are rendered without their stored payload.
@@ -221,6 +252,8 @@ struct BatchContext {
     subscribers: HashMap<i64, SubscriberRow>,
     /// The broadcasts of the batch's broadcast mails, and where their readers stand.
     broadcasts: HashMap<i64, BroadcastRow>,
+    /// The authors' answers of the batch's answer mails, by delivery.
+    answers: HashMap<i64, AnswerRow>,
     enrollment_status: HashMap<i64, EnrollmentStatus>,
     claimed: Vec<Claimed>,
     now: DateTime<Utc>,
@@ -290,9 +323,19 @@ impl BatchContext {
             .into_iter()
             .map(|b| (b.id, b))
             .collect();
+        let wanted: Vec<i64> = claimed
+            .iter()
+            .filter(|d| d.kind == DeliveryKind::Answer)
+            .map(|d| d.id)
+            .collect();
+        let answers = db::answers::by_deliveries(&app.db, &wanted)
+            .await?
+            .into_iter()
+            .filter_map(|a| Some((a.delivery_id?, a)))
+            .collect();
         let readers: Vec<i64> = claimed
             .iter()
-            .filter(|d| d.kind == DeliveryKind::Broadcast)
+            .filter(|d| matches!(d.kind, DeliveryKind::Broadcast | DeliveryKind::Answer))
             .filter_map(|d| d.enrollment_id)
             .collect();
         let enrollment_status = db::enrollments::statuses(&app.db, &readers).await?;
@@ -303,6 +346,7 @@ impl BatchContext {
             paces,
             subscribers,
             broadcasts,
+            answers,
             enrollment_status,
             claimed,
             now,
@@ -552,6 +596,9 @@ impl BatchContext {
     /// not gone from the course or from everything since it was queued, and it was not
     /// cancelled. Otherwise it fails with the reason, visibly.
     fn not_for_this_reader(&self, d: &Claimed, s: &SubscriberRow) -> Option<&'static str> {
+        if d.kind == DeliveryKind::Answer {
+            return self.answer_not_for_this_reader(d, s);
+        }
         if d.kind != DeliveryKind::Broadcast {
             return None;
         }
@@ -574,6 +621,19 @@ impl BatchContext {
             ),
         };
         (!wanted).then_some("not sent: the reader paused or left the course after it was queued")
+    }
+
+    /// An author's answer leaves only while its reader still takes mail from the course: not
+    /// gone from everything, not stopped in the course since the answer was written.
+    fn answer_not_for_this_reader(&self, d: &Claimed, s: &SubscriberRow) -> Option<&'static str> {
+        if s.status != SubscriberStatus::Active {
+            return Some(
+                "not sent: the reader left everything (or bounced) after the answer was written",
+            );
+        }
+        let status = d.enrollment_id.and_then(|e| self.enrollment_status.get(&e));
+        matches!(status, Some(EnrollmentStatus::Stopped))
+            .then_some("not sent: the reader left the course after the answer was written")
     }
 
     /// A mail that cannot be rendered or built will not be on a retry either: it fails
@@ -672,7 +732,18 @@ impl BatchContext {
                 app.renderer.broadcast(&b.subject, &b.body, &ctx)?
             }
             DeliveryKind::Answer => {
-                anyhow::bail!("an author's answer is not a mail this sender makes yet")
+                let a = self
+                    .answers
+                    .get(&d.id)
+                    .context("the answer of this mail no longer exists (its reply was deleted)")?;
+                label_kind = "answer";
+                let text = String::from_utf8_lossy(&app.open_reply_text(&a.text)).into_owned();
+                let written = DateTime::from_timestamp(a.reply_received_at, 0)
+                    .map(|t| words.date(lang, "date.journal", &t.with_timezone(&s.timezone.tz())))
+                    .transpose()?
+                    .unwrap_or_default();
+                let subject = answer_subject(&a.reply_subject, &course.title);
+                app.renderer.answer(&subject, &text, &written, &ctx)?
             }
             DeliveryKind::Notice => {
                 let payload: serde_json::Value =
@@ -721,9 +792,29 @@ impl BatchContext {
                 from_address: Some(course.from_address.clone()).filter(|a| !a.is_empty()),
                 list_id: (d.kind != DeliveryKind::Confirm)
                     .then(|| format!("{}.{}", course.slug, app.config.mail.reply_domain)),
+                answer: self.answers.get(&d.id).map(|a| self.threading(a)),
             },
             lesson_ref,
         ))
+    }
+
+    /// An answer's place in the thread: under the reader's message, after the mail of ours
+    /// that they answered.
+    fn threading(&self, a: &AnswerRow) -> Threading {
+        let theirs = a
+            .reply_message_id
+            .clone()
+            .filter(|id| usable_message_id(id));
+        let mut references: Vec<String> = a
+            .reply_delivery_id
+            .map(|d| self.app.message_id(d))
+            .into_iter()
+            .collect();
+        references.extend(theirs.clone());
+        Threading {
+            in_reply_to: theirs,
+            references,
+        }
     }
 
     /// The mail with a fresh journal link, signed now so that no working link is stored.

@@ -1,5 +1,5 @@
 //! `drip keys reseal`: after a key rotation, seal every stored reply (text and raw message)
-//! again under the current data key, so that the previous keys can be dropped from the
+//! and every author's answer again under the current data key, so that the previous keys can be dropped from the
 //! configuration.
 //!
 //! Rows are read in batches by id and each batch is written in one short transaction. A row
@@ -22,16 +22,57 @@ pub struct ResealReport {
     pub resealed: u64,
     /// Replies no configured key opens (ids), left untouched.
     pub unreadable: Vec<i64>,
+    /// Authors' answers looked at, and sealed again.
+    pub answers_checked: u64,
+    pub answers_resealed: u64,
+    /// Answers no configured key opens (ids), left untouched.
+    pub unreadable_answers: Vec<i64>,
 }
 
-/// Reseals every reply `vault` can open under its current key, in batches.
+/// Reseals every reply and answer `vault` can open under its current key, in batches.
 pub async fn reseal_all(db: &Db, vault: &Vault) -> anyhow::Result<ResealReport> {
     let mut report = ResealReport::default();
+    reseal_replies(db, vault, &mut report).await?;
+    reseal_answers(db, vault, &mut report).await?;
+    Ok(report)
+}
+
+async fn reseal_answers(db: &Db, vault: &Vault, report: &mut ResealReport) -> anyhow::Result<()> {
+    let mut after = 0;
+    loop {
+        let rows = db::answers::sealed_after(db, after, BATCH).await?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        after = last.id;
+        let mut updates = Vec::new();
+        for row in &rows {
+            report.answers_checked += 1;
+            match vault.open_with_key(&row.text) {
+                Ok((_, true)) => {}
+                Ok((plain, false)) => updates.push((row, vault.seal(&plain))),
+                Err(_) => report.unreadable_answers.push(row.id),
+            }
+        }
+        if updates.is_empty() {
+            continue;
+        }
+        let mut tx = db.begin_write().await?;
+        for (row, text) in &updates {
+            let done =
+                db::replace_sealed(&mut tx, ("answers", "text"), row.id, &row.text, text).await?;
+            report.answers_resealed += u64::from(done);
+        }
+        tx.commit().await?;
+    }
+}
+
+async fn reseal_replies(db: &Db, vault: &Vault, report: &mut ResealReport) -> anyhow::Result<()> {
     let mut after = 0;
     loop {
         let rows = db::replies::sealed_after(db, after, BATCH).await?;
         let Some(last) = rows.last() else {
-            return Ok(report);
+            return Ok(());
         };
         after = last.id;
         let mut updates = Vec::new();
@@ -64,10 +105,11 @@ pub async fn reseal_all(db: &Db, vault: &Vault) -> anyhow::Result<ResealReport> 
         for (row, text, raw) in &updates {
             let mut done = false;
             if let Some(text) = text {
-                done |= db::replies::replace_text(&mut tx, row.id, &row.text, text).await?;
+                done |= db::replace_sealed(&mut tx, ("replies", "text"), row.id, &row.text, text)
+                    .await?;
             }
             if let (Some(raw), Some(old)) = (raw, &row.raw) {
-                done |= db::replies::replace_raw(&mut tx, row.id, old, raw).await?;
+                done |= db::replace_sealed(&mut tx, ("replies", "raw"), row.id, old, raw).await?;
             }
             report.resealed += u64::from(done);
         }

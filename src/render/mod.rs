@@ -309,6 +309,30 @@ impl Renderer {
         self.finish("broadcast", subject.to_owned(), page_ctx)
     }
 
+    /// Renders an author's answer to a reader: `text` as written (plain text; paragraphs at
+    /// blank lines, line breaks kept), under `subject`, saying when the reader wrote
+    /// (`written`, already in their words and on their clock).
+    pub fn answer(
+        &self,
+        subject: &str,
+        text: &str,
+        written: &str,
+        ctx: &MailContext,
+    ) -> anyhow::Result<RenderedMail> {
+        let paragraphs: Vec<Vec<&str>> = text
+            .split("\n\n")
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| p.lines().collect())
+            .collect();
+        let page_ctx = minijinja::context! {
+            subscriber => &ctx.subscriber, course => &ctx.course, links => &ctx.links,
+            lang => &ctx.course.language,
+            subject => subject, text => text, paragraphs => paragraphs, written => written,
+        };
+        self.finish("answer", subject.to_owned(), page_ctx)
+    }
+
     /// Renders a confirmation, welcome, goodbye or notice mail. `extra` adds variables
     /// (the confirm link, a notice's message).
     pub fn mail(

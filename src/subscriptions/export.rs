@@ -1,5 +1,6 @@
 //! A subscriber's own data as one JSON document, for their right of access: who they are,
-//! their enrollment, every mail sent to them, every reply with its text, and their events.
+//! their enrollment, every mail sent to them, every reply with its text, the answers written
+//! back to them, and their events.
 //! `drip subscribers show` reads the same [`gather`]; [`export`] adds the envelope and writes
 //! the audit event. The CLI, the journal's download link, the admin page and the API all
 //! hand out the same document.
@@ -22,6 +23,8 @@ pub struct SubscriberData {
     pub enrollments: Vec<Enrollment>,
     pub deliveries: Vec<Delivery>,
     pub replies: Vec<Reply>,
+    /// What the course's authors wrote back to the person's replies.
+    pub answers: Vec<Answer>,
     pub events: Vec<Event>,
 }
 
@@ -78,6 +81,20 @@ pub struct Reply {
     pub flag_reason: String,
     pub read_at: Option<String>,
     pub raw_message_kept: bool,
+    /// The answer (in `answers`) this reply wrote back to.
+    pub in_answer_to: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Answer {
+    pub id: i64,
+    /// The reply (in `replies`) it answers.
+    pub reply: i64,
+    pub text: String,
+    pub written_at: Option<String>,
+    /// Its mail: queued, sent, failed or bounced.
+    pub status: Option<String>,
+    pub sent_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -191,6 +208,19 @@ pub(crate) async fn gather(app: &App, s: &SubscriberRow) -> anyhow::Result<Subsc
             flag_reason: r.flag_reason,
             read_at: time(r.read_at),
             raw_message_kept: r.has_raw != 0,
+            in_answer_to: r.in_answer_to,
+        })
+        .collect();
+    let answers = db::answers::for_subscriber(&app.db, s.id)
+        .await?
+        .into_iter()
+        .map(|a| Answer {
+            id: a.id,
+            reply: a.reply_id,
+            text: String::from_utf8_lossy(&app.open_reply_text(&a.text)).into_owned(),
+            written_at: time(Some(a.created_at)),
+            status: a.status,
+            sent_at: time(a.sent_at),
         })
         .collect();
     let events = db::events::for_subscriber(&app.db, s.id)
@@ -216,6 +246,7 @@ pub(crate) async fn gather(app: &App, s: &SubscriberRow) -> anyhow::Result<Subsc
         enrollments,
         deliveries,
         replies,
+        answers,
         events,
     })
 }

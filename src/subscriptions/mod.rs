@@ -1064,6 +1064,7 @@ pub async fn erase(
     }
     db::subscribers::anonymise(&mut tx, s.id).await?;
     db::replies::keep_answer_marks_for_subscriber(&mut tx, s.id).await?;
+    db::answers::delete_for_subscriber(&mut tx, s.id).await?;
     db::replies::delete_for_subscriber(&mut tx, s.id).await?;
     db::deliveries::drop_unsent(&mut tx, s.id).await?;
     crate::webhooks::events::forget_subscriber(&mut tx, s.id).await?;

@@ -260,6 +260,7 @@ pub(crate) fn can(role: Role) -> serde_json::Value {
         Area::Stats,
         Area::Subscribers,
         Area::Replies,
+        Area::Answers,
         Area::Webhooks,
     ] {
         map.insert(

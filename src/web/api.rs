@@ -21,6 +21,7 @@ use crate::auth::{self, Admin};
 mod broadcasts;
 mod courses;
 pub(crate) mod docs;
+mod enrollments;
 mod lessons;
 mod subscribers;
 
@@ -33,6 +34,7 @@ pub(crate) fn routes() -> Routes {
         .merge(courses::router())
         .merge(broadcasts::router())
         .merge(subscribers::router())
+        .merge(enrollments::router())
         .merge(lessons::router())
         .merge(docs::router())
 }
@@ -156,6 +158,20 @@ async fn require_token(State(app): State<App>, mut req: Request, next: Next) -> 
             );
             r
         }
+    }
+}
+
+/// A list's `limit`: 1 to 1000, 100 when left out.
+pub(crate) fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(100);
+    if (1..=1000).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "limit must be from 1 to 1000",
+            Some("limit"),
+        ))
     }
 }
 

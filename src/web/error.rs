@@ -128,6 +128,20 @@ impl From<crate::curriculum::start::StartError> for WebError {
     }
 }
 
+impl From<crate::answers::AnswerError> for WebError {
+    fn from(e: crate::answers::AnswerError) -> Self {
+        use crate::answers::AnswerError;
+        match e {
+            AnswerError::Invalid(e) => e.into(),
+            AnswerError::NotFound(_) => WebError::NotFound("There is no reply with this number."),
+            e @ AnswerError::Refused { .. } => {
+                WebError::refused(StatusCode::CONFLICT, e.to_string(), Some("id"))
+            }
+            AnswerError::Other(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::broadcasts::BroadcastError> for WebError {
     fn from(e: crate::broadcasts::BroadcastError) -> Self {
         use crate::broadcasts::BroadcastError;

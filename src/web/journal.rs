@@ -154,23 +154,45 @@ async fn journal(
         lessons.extend(db::lessons::list(&app.db, c.id).await?);
     }
     let replies = db::replies::for_subscriber(&app.db, s.id).await?;
+    let answers = db::answers::for_subscriber(&app.db, s.id).await?;
     let lang = course.language.as_str();
     let words = app.renderer.catalogue();
     let note = words.format(lang, "journal.note", &[])?;
-    let entries: Vec<serde_json::Value> = replies
+    let when = |at: i64| -> anyhow::Result<String> {
+        Ok(chrono::DateTime::from_timestamp(at, 0)
+            .map(|t| words.date(lang, "date.journal", &t.with_timezone(&s.timezone.tz())))
+            .transpose()?
+            .unwrap_or_default())
+    };
+    let (you_again, from_author) = (
+        words.format(lang, "journal.you_again", &[])?,
+        words.format(lang, "journal.answer", &[])?,
+    );
+    let open = |sealed: &[u8]| String::from_utf8_lossy(&app.open_reply_text(sealed)).into_owned();
+    // One entry per conversation: the first answer to a lesson, then what followed (the
+    // course's authors writing back, the reader again), in order.
+    let entries: Vec<serde_json::Value> = crate::answers::conversations(&replies, &answers, open)
         .iter()
-        .filter(|r| r.kind == crate::domain::ReplyKind::Reply)
-        .map(|r| {
-            let lesson = lessons.iter().find(|l| Some(l.id) == r.lesson_id);
-            let received = chrono::DateTime::from_timestamp(r.received_at, 0)
-                .map(|t| words.date(lang, "date.journal", &t.with_timezone(&s.timezone.tz())))
-                .transpose()?
-                .unwrap_or_default();
+        .map(|c| {
+            let lesson = lessons.iter().find(|l| Some(l.id) == c.lesson_id);
+            let (first, rest) = c.turns.split_first().expect("a conversation has a turn");
+            let more = rest
+                .iter()
+                .map(|t| {
+                    Ok(json!({
+                        "by": t.by,
+                        "label": if t.by == "author" { &from_author } else { &you_again },
+                        "text": t.text,
+                        "when": when(t.at)?,
+                    }))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             Ok(json!({
                 "lesson": lesson.map(|l| l.content.title.clone()).unwrap_or_else(|| note.clone()),
                 "prompt": lesson.map(|l| l.content.prompt.clone()).unwrap_or_default(),
-                "text": String::from_utf8_lossy(&app.open_reply_text(&r.text)),
-                "received": received,
+                "text": first.text,
+                "received": when(first.at)?,
+                "more": more,
             }))
         })
         .collect::<anyhow::Result<_>>()?;
@@ -192,6 +214,14 @@ async fn journal(
                 e["text"].as_str().unwrap_or(""),
                 e["received"].as_str().unwrap_or("")
             ));
+            for m in e["more"].as_array().into_iter().flatten() {
+                md.push_str(&format!(
+                    "**{}** ({})\n\n{}\n\n",
+                    m["label"].as_str().unwrap_or(""),
+                    m["when"].as_str().unwrap_or(""),
+                    m["text"].as_str().unwrap_or("")
+                ));
+            }
         }
         return Ok((
             [

@@ -644,6 +644,7 @@ async fn subscriber_names_and_reply_texts_are_escaped_and_reply_views_are_logged
             flagged: true,
             flag_reason: "<i>distress</i>",
             received_at: Utc::now().timestamp(),
+            in_answer_to: None,
         },
     )
     .await

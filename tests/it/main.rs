@@ -5,6 +5,7 @@
 mod support;
 
 mod admin;
+mod answers;
 mod backup;
 mod bad_input;
 mod broadcasts;

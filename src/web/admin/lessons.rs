@@ -219,6 +219,7 @@ async fn send_test(
         from_name: None,
         from_address: None,
         list_id: None,
+        answer: None,
     };
     match app.mailer.send(&out).await {
         Ok(()) => Ok(see_other(&format!("{back}?done=test_sent"))),

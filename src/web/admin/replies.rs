@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::lessons::course_and_lessons;
 use super::{page, see_other};
+use crate::answers::{self, AnswerError};
 use crate::app::App;
 use crate::auth::Admin;
 use crate::db::{
@@ -27,8 +28,11 @@ const PAGE: i64 = 30;
 
 pub fn router() -> Routes {
     const REPLIES: &[Area] = &[Area::Replies];
+    const ANSWERS: &[Area] = &[Area::Answers];
     Routes::new()
         .get("/admin/replies", REPLIES, inbox)
+        .get("/admin/replies/{id}", REPLIES, conversation)
+        .post("/admin/replies/{id}/answer", ANSWERS, post_answer)
         .get("/admin/replies/{id}/raw", REPLIES, raw)
         .post("/admin/replies/{id}/read", REPLIES, mark_read)
         .post("/admin/replies/{id}/flag", REPLIES, flag)
@@ -86,6 +90,7 @@ async fn inbox(
                 "id": r.id, "subscriber_id": r.subscriber_id, "email": r.email, "name": r.name, "from": r.from_addr,
                 "subject": r.subject, "kind": r.kind, "command": r.command, "has_raw": r.has_raw != 0,
                 "flagged": r.flagged != 0, "flag_reason": r.flag_reason, "read": r.read_at.is_some(), "received_at": r.received_at,
+                "in_answer_to": r.in_answer_to, "answers": r.answers,
                 "text": text,
                 "lesson": lesson.map(|l| json!({"slug": l.slug, "title": l.content.title, "prompt": l.content.prompt})),
             })
@@ -113,6 +118,105 @@ async fn inbox(
             "lessons": lessons.iter().map(|l| json!({"slug": l.slug, "title": l.content.title})).collect::<Vec<_>>(),
         }),
     )
+}
+
+/// A reply's whole conversation in order (the reader's replies and the answers to them),
+/// with the form that answers its latest reply.
+async fn conversation(
+    State(app): State<App>,
+    Extension(admin): Extension<Admin>,
+    Path(id): Path<i64>,
+) -> Result<Response, WebError> {
+    conversation_page(&app, &admin, id, StatusCode::OK, "", None).await
+}
+
+async fn conversation_page(
+    app: &App,
+    admin: &Admin,
+    id: i64,
+    status: StatusCode,
+    text: &str,
+    error: Option<String>,
+) -> Result<Response, WebError> {
+    let Some((subscriber, c)) =
+        replies::read_conversation(app, id, &admin.username, Utc::now()).await?
+    else {
+        return Err(WebError::NotFound(
+            "There is no reply with this number, or it was never matched to a reader.",
+        ));
+    };
+    let latest = c
+        .turns
+        .iter()
+        .rev()
+        .find(|t| t.by == "reader")
+        .map_or(id, |t| t.id);
+    let refusal = answers::cannot_answer(app, latest).await?;
+    let lesson = match c.lesson_id {
+        Some(l) => db::lessons::by_id(&app.db, l).await?,
+        None => None,
+    };
+    let who = if subscriber.name.trim().is_empty() {
+        subscriber.email.clone()
+    } else {
+        subscriber.name.clone()
+    };
+    page(
+        app,
+        Some(admin),
+        status,
+        "conversation",
+        json!({
+            "nav": "replies", "who": who, "subscriber": {"id": subscriber.id, "email": subscriber.email},
+            "lesson": lesson.map(|l| json!({"title": l.content.title, "prompt": l.content.prompt})),
+            "turns": c.turns, "latest": latest, "refusal": refusal, "text": text, "error": error,
+            "max_chars": answers::MAX_CHARS,
+        }),
+    )
+}
+
+#[derive(Deserialize)]
+struct AnswerForm {
+    #[serde(default)]
+    text: String,
+}
+
+/// Writes an answer to reply `id` and queues its mail; back to the conversation, or the
+/// same page with the reason and the text kept.
+async fn post_answer(
+    State(app): State<App>,
+    Extension(admin): Extension<Admin>,
+    Path(id): Path<i64>,
+    Form(form): Form<AnswerForm>,
+) -> Result<Response, WebError> {
+    match answers::answer(&app, id, &admin.username, &form.text, Utc::now()).await {
+        Ok(q) => Ok(see_other(&format!("/admin/replies/{id}#author-{}", q.id))),
+        Err(AnswerError::Invalid(e)) => {
+            let message = e.to_string();
+            conversation_page(
+                &app,
+                &admin,
+                id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &form.text,
+                Some(message),
+            )
+            .await
+        }
+        Err(e @ AnswerError::Refused { .. }) => {
+            let message = e.to_string();
+            conversation_page(
+                &app,
+                &admin,
+                id,
+                StatusCode::CONFLICT,
+                &form.text,
+                Some(message),
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The raw message as received, decrypted, as plain text (never rendered as HTML).

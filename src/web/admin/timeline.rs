@@ -1,6 +1,6 @@
 //! One subscriber's page: who they are, where they are in the course, the actions on them,
-//! and their timeline: events, every mail (lesson, revision, result) and every reply with its
-//! text. Showing a reply to an admin is logged as a view of it, and the download of all their
+//! and their timeline: events, every mail (lesson, revision, result), every reply with its
+//! text and every answer written back to them. Showing a reply to an admin is logged as a view of it, and the download of all their
 //! data (`/admin/subscribers/{id}/export`) as an export.
 
 use axum::Extension;
@@ -77,6 +77,12 @@ async fn show(
         timeline.push((r.received_at, 2, json!({
             "kind": "reply", "id": r.id, "reply_kind": r.kind, "lesson": r.lesson, "prompt": prompt, "command": r.command,
             "text": String::from_utf8_lossy(&app.open_reply_text(&r.text)), "flagged": r.flagged != 0, "flag_reason": r.flag_reason, "has_raw": r.has_raw != 0,
+        })));
+    }
+    for a in db::answers::for_subscriber(&app.db, id).await? {
+        timeline.push((a.created_at, 3, json!({
+            "kind": "answer", "id": a.id, "reply": a.reply_id, "author": a.author, "status": a.status,
+            "text": String::from_utf8_lossy(&app.open_reply_text(&a.text)),
         })));
     }
     timeline.sort_by_key(|(at, order, _)| (*at, *order));

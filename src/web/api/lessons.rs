@@ -33,6 +33,51 @@ pub fn router() -> Routes {
         .put("/lessons/{slug}", LESSONS, put_lesson)
         .patch("/lessons/{slug}", LESSONS, patch_lesson)
         .get("/replies", &[Area::Replies], list_replies)
+        .post("/replies/{id}/answers", &[Area::Answers], answer_reply)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewAnswer {
+    /// Plain text: a blank line starts a paragraph. At most 20,000 characters.
+    text: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct AnswerQueued {
+    /// The answer's id.
+    id: i64,
+    /// The reply it answers.
+    reply: i64,
+    /// The delivery that carries it (queued now; threaded under the reply).
+    delivery: i64,
+}
+
+/// Answers a reader's reply: a mail from the course's address, threaded under their reply
+/// (In-Reply-To and References), whose own replies come back into the same conversation.
+#[utoipa::path(post, path = "/replies/{id}/answers", tag = "replies", request_body = NewAnswer,
+    params(("id" = i64, Path, description = "The reply's id")),
+    responses(
+        (status = 201, body = AnswerQueued),
+        (status = 404, description = "No such reply", body = ErrorBody),
+        (status = 409, description = "The reply cannot be answered (an auto-reply, a reader who left)", body = ErrorBody),
+    ))]
+pub(super) async fn answer_reply(
+    State(app): State<App>,
+    Extension(admin): Extension<Admin>,
+    super::Id(id): super::Id,
+    Body(b): Body<NewAnswer>,
+) -> ApiResult {
+    let q = crate::answers::answer(&app, id, &admin.username, &b.text, Utc::now()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(AnswerQueued {
+            id: q.id,
+            reply: q.reply,
+            delivery: q.delivery,
+        }),
+    )
+        .into_response())
 }
 
 /// A lesson as the API shows it: where it stands and its content.
@@ -427,14 +472,7 @@ pub(super) async fn list_replies(
         ),
         None => None,
     };
-    let limit = p.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "limit must be from 1 to 1000",
-            Some("limit"),
-        ));
-    }
+    let limit = super::page_limit(p.limit)?;
     let after = match p.after.as_deref() {
         Some(a) => Some(InboxKey::parse(a).ok_or_else(|| {
             ApiError::new(

@@ -290,14 +290,7 @@ pub(super) async fn list_subscribers(
     State(app): State<App>,
     Params(p): Params<ListParams>,
 ) -> ApiResult {
-    let limit = p.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "limit must be from 1 to 1000",
-            Some("limit"),
-        ));
-    }
+    let limit = super::page_limit(p.limit)?;
     let course = match p.course.as_deref() {
         Some(slug) => Some(app.course(Some(slug)).await?),
         None => None,

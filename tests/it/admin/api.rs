@@ -8,7 +8,138 @@ use super::*;
 use crate::on_both_databases;
 use crate::support::Backend;
 
-on_both_databases!(the_json_api_manages_subscribers_lessons_and_replies,);
+on_both_databases!(
+    the_json_api_manages_subscribers_lessons_and_replies,
+    the_enrollment_api_lists_reads_and_stops_one_course_only,
+);
+
+async fn the_enrollment_api_lists_reads_and_stops_one_course_only(backend: Backend) {
+    let t = admin_app(backend).await;
+    let token = drip::auth::new_api_token(&t.app.db, USER, Utc::now().timestamp())
+        .await
+        .unwrap();
+    let api = |method: &'static str, uri: String, body: Value| {
+        let app = t.app.clone();
+        let token = token.clone();
+        async move {
+            send(
+                &app,
+                "127.0.0.1",
+                method,
+                &uri,
+                None,
+                Some("application/json"),
+                Some(&token),
+                body.to_string().into_bytes(),
+            )
+            .await
+        }
+    };
+    // Gil takes both courses (the second confirmed by the caller, e.g. a purchase).
+    for course in ["rebuilding-trust", "write-your-first-course"] {
+        let r = api(
+            "POST",
+            "/api/v1/enrollments".into(),
+            json!({"email": "gil@example.com", "course": course, "confirmed": true}),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let r = api(
+        "GET",
+        "/api/v1/enrollments?subscriber=gil@example.com".into(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let list = r.json()["enrollments"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 2, "{}", r.body);
+    let second = list
+        .iter()
+        .find(|e| e["course"] == "write-your-first-course")
+        .unwrap()
+        .clone();
+    let first = list
+        .iter()
+        .find(|e| e["course"] == "rebuilding-trust")
+        .unwrap()
+        .clone();
+    assert_eq!(second["status"], "active");
+    assert_eq!(second["email"], "gil@example.com");
+    let r = api(
+        "GET",
+        "/api/v1/enrollments?course=write-your-first-course&status=active".into(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        r.json()["enrollments"].as_array().unwrap().len(),
+        1,
+        "{}",
+        r.body
+    );
+    let id = second["id"].as_i64().unwrap();
+    let r = api("GET", format!("/api/v1/enrollments/{id}"), json!({})).await;
+    assert_eq!(
+        (r.status, r.json()["enrollment"]["course"].clone()),
+        (200, json!("write-your-first-course"))
+    );
+
+    // Bad input names its field and changes nothing.
+    for (uri, status, field) in [
+        (
+            "/api/v1/enrollments?status=sleeping".to_owned(),
+            422,
+            "status",
+        ),
+        (
+            "/api/v1/enrollments?course=no-such-course".to_owned(),
+            422,
+            "course",
+        ),
+        ("/api/v1/enrollments?limit=0".to_owned(), 422, "limit"),
+        ("/api/v1/enrollments?colour=red".to_owned(), 422, "colour"),
+        ("/api/v1/enrollments/999999".to_owned(), 404, "id"),
+        ("/api/v1/enrollments/abc".to_owned(), 404, "id"),
+    ] {
+        let r = api("GET", uri.clone(), json!({})).await;
+        assert_eq!(
+            (r.status, r.json()["field"].clone()),
+            (status, json!(field)),
+            "{uri}: {}",
+            r.body
+        );
+    }
+
+    // DELETE stops that course only; a second DELETE changes nothing.
+    let r = api("DELETE", format!("/api/v1/enrollments/{id}"), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (
+            r.json()["enrollment"]["status"].clone(),
+            r.json()["changed"].clone()
+        ),
+        (json!("stopped"), json!(true))
+    );
+    let r = api("DELETE", format!("/api/v1/enrollments/{id}"), json!({})).await;
+    assert_eq!((r.status, r.json()["changed"].clone()), (200, json!(false)));
+    let r = api(
+        "GET",
+        format!("/api/v1/enrollments/{}", first["id"]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        r.json()["enrollment"]["status"],
+        "active",
+        "the other course goes on"
+    );
+    let gil = db::subscribers::by_email(&t.app.db, "gil@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(gil.status.as_str(), "active", "the person stays subscribed");
+}
 
 async fn the_json_api_manages_subscribers_lessons_and_replies(backend: Backend) {
     let t = admin_app(backend).await;
@@ -202,6 +333,7 @@ async fn the_json_api_manages_subscribers_lessons_and_replies(backend: Backend) 
             flagged: false,
             flag_reason: "",
             received_at: Utc::now().timestamp(),
+            in_answer_to: None,
         },
     )
     .await

@@ -85,6 +85,8 @@ struct Fixture {
     /// Erased through the API.
     doomed: i64,
     reply: i64,
+    /// Stopped through the API.
+    api_enrollment: i64,
     /// Removed through the page.
     webhook: i64,
 }
@@ -164,7 +166,10 @@ fn cases(f: &Fixture, lesson: &db::lessons::Lesson) -> Vec<Case> {
         case("POST", "/admin/subscribers/import", "/admin/subscribers/import", "o", 200).with(Body::Upload),
         case("POST", "/admin/subscribers/{id}/{action}", &s("/pause"), "o", 303),
         case("GET", "/admin/replies", "/admin/replies", "or", 200),
+        case("GET", "/admin/replies/{id}", &r(""), "or", 200),
         case("GET", "/admin/replies/{id}/raw", &r("/raw"), "or", 200),
+        // Writing back to a reader: owners and readers, never editors.
+        case("POST", "/admin/replies/{id}/answer", &r("/answer"), "or", 303).form(&[("text", "Thank you for this.")]),
         case("POST", "/admin/replies/{id}/read", &r("/read"), "o", 303).form(&[("value", "1")]),
         case("POST", "/admin/replies/{id}/flag", &r("/flag"), "o", 303).form(&[("value", "1")]),
         // Webhooks: owners only (where events go, and the secrets that sign them).
@@ -197,6 +202,11 @@ fn cases(f: &Fixture, lesson: &db::lessons::Lesson) -> Vec<Case> {
         case("POST", "/api/v1/subscribers/{key}/resume", &api_s(f.api_subscriber, "/resume"), "o", 200),
         case("DELETE", "/api/v1/subscribers/{key}", &api_s(f.doomed, ""), "o", 200),
         case("GET", "/api/v1/replies", "/api/v1/replies", "or", 200),
+        case("POST", "/api/v1/replies/{id}/answers", &format!("/api/v1/replies/{}/answers", f.reply), "or", 201)
+            .json(json!({"text": "Thank you for this."})),
+        case("GET", "/api/v1/enrollments", "/api/v1/enrollments", "or", 200),
+        case("GET", "/api/v1/enrollments/{id}", &format!("/api/v1/enrollments/{}", f.api_enrollment), "or", 200),
+        case("DELETE", "/api/v1/enrollments/{id}", &format!("/api/v1/enrollments/{}", f.api_enrollment), "o", 200),
         // The API's own description: any role's token may read it.
         case("GET", "/api/v1/openapi.json", "/api/v1/openapi.json", "oer", 200),
         // Everyone owns their second factor (a right code enrols; the session is renewed).
@@ -269,6 +279,11 @@ async fn app_for(backend: Backend, role: Role) -> (TestApp, Fixture, String) {
     let page_subscriber = enrolled(&t, "bob@example.com", "Bob").await.id;
     let api_subscriber = enrolled(&t, "cy@example.com", "Cy").await.id;
     let doomed = enrolled(&t, "dee@example.com", "Dee").await.id;
+    let ed = enrolled(&t, "ed@example.com", "Ed").await.id;
+    let api_enrollment = db::enrollments::for_subscriber(&t.app.db, ed)
+        .await
+        .unwrap()[0]
+        .id;
     let first = lesson(&t, "before-we-begin").await;
     let text = t.app.vault.seal(SECRET_ANSWER.as_bytes());
     let raw = t
@@ -293,6 +308,7 @@ async fn app_for(backend: Backend, role: Role) -> (TestApp, Fixture, String) {
             flagged: false,
             flag_reason: "",
             received_at: Utc::now().timestamp(),
+            in_answer_to: None,
         },
     )
     .await
@@ -317,6 +333,7 @@ async fn app_for(backend: Backend, role: Role) -> (TestApp, Fixture, String) {
         api_subscriber,
         doomed,
         reply,
+        api_enrollment,
         webhook,
     };
     (t, fixture, token)
@@ -336,6 +353,7 @@ async fn every_route_answers_each_role_as_the_role_table_says(backend: Backend) 
         api_subscriber: 2,
         doomed: 3,
         reply: 1,
+        api_enrollment: 1,
         webhook: 1,
     };
     let routed: BTreeSet<(String, String)> = drip::web::access_rules()
@@ -448,6 +466,30 @@ async fn every_route_answers_each_role_as_the_role_table_says(backend: Backend) 
                 "{role} changed no webhook"
             );
         }
+        let stopped = db::enrollments::by_id(&t.app.db, f.api_enrollment)
+            .await
+            .unwrap()
+            .unwrap();
+        let (answers,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM answers")
+            .fetch_one(t.app.db.pool())
+            .await
+            .unwrap();
+        match role {
+            Role::Owner | Role::Reader => assert_eq!(
+                answers, 2,
+                "{role} answered on the page and through the API"
+            ),
+            Role::Editor => assert_eq!(answers, 0, "the editor wrote to nobody"),
+        }
+        assert_eq!(
+            stopped.status.as_str(),
+            if role == Role::Owner {
+                "stopped"
+            } else {
+                "active"
+            },
+            "{role}"
+        );
         match role {
             Role::Owner => {
                 assert_eq!(enrollment(f.page_subscriber).await, "paused");
