@@ -304,6 +304,10 @@ pub(crate) struct Due {
     pub timezone: Timezone,
     pub pace_days: Option<i64>,
     pub pace_hour: Option<i64>,
+    /// When this enrollment's last lesson left, and how many other courses the person is
+    /// in: the daily limit looks up someone's recent lessons only when either can matter.
+    pub last_sent_at: Option<i64>,
+    pub others: i64,
 }
 
 impl Due {
@@ -316,7 +320,8 @@ impl Due {
 /// EXPLAIN): binds `now` and the limit.
 pub fn lock_due_sql(db: &Db) -> String {
     format!(
-        "SELECT e.id, e.subscriber_id, e.course_id, e.position, s.timezone, e.pace_days, e.pace_hour \
+        "SELECT e.id, e.subscriber_id, e.course_id, e.position, s.timezone, e.pace_days, e.pace_hour, e.last_sent_at, \
+         (SELECT COUNT(*) FROM enrollments o WHERE o.subscriber_id = e.subscriber_id AND o.id <> e.id) AS others \
          FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id \
          WHERE e.status = 'active' AND e.next_due_at IS NOT NULL AND e.next_due_at <= $1 ORDER BY e.next_due_at LIMIT $2{}",
         db.skip_locked("e")
