@@ -285,6 +285,9 @@ pub async fn enqueue_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<u64> {
         if queue_at(&b).is_none_or(|t| t > now) {
             continue;
         }
+        // Local days reach 26 hours from UTC, and a dated broadcast is queued up to a day
+        // ahead: a broadcast whose last mail left more than three days ago shares no day.
+        let overlap = db::broadcasts::others_may_overlap(&mut tx, &b, now_s - 3 * 86_400).await?;
         for (tz, people) in db::broadcasts::audience_zones(&mut tx, b.course_id, b.audience).await?
         {
             let due = due_in(&b, tz)?.max(now);
@@ -304,7 +307,7 @@ pub async fn enqueue_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<u64> {
                     tz,
                     at.timestamp(),
                     (start.timestamp(), end.timestamp()),
-                    shift < 7,
+                    overlap && shift < 7,
                     now_s,
                 )
                 .await?;

@@ -99,6 +99,26 @@ pub(crate) async fn lock_waiting(db: &Db, tx: &mut Tx) -> anyhow::Result<Vec<Bro
     Ok(sqlx::query_as(&sql).fetch_all(&mut **tx).await?)
 }
 
+/// Whether another broadcast of the course may have mail on the days this one lands on: one
+/// queued and not cancelled whose last mail had not left by `since`. When none has, the
+/// one-a-day rule cannot hold anyone back, and queuing skips its per-reader check.
+pub(crate) async fn others_may_overlap(
+    tx: &mut Tx,
+    b: &BroadcastRow,
+    since: i64,
+) -> anyhow::Result<bool> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT id FROM broadcasts WHERE course_id = $1 AND id <> $2 AND queued_at IS NOT NULL \
+         AND cancelled_at IS NULL AND (sent_at IS NULL OR sent_at >= $3) LIMIT 1",
+    )
+    .bind(b.course_id)
+    .bind(b.id)
+    .bind(since)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.is_some())
+}
+
 pub(crate) async fn mark_queued(tx: &mut Tx, id: i64, now: i64) -> anyhow::Result<()> {
     sqlx::query("UPDATE broadcasts SET queued_at = $1 WHERE id = $2")
         .bind(now)

@@ -12,11 +12,20 @@ use chrono::{DateTime, Utc};
 
 use crate::app::App;
 use crate::db::{self, courses::CourseRow, deliveries::NewLesson, lessons::Lesson};
+use crate::domain::Timezone;
 use crate::schedule::{DailyLimit, Syllabus, next_published};
 
 /// How far back the daily limit looks for a person's other lessons: more than any local
 /// day can reach (UTC-12 to UTC+14).
 const LIMIT_LOOKBACK_SECONDS: i64 = 2 * 86_400;
+
+/// Whether a lesson that left at `sent` is on `now`'s local day (or later) in `tz`: the
+/// only days the daily limit counts for a lesson planned now.
+fn sent_today(sent: Option<i64>, now: DateTime<Utc>, tz: Timezone) -> bool {
+    let day = |t: DateTime<Utc>| t.with_timezone(&tz.tz()).date_naive();
+    sent.and_then(|t| DateTime::from_timestamp(t, 0))
+        .is_some_and(|t| day(t) >= day(now))
+}
 
 /// What a planning pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -59,15 +68,16 @@ pub async fn plan_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<PlanRepor
         let mut taken: HashMap<i64, Vec<DateTime<Utc>>> = HashMap::new();
         if !limit.is_unlimited() {
             let since = now_s - LIMIT_LOOKBACK_SECONDS;
-            // A person in this one course whose last lesson left before the look-back has
-            // no lesson that counts: a due enrollment has none queued (planning it left
-            // it not due until that mail was sent). Only the others are looked up, so a
-            // pass over people new to drip reads no deliveries at all. (On PostgreSQL that
-            // lookup ran as a scan of every delivery while the table's statistics still
-            // said it was empty, as after a first big import: 126 s for 100,000.)
+            // A person in this one course whose last lesson left on an earlier local day
+            // has no lesson that counts today or later: a due enrollment has none queued
+            // (planning it left it not due until that mail was sent). Only the others are
+            // looked up, so the daily pass of a one-course instance reads no deliveries.
+            // (On PostgreSQL that lookup ran as a scan of every delivery while the table's
+            // statistics still said it was empty, as after a first big import: 126 s for
+            // 100,000 due.)
             let people: Vec<i64> = due
                 .iter()
-                .filter(|d| d.others > 0 || d.last_sent_at.is_some_and(|t| t >= since))
+                .filter(|d| d.others > 0 || sent_today(d.last_sent_at, now, d.timezone))
                 .map(|d| d.subscriber_id)
                 .collect();
             for (subscriber, at) in db::deliveries::lesson_times(&mut tx, &people, since).await? {
@@ -142,5 +152,26 @@ pub async fn plan_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<PlanRepor
         if (due.len() as i64) < batch {
             return Ok(report);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn only_a_lesson_of_the_same_local_day_can_count() {
+        let paris = Timezone::parse("Europe/Paris").unwrap();
+        let now = at("2026-12-07T06:30:00Z"); // 07:30 in Paris
+        let t = |s: &str| Some(at(s).timestamp());
+        // 23:30 UTC the day before is 00:30 in Paris on the same day: it counts.
+        assert!(sent_today(t("2026-12-06T23:30:00Z"), now, paris));
+        // 22:30 UTC the day before is 23:30 in Paris the day before: it does not.
+        assert!(!sent_today(t("2026-12-06T22:30:00Z"), now, paris));
+        assert!(!sent_today(None, now, paris));
     }
 }

@@ -1,4 +1,5 @@
-//! Lesson mails rendered once per lesson revision, then per subscriber by substitution.
+//! Lesson mails rendered once per lesson revision, then per subscriber by substitution (and
+//! a broadcast's mails the same way, once per broadcast).
 //!
 //! The full pipeline (the body's minijinja template, Markdown to HTML and to text, the
 //! layout, CSS inlining) costs about 80 µs a mail, most of it parsing and inlining the same
@@ -86,6 +87,9 @@ enum Place {
     /// In the lesson's Markdown, as ordinary text: drip's formatter backslash-escapes
     /// punctuation, which Markdown then shows as is.
     BodyText,
+    /// A link's target and nowhere stricter: escapes are read, then the URL is
+    /// percent-encoded.
+    LinkTarget,
     /// In the lesson's Markdown where backslash escapes are not read (code, raw HTML) or
     /// where URLs are percent-encoded (link targets).
     BodyOther,
@@ -122,6 +126,12 @@ impl Place {
             && !value.contains("..")
             && match self {
                 Place::BodyText => value.chars().all(text) && value.chars().all(layout_ok),
+                // A link like https://host:8080/preferences/TOKEN: drip's formatter escapes
+                // its punctuation, the link target reads the escapes back, and these are
+                // characters its percent-encoding leaves as they are.
+                Place::LinkTarget => value.chars().all(|c| {
+                    plain(c) || matches!(c, ':' | '/' | '?' | '#' | '=' | '%' | '+' | '_' | '~')
+                }),
                 _ => value.chars().all(plain),
             }
     }
@@ -209,7 +219,7 @@ fn places_in_body(markdown: &str) -> [Place; SLOTS] {
             | Event::Start(Tag::Image {
                 dest_url, title, ..
             }) => {
-                mark(&dest_url, Place::BodyOther);
+                mark(&dest_url, Place::LinkTarget);
                 mark(&title, Place::BodyOther);
             }
             Event::Text(t) if in_code_block == 0 => mark(&t, Place::BodyText),
@@ -348,24 +358,59 @@ impl Cache {
         layout_allows: bool,
         full: impl Fn(&MailContext) -> anyhow::Result<(RenderedMail, String)>,
     ) -> Arc<Entry> {
-        let key = KeyRef::new(lesson, vars, course);
+        self.entry_by_key(KeyRef::new(lesson, vars, course), layout_allows, full)
+    }
+
+    /// The entry for a broadcast (its subject and Markdown body, with the subscriber's and
+    /// the course's variables but no lesson's), compiled as a lesson is.
+    pub(super) fn broadcast_entry(
+        &self,
+        subject: &str,
+        body: &str,
+        course: &CourseVars,
+        layout_allows: bool,
+        full: impl Fn(&MailContext) -> anyhow::Result<(RenderedMail, String)>,
+    ) -> Arc<Entry> {
+        static NO_LESSON: LessonVars = LessonVars {
+            title: String::new(),
+            number: 0,
+            of: 0,
+            phase: String::new(),
+        };
+        let key = KeyRef {
+            body,
+            subject,
+            prompt: "",
+            preheader: None,
+            vars: &NO_LESSON,
+            course,
+        };
+        self.entry_by_key(key, layout_allows, full)
+    }
+
+    fn entry_by_key(
+        &self,
+        key: KeyRef<'_>,
+        layout_allows: bool,
+        full: impl Fn(&MailContext) -> anyhow::Result<(RenderedMail, String)>,
+    ) -> Arc<Entry> {
         let hash = key.hash();
         if let Some(e) = self.entries.lock().expect("render cache").get(&hash)
             && e.key.borrowed() == key
         {
             return e.clone();
         }
-        // Compiled outside the lock; two threads may both compile a new lesson once.
+        // Compiled outside the lock; two threads may both compile a new one once.
         let mut body = super::body_environment();
         let body = body
-            .add_template_owned("body", lesson.body.clone())
+            .add_template_owned("body", key.body.to_owned())
             .is_ok()
             .then_some(body);
         let entry = Arc::new(Entry {
             key: Key::of(key),
             body,
-            compiled: if layout_allows && plain_uses_only(&lesson.body) {
-                compile(course, &full)
+            compiled: if layout_allows && plain_uses_only(key.body) {
+                compile(key.course, &full)
             } else {
                 None
             },
@@ -479,6 +524,16 @@ mod tests {
         }
         assert!(BodyText.passes("https://x.org/unsubscribe/1a-ff00"));
         assert!(!BodyOther.passes("https://x.org/unsubscribe/1a-ff00"));
+        assert!(LinkTarget.passes("https://x.org:8080/unsubscribe/1a-ff00"));
+        for bad in [
+            "https://x.org/a&b",
+            "https://x.org/(a)",
+            "https://x.org/a\\b",
+            "https://x.org/a'b",
+            "https://x.org/é1",
+        ] {
+            assert!(!LinkTarget.passes(bad), "{bad}");
+        }
         assert!(!BodyOther.passes("Zoë"), "percent-encoded in a link target");
         for bad in [
             "O'Brien",
@@ -536,7 +591,7 @@ mod tests {
         let places = places_in_body(&md);
         assert_eq!(places[0], Place::BodyText);
         assert_eq!(places[1], Place::BodyOther);
-        assert_eq!(places[5], Place::BodyOther);
+        assert_eq!(places[5], Place::LinkTarget);
         assert_eq!(places[2], Place::Layout);
         assert_eq!(places[3], Place::Layout);
     }
@@ -618,7 +673,13 @@ mod tests {
             "https://x.org/a&b",
         ];
         let tokens = ["1a-00ff", "zz-0a0b0c", "x--y", "q-e'"];
-        let mut checked = 0;
+        let ordinary_values = |name: &str, email: &str, base: &str, token: &str| {
+            ["Sam Rivera", "Zoë", "Jean-Luc", "R2D2"].contains(&name)
+                && !base.contains('&')
+                && !email.contains('\'')
+                && ["1a-00ff", "zz-0a0b0c"].contains(&token)
+        };
+        let (mut checked, mut broadcasts) = (0, 0);
         for (i, lesson) in lessons.iter().enumerate() {
             let vars = LessonVars {
                 title: lesson.title.clone(),
@@ -655,12 +716,33 @@ mod tests {
                     got, full,
                     "lesson {i}, name {name:?}, base {base:?}, token {token:?}"
                 );
+                // The same body as a broadcast: the same bytes by either path.
+                if !lesson.body.contains("lesson.") {
+                    let got = renderer
+                        .broadcast(&lesson.subject, &lesson.body, &ctx)
+                        .unwrap();
+                    let full = renderer
+                        .broadcast_full(&lesson.subject, &lesson.body, &ctx, None)
+                        .unwrap()
+                        .0;
+                    assert_eq!(got, full, "broadcast {i}, name {name:?}, base {base:?}");
+                    if i < shipped && ordinary_values(name, email, base, token) {
+                        let entry = renderer.broadcasts.broadcast_entry(
+                            &lesson.subject,
+                            &lesson.body,
+                            &ctx.course,
+                            true,
+                            |_| unreachable!("compiled above"),
+                        );
+                        assert!(
+                            entry.render(&ctx).is_some(),
+                            "broadcast {i} by substitution"
+                        );
+                        broadcasts += 1;
+                    }
+                }
                 // Every shipped lesson takes the fast path for an ordinary subscriber.
-                let ordinary = ["Sam Rivera", "Zoë", "Jean-Luc", "R2D2"].contains(name)
-                    && !base.contains('&')
-                    && !email.contains('\'')
-                    && ["1a-00ff", "zz-0a0b0c"].contains(&token);
-                if i < shipped && ordinary {
+                if i < shipped && ordinary_values(name, email, base, token) {
                     let entry = renderer
                         .lessons
                         .entry(lesson, &vars, &ctx.course, true, |_| {
@@ -672,5 +754,6 @@ mod tests {
             }
         }
         assert!(checked >= shipped, "{checked} fast-path checks");
+        assert!(broadcasts > 0, "no broadcast took the fast path");
     }
 }

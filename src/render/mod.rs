@@ -111,6 +111,8 @@ pub struct Renderer {
     inliner: Arc<css_inline::CSSInliner<'static>>,
     /// Lessons compiled for substitution (see [`fast`]), by content.
     lessons: Arc<fast::Cache>,
+    /// Broadcasts compiled the same way.
+    broadcasts: Arc<fast::Cache>,
     /// Whether the email templates allow substitution at all.
     substitution: bool,
     catalogue: Arc<Catalogue>,
@@ -210,6 +212,7 @@ impl Renderer {
             env: Arc::new(env),
             inliner: Arc::new(inliner),
             lessons: Arc::new(fast::Cache::default()),
+            broadcasts: Arc::new(fast::Cache::default()),
             substitution: fast::layout_allows(&sources),
             catalogue,
         })
@@ -293,12 +296,40 @@ impl Renderer {
         body: &str,
         ctx: &MailContext,
     ) -> anyhow::Result<RenderedMail> {
+        let entry =
+            self.broadcasts
+                .broadcast_entry(subject, body, &ctx.course, self.substitution, |c| {
+                    self.broadcast_full(subject, body, c, None)
+                });
+        if let Some(mail) = entry.render(ctx) {
+            return Ok(mail);
+        }
+        Ok(self.broadcast_full(subject, body, ctx, entry.body())?.0)
+    }
+
+    /// The whole pipeline for one broadcast mail, and the Markdown its body rendered to.
+    /// `body_env` holds the body's template, parsed once.
+    fn broadcast_full(
+        &self,
+        subject: &str,
+        body: &str,
+        ctx: &MailContext,
+        body_env: Option<&Environment<'static>>,
+    ) -> anyhow::Result<(RenderedMail, String)> {
         let body_ctx = minijinja::context! {
             subscriber => &ctx.subscriber, course => &ctx.course, links => &ctx.links,
         };
-        let markdown = body_environment()
-            .render_str(body, &body_ctx)
-            .map_err(|e| anyhow::anyhow!("broadcast body, line {}: {e}", e.line().unwrap_or(1)))?;
+        let cached = body_env
+            .and_then(|env| env.get_template("body").ok())
+            .and_then(|t| t.render(&body_ctx).ok());
+        let markdown = match cached {
+            Some(markdown) => markdown,
+            None => body_environment()
+                .render_str(body, &body_ctx)
+                .map_err(|e| {
+                    anyhow::anyhow!("broadcast body, line {}: {e}", e.line().unwrap_or(1))
+                })?,
+        };
         let page_ctx = minijinja::context! {
             subscriber => &ctx.subscriber, course => &ctx.course, links => &ctx.links,
             lang => &ctx.course.language,
@@ -306,7 +337,10 @@ impl Renderer {
             content_html => Value::from_safe_string(markdown::to_html(&markdown)),
             content_text => markdown::to_text(&markdown),
         };
-        self.finish("broadcast", subject.to_owned(), page_ctx)
+        Ok((
+            self.finish("broadcast", subject.to_owned(), page_ctx)?,
+            markdown,
+        ))
     }
 
     /// Renders an author's answer to a reader: `text` as written (plain text; paragraphs at

@@ -32,7 +32,7 @@ pub fn router() -> Routes {
 
 /// One person in one course.
 #[derive(Serialize, ToSchema)]
-pub(super) struct Enrollment {
+pub(super) struct CourseEnrollment {
     id: i64,
     subscriber: i64,
     email: String,
@@ -50,9 +50,9 @@ pub(super) struct Enrollment {
     pace: Option<Pace>,
 }
 
-fn view(e: &EnrollmentRow, email: String, courses: &[CourseRow]) -> Enrollment {
+fn view(e: &EnrollmentRow, email: String, courses: &[CourseRow]) -> CourseEnrollment {
     let course = courses.iter().find(|c| c.id == e.course_id);
-    Enrollment {
+    CourseEnrollment {
         id: e.id,
         subscriber: e.subscriber_id,
         email,
@@ -69,19 +69,19 @@ fn view(e: &EnrollmentRow, email: String, courses: &[CourseRow]) -> Enrollment {
 
 #[derive(Serialize, ToSchema)]
 pub(super) struct OneEnrollment {
-    enrollment: Enrollment,
+    enrollment: CourseEnrollment,
 }
 
 #[derive(Serialize, ToSchema)]
 pub(super) struct Stopped {
-    enrollment: Enrollment,
+    enrollment: CourseEnrollment,
     /// false: it was already stopped.
     changed: bool,
 }
 
 #[derive(Serialize, ToSchema)]
 pub(super) struct EnrollmentList {
-    enrollments: Vec<Enrollment>,
+    enrollments: Vec<CourseEnrollment>,
     /// Pass as `before` for the next page; null: this was the last.
     next_before: Option<i64>,
 }
@@ -147,7 +147,7 @@ pub(super) async fn list(State(app): State<App>, Params(p): Params<ListParams>) 
 }
 
 /// Enrollment `id` as stored, and as the API shows it.
-async fn load(app: &App, id: i64) -> Result<(EnrollmentRow, Enrollment), ApiError> {
+async fn load(app: &App, id: i64) -> Result<(EnrollmentRow, CourseEnrollment), ApiError> {
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,
