@@ -58,6 +58,21 @@ impl Resp {
     }
 }
 
+/// One JSON request to the API with a bearer token.
+pub async fn api_call(app: &App, token: &str, method: &str, uri: &str, body: Value) -> Resp {
+    send(
+        app,
+        "127.0.0.1",
+        method,
+        uri,
+        None,
+        Some("application/json"),
+        Some(token),
+        body.to_string().into_bytes(),
+    )
+    .await
+}
+
 /// One request to the app from `ip`, with optional cookie, content type and bearer token.
 #[allow(clippy::too_many_arguments)] // a request's parts, each optional, named at each call
 pub async fn send(

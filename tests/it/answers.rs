@@ -12,7 +12,7 @@ use drip::outbox;
 use drip::subscriptions::{self, NewSubscriber};
 use serde_json::json;
 
-use crate::admin::{PASSWORD, Session, add_admin_as, send, session_of, sign_in_from};
+use crate::admin::{PASSWORD, Session, add_admin_as, api_call, send, session_of, sign_in_from};
 use crate::on_both_databases;
 use crate::support::{Backend, Received, TestApp, at, text_part};
 
@@ -257,23 +257,8 @@ async fn an_answer_arrives_threaded_and_the_readers_answer_joins_the_conversatio
     let token = drip::auth::new_api_token(&t.app.db, "rita", Utc::now().timestamp())
         .await
         .unwrap();
-    let post = |body: serde_json::Value| {
-        let app = t.app.clone();
-        let token = token.clone();
-        async move {
-            send(
-                &app,
-                "127.0.0.1",
-                "POST",
-                &format!("/api/v1/replies/{second}/answers"),
-                None,
-                Some("application/json"),
-                Some(&token),
-                body.to_string().into_bytes(),
-            )
-            .await
-        }
-    };
+    let answers_uri = format!("/api/v1/replies/{second}/answers");
+    let post = |body: serde_json::Value| api_call(&t.app, &token, "POST", &answers_uri, body);
     let r = post(json!({"text": ""})).await;
     assert_eq!(
         (r.status, r.json()["field"].clone()),

@@ -19,21 +19,8 @@ async fn the_enrollment_api_lists_reads_and_stops_one_course_only(backend: Backe
         .await
         .unwrap();
     let api = |method: &'static str, uri: String, body: Value| {
-        let app = t.app.clone();
-        let token = token.clone();
-        async move {
-            send(
-                &app,
-                "127.0.0.1",
-                method,
-                &uri,
-                None,
-                Some("application/json"),
-                Some(&token),
-                body.to_string().into_bytes(),
-            )
-            .await
-        }
+        let (app, token) = (t.app.clone(), token.clone());
+        async move { api_call(&app, &token, method, &uri, body).await }
     };
     // Gil takes both courses (the second confirmed by the caller, e.g. a purchase).
     for course in ["rebuilding-trust", "write-your-first-course"] {
@@ -147,21 +134,8 @@ async fn the_json_api_manages_subscribers_lessons_and_replies(backend: Backend) 
         .await
         .unwrap();
     let api = |method: &'static str, uri: String, body: Value| {
-        let app = t.app.clone();
-        let token = token.clone();
-        async move {
-            send(
-                &app,
-                "127.0.0.1",
-                method,
-                &uri,
-                None,
-                Some("application/json"),
-                Some(&token),
-                body.to_string().into_bytes(),
-            )
-            .await
-        }
+        let (app, token) = (t.app.clone(), token.clone());
+        async move { api_call(&app, &token, method, &uri, body).await }
     };
     let r = api("POST", "/api/v1/subscribers".into(), json!({"email": "Fay@Example.com", "name": "Fay", "timezone": "Asia/Tokyo", "confirmed": true})).await;
     assert_eq!(r.status, 201, "{}", r.body);
