@@ -8,6 +8,7 @@
 //!     cargo bench --bench throughput -- --n 100000 --db postgres --workers 2
 //!     cargo bench --bench throughput -- --import 1000000          # CSV import on SQLite
 //!     cargo bench --bench throughput -- --n 100000 --broadcast     # one broadcast to N readers
+//!     cargo bench --bench throughput -- --n 5000 --delay-ms 2 [--no-pipelining]  # a distant relay
 //!
 //! Options: `--n N` due subscribers (100000); `--idle M` more subscribers whose next lesson
 //! is not due (0: shows that planning ignores them); `--db sqlite|postgres`; `--workers W`
@@ -16,8 +17,13 @@
 //! PostgreSQL); `--batch B` claim size (config.toml's batch_size, 200); `--pg-url URL` (default
 //! DRIP_TEST_POSTGRES_URL, else postgres://postgres@127.0.0.1:5432/test; a schema of its
 //! own is made and dropped); `--no-baseline`; `--broadcast`: the N readers have no lesson due,
-//! and one broadcast to all of them is queued (its enqueue timed) and sent instead. Needs /usr/sbin/smtp-sink and smtp-source
-//! (Debian's postfix package).
+//! and one broadcast to all of them is queued (its enqueue timed) and sent instead;
+//! `--delay-ms D`: drip and smtp-source reach the sink through a proxy (`throughput/delay.rs`)
+//! that holds every byte D ms each way; `--no-pipelining`: `[smtp] pipelining = false`.
+//! Needs /usr/sbin/smtp-sink and smtp-source (Debian's postfix package).
+
+#[path = "throughput/delay.rs"]
+mod delay;
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -48,17 +54,16 @@ struct Args {
     baseline: bool,
     import: Option<u64>,
     broadcast: bool,
+    /// Milliseconds each way through the delay proxy; None: straight to the sink.
+    delay_ms: Option<u64>,
+    pipelining: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut raw: Vec<String> = std::env::args().skip(1).collect();
     // `cargo bench` adds --bench to every bench binary's arguments.
     raw.retain(|a| a != "--bench");
-    let mut get = |name: &str| -> Option<String> {
-        let i = raw.iter().position(|a| a == name)?;
-        raw.remove(i);
-        (i < raw.len()).then(|| raw.remove(i))
-    };
+    let mut get = |name: &str| get_after(&mut raw, name);
     let backend = match get("--db").as_deref() {
         None | Some("sqlite") => Backend::Sqlite,
         Some("postgres") | Some("pg") => Backend::Postgres,
@@ -94,13 +99,19 @@ fn parse_args() -> anyhow::Result<Args> {
         }
         None => true,
     };
-    let broadcast = match raw.iter().position(|a| a == "--broadcast") {
+    let mut flag = |name: &str| match raw.iter().position(|a| a == name) {
         Some(i) => {
             raw.remove(i);
             true
         }
         None => false,
     };
+    let broadcast = flag("--broadcast");
+    let pipelining = !flag("--no-pipelining");
+    let delay_ms = get_after(&mut raw, "--delay-ms")
+        .map(|v| num(Some(v), 0))
+        .transpose()?
+        .map(|v| v as u64);
     if let Some(unknown) = raw.first() {
         bail!("unknown argument {unknown:?} (see the top of benches/throughput.rs)");
     }
@@ -119,7 +130,16 @@ fn parse_args() -> anyhow::Result<Args> {
         baseline,
         import,
         broadcast,
+        delay_ms,
+        pipelining,
     })
+}
+
+/// The value after `name`, taken out of `raw`.
+fn get_after(raw: &mut Vec<String>, name: &str) -> Option<String> {
+    let i = raw.iter().position(|a| a == name)?;
+    raw.remove(i);
+    (i < raw.len()).then(|| raw.remove(i))
 }
 
 fn repo(path: &str) -> PathBuf {
@@ -302,6 +322,7 @@ fn config(url: &str, port: u16, args: &Args, outbox: &Path) -> anyhow::Result<Co
     c.smtp.host = "127.0.0.1".into();
     c.smtp.port = port;
     c.smtp.pool_size = args.connections;
+    c.smtp.pipelining = args.pipelining;
     if let Some(batch) = args.batch {
         c.schedule.batch_size = batch;
     }
@@ -411,10 +432,16 @@ async fn run_send(args: &Args) -> anyhow::Result<()> {
     }
     println!("machine: {}", machine());
     println!(
-        "sender: {} worker(s) x {} SMTP connection(s)",
-        args.workers, args.connections
+        "sender: {} worker(s) x {} SMTP connection(s), pipelining {}",
+        args.workers,
+        args.connections,
+        if args.pipelining { "on" } else { "off" }
     );
-    let (_sink, port) = start_sink()?;
+    let (_sink, mut port) = start_sink()?;
+    if let Some(ms) = args.delay_ms {
+        port = delay::start(port, Duration::from_millis(ms)).await?;
+        println!("link: through a proxy that holds every byte {ms} ms each way");
+    }
     let bench_db = BenchDb::new(args).await?;
     let result = measure(args, &bench_db, port).await;
     bench_db.cleanup().await;
@@ -513,13 +540,26 @@ async fn measure(args: &Args, bench_db: &BenchDb, port: u16) -> anyhow::Result<(
         smtp.sum_micros.load(std::sync::atomic::Ordering::Relaxed) as f64 / transactions as f64
     );
 
+    let record = &drip::metrics::RECORD;
+    let commits = record
+        .commits
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .max(1);
+    println!(
+        "recorder: {commits} commits of {:.1} mails each on average, {:.0} µs each",
+        record.mails.load(std::sync::atomic::Ordering::Relaxed) as f64 / commits as f64,
+        record.sum_micros.load(std::sync::atomic::Ordering::Relaxed) as f64 / commits as f64
+    );
+
     let connections = args.workers as u32 * args.connections;
     let mut limit = None;
     if args.baseline {
         let messages = expected.min(100_000);
         let mut best: f64 = 0.0;
         for _ in 0..2 {
-            best = best.max(baseline(port, connections, messages, size)?);
+            // Blocking, but not the runtime: the delay proxy's tasks run on it.
+            let rate = tokio::task::block_in_place(|| baseline(port, connections, messages, size))?;
+            best = best.max(rate);
         }
         println!(
             "baseline: smtp-source -d -s {connections} -m {messages} -l {size} to the same smtp-sink: {best:.0} mails/s (best of 2)"

@@ -130,6 +130,9 @@ pub struct Smtp {
     pub tls_verify: bool,
     /// AUTH over a connection without TLS (`tls = "none"`) only when true.
     pub allow_plain_auth: bool,
+    /// Send MAIL FROM, RCPT TO and DATA in one write when the server offers PIPELINING
+    /// (RFC 2920); false: one command at a time, as to a server that does not.
+    pub pipelining: bool,
 }
 
 impl Default for Smtp {
@@ -147,6 +150,7 @@ impl Default for Smtp {
             ca_file: String::new(),
             tls_verify: true,
             allow_plain_auth: false,
+            pipelining: true,
         }
     }
 }
@@ -176,6 +180,7 @@ impl std::fmt::Debug for Smtp {
             .field("ca_file", &self.ca_file)
             .field("tls_verify", &self.tls_verify)
             .field("allow_plain_auth", &self.allow_plain_auth)
+            .field("pipelining", &self.pipelining)
             .finish()
     }
 }

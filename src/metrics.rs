@@ -36,6 +36,28 @@ pub static SEND: SendMetrics = SendMetrics {
     errors_setup: AtomicU64::new(0),
 };
 
+/// The sender's recorder (`outbox::send`): its commits of accepted mail, how many mails
+/// they held, and how long they took.
+pub struct RecordMetrics {
+    pub commits: AtomicU64,
+    pub mails: AtomicU64,
+    pub sum_micros: AtomicU64,
+}
+
+pub static RECORD: RecordMetrics = RecordMetrics {
+    commits: AtomicU64::new(0),
+    mails: AtomicU64::new(0),
+    sum_micros: AtomicU64::new(0),
+};
+
+pub(crate) fn observe_record(mails: usize, elapsed: Duration) {
+    RECORD.commits.fetch_add(1, Ordering::Relaxed);
+    RECORD.mails.fetch_add(mails as u64, Ordering::Relaxed);
+    RECORD
+        .sum_micros
+        .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+}
+
 /// What holds this process's queue (see `outbox::relay`), None while mail flows.
 static RELAY_PROBLEM: Mutex<Option<RelayProblem>> = Mutex::new(None);
 
@@ -152,6 +174,21 @@ pub(crate) fn render_send_metrics(out: &mut String) {
         SEND.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
     );
     let _ = writeln!(out, "drip_send_duration_seconds_count {count}");
+    let _ = writeln!(
+        out,
+        "# HELP drip_record_commits_total Commits of accepted mail by the sender's recorder.\n# TYPE drip_record_commits_total counter\ndrip_record_commits_total {}",
+        RECORD.commits.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP drip_record_mails_total Accepted mails those commits recorded.\n# TYPE drip_record_mails_total counter\ndrip_record_mails_total {}",
+        RECORD.mails.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP drip_record_seconds_total Time spent in those commits.\n# TYPE drip_record_seconds_total counter\ndrip_record_seconds_total {}",
+        RECORD.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+    );
     let problem = relay_problem();
     let _ = writeln!(
         out,

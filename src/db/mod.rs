@@ -94,6 +94,10 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(30))
+            // A SQLite connection is a file handle in this process: it cannot have gone away
+            // while parked, so checking it on every acquire (a round trip to its thread)
+            // only slows each statement. A PostgreSQL one can (a server restart), so it is.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -206,6 +210,15 @@ impl Db {
             Backend::Postgres => self.pool.begin().await,
         };
         tx.context("beginning a transaction")
+    }
+
+    /// A write transaction whose first statement writes (the sender's record of accepted
+    /// mail). SQLite then takes its write lock at that statement, as `BEGIN IMMEDIATE`
+    /// would at the start, without the second round trip to the connection's thread that
+    /// sqlx makes to check a custom BEGIN; a transaction that reads first must use
+    /// [`Db::begin_write`], or a writer that commits in between makes it fail.
+    pub async fn begin_writing(&self) -> anyhow::Result<Tx> {
+        self.pool.begin().await.context("beginning a transaction")
     }
 
     /// `FOR UPDATE SKIP LOCKED` where the engine has it. SQLite has one writer at a time

@@ -125,7 +125,7 @@ async fn steps(config: &Config, to: Option<&str>, say: &mut Say<'_>) -> Result<S
         say(ok, step, text);
     }
     let mut conn = match opened {
-        Ok(conn) => conn,
+        Ok(session) => session.conn,
         Err(p) => {
             let step = match p.kind {
                 Problem::Unreachable => "connect",
@@ -237,8 +237,8 @@ async fn show_unverified_certificate(smtp: &config::Smtp, say: &mut Say<'_>) {
         let watcher: &mut (dyn FnMut(Seen) + Send) = &mut on_seen;
         dialer.open(Some(watcher)).await
     };
-    if let Ok(mut conn) = opened {
-        conn.abort().await;
+    if let Ok(mut session) = opened {
+        session.conn.abort().await;
     }
     if let Some(c) = cert {
         say(false, "TLS", format!("the relay presents: {c}"));

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::ClientId;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -79,6 +80,8 @@ pub(crate) struct Dialer {
     allow_plain_auth: bool,
     timeout: Duration,
     hello: ClientId,
+    /// `[smtp] pipelining`: use PIPELINING when the server offers it.
+    pipelining: bool,
     pub trust: Trust,
 }
 
@@ -107,6 +110,7 @@ impl Dialer {
             allow_plain_auth: smtp.allow_plain_auth,
             timeout: Duration::from_secs(smtp.timeout_seconds.max(1)),
             hello: ClientId::default(),
+            pipelining: smtp.pipelining,
             trust,
         }
     }
@@ -125,7 +129,7 @@ impl Dialer {
     pub async fn open(
         &self,
         mut seen: Option<&mut (dyn FnMut(Seen) + Send)>,
-    ) -> Result<AsyncSmtpConnection, RelayProblem> {
+    ) -> Result<Session, RelayProblem> {
         let server = self.server();
         let watching = seen.is_some();
         let mut tell = |s: Seen| {
@@ -133,6 +137,9 @@ impl Dialer {
                 f(s)
             }
         };
+        // The server's last EHLO reply, when it was asked for (lettre keeps only the
+        // extensions it uses itself, and PIPELINING is not one of them).
+        let mut offered: Option<Vec<String>>;
         let mut conn = match self.tls {
             config::Tls::Tls => {
                 let conn = self
@@ -157,6 +164,10 @@ impl Dialer {
                     verified: self.trust.verify,
                     starttls: false,
                 });
+                let mut conn = conn;
+                offered = self
+                    .ehlo_lines(&mut conn, watching || self.pipelining, &mut tell)
+                    .await?;
                 conn
             }
             config::Tls::None | config::Tls::Starttls => {
@@ -207,12 +218,16 @@ impl Dialer {
                 tell(Seen::Greeting(first_reply(
                     &greeting.lock().expect("tap lock"),
                 )));
-                let offered = self.ehlo_lines(&mut conn, watching, &mut tell).await;
+                let last = self.tls == config::Tls::None && self.pipelining;
+                offered = self
+                    .ehlo_lines(&mut conn, watching || last, &mut tell)
+                    .await?;
                 if self.tls == config::Tls::Starttls {
                     if !conn.can_starttls() {
                         conn.abort().await;
                         let offered = offered
-                            .map(|lines| format!(" (its EHLO offers: {})", extensions(&lines)))
+                            .as_ref()
+                            .map(|lines| format!(" (its EHLO offers: {})", extensions(lines)))
                             .unwrap_or_default();
                         return Err(RelayProblem::new(
                             Problem::NoStarttls,
@@ -245,11 +260,16 @@ impl Dialer {
                         verified: self.trust.verify,
                         starttls: true,
                     });
-                    self.ehlo_lines(&mut conn, watching, &mut tell).await;
+                    // What the server offers before TLS may differ from what it offers
+                    // inside it; only the second counts.
+                    offered = self
+                        .ehlo_lines(&mut conn, watching || self.pipelining, &mut tell)
+                        .await?;
                 }
                 conn
             }
         };
+        let pipelining = self.pipelining && offered.as_deref().is_some_and(offers_pipelining);
         match &self.credentials {
             None => tell(Seen::NoAuth),
             Some(credentials) => {
@@ -299,32 +319,46 @@ impl Dialer {
                 });
             }
         }
-        Ok(conn)
+        Ok(Session { conn, pipelining })
     }
 
-    /// A second EHLO to list every extension the server offers (lettre keeps only those it
-    /// uses); only when someone is watching.
+    /// EHLO once more, to read every extension the server offers (lettre keeps only those
+    /// it uses): when `ask` (the pool needs to know about PIPELINING, or someone is
+    /// watching). A server that answers EHLO with an error offers nothing; one that does not
+    /// answer at all cannot be used.
     async fn ehlo_lines(
         &self,
         conn: &mut AsyncSmtpConnection,
-        watching: bool,
+        ask: bool,
         tell: &mut impl FnMut(Seen),
-    ) -> Option<Vec<String>> {
-        if !watching {
-            return None;
+    ) -> Result<Option<Vec<String>>, RelayProblem> {
+        if !ask {
+            return Ok(None);
         }
-        let reply = tokio::time::timeout(
-            self.timeout,
-            conn.command(format!("EHLO {}\r\n", self.hello)),
-        )
-        .await
-        .ok()?
-        .ok()?;
+        let reply = self
+            .within(
+                conn.command(format!("EHLO {}\r\n", self.hello)),
+                Step::Greeting,
+            )
+            .await?;
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(e) if e.status().is_some() => return Ok(None),
+            Err(e) => {
+                return Err(problem::at_step(
+                    Step::Greeting,
+                    &e,
+                    &self.server(),
+                    &self.host,
+                    conn.is_encrypted(),
+                ));
+            }
+        };
         let lines: Vec<String> = reply.message().map(str::to_owned).collect();
         tell(Seen::Ehlo {
             lines: lines.clone(),
         });
-        Some(lines)
+        Ok(Some(lines))
     }
 
     /// Runs one step within the command timeout; a step that takes longer is explained.
@@ -359,6 +393,88 @@ impl Dialer {
                 ),
             }
         })
+    }
+}
+
+/// An open SMTP session, and whether mail on it goes pipelined.
+pub(crate) struct Session {
+    pub conn: AsyncSmtpConnection,
+    /// The server offered PIPELINING in its last EHLO reply and `[smtp] pipelining` is on.
+    pub pipelining: bool,
+}
+
+/// Whether an EHLO reply (its first line is the server's name) offers PIPELINING.
+fn offers_pipelining(lines: &[String]) -> bool {
+    lines.iter().skip(1).any(|l| {
+        l.split_whitespace()
+            .next()
+            .is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING"))
+    })
+}
+
+/// The commands of one pipelined group, written in one piece.
+struct Group(String);
+
+impl std::fmt::Display for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One mail on an open session. With PIPELINING (RFC 2920), MAIL FROM, every RCPT TO and
+/// DATA go in one write and their replies are read in order, then the message; without it,
+/// lettre's transaction, one command at a time. Either way, any refusal leaves the session
+/// unfit for reuse (the caller closes it), as lettre's own transaction does.
+///
+/// Mail that needs an extension (an address beyond ASCII, an 8-bit body) takes lettre's
+/// path, which checks that the server offers it and says so when not.
+pub(crate) async fn transaction(
+    session: &mut Session,
+    envelope: &Envelope,
+    message: &[u8],
+) -> Result<(), lettre::transport::smtp::Error> {
+    let conn = &mut session.conn;
+    let ascii = envelope
+        .from()
+        .into_iter()
+        .chain(envelope.to())
+        .all(|a| AsRef::<str>::as_ref(a).is_ascii());
+    if !session.pipelining || !ascii || !message.is_ascii() {
+        return conn.send(envelope, message).await.map(|_| ());
+    }
+    let mut group = Mail::new(envelope.from().cloned(), vec![]).to_string();
+    for to in envelope.to() {
+        group.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
+    }
+    group.push_str(&Data.to_string());
+    let replies = envelope.to().len() + 2;
+    // The first reply (MAIL's) comes back from `command`, the others are read in turn. A
+    // reply that cannot be read (a cut connection, a garbled line) ends it at once: what
+    // follows on the stream is unknown.
+    let mut results = Vec::with_capacity(replies);
+    for i in 0..replies {
+        let reply = if i == 0 {
+            conn.command(Group(std::mem::take(&mut group))).await
+        } else {
+            conn.read_response().await
+        };
+        match reply {
+            Err(e) if e.status().is_none() => return Err(e),
+            reply => results.push(reply),
+        }
+    }
+    let data = results.pop().expect("DATA's reply");
+    match (results.into_iter().find_map(Result::err), data) {
+        (None, Ok(_)) => conn.message(message).await.map(|_| ()),
+        (None, Err(e)) => Err(e),
+        // The server took DATA although it refused the sender or every recipient: an empty
+        // message ends the data phase (it refuses that too), so the session is left in
+        // step and the earlier refusal is what counts.
+        (Some(refused), Ok(_)) => {
+            let _ = conn.message(b"").await;
+            Err(refused)
+        }
+        (Some(refused), Err(_)) => Err(refused),
     }
 }
 
@@ -447,7 +563,7 @@ pub(crate) struct SmtpPool {
     dialer: Dialer,
     /// One permit per connection in use: at most `pool_size` open at once.
     slots: Semaphore,
-    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    idle: Mutex<Vec<(Session, Instant)>>,
 }
 
 impl SmtpPool {
@@ -485,38 +601,281 @@ impl SmtpPool {
 
     async fn send_on(
         &self,
-        mut conn: AsyncSmtpConnection,
+        mut session: Session,
         envelope: &Envelope,
         message: &[u8],
     ) -> Result<(), lettre::transport::smtp::Error> {
-        let result = conn.send(envelope, message).await;
-        if result.is_ok() && !conn.has_broken() {
+        let result = transaction(&mut session, envelope, message).await;
+        if result.is_ok() && !session.conn.has_broken() {
             self.idle
                 .lock()
                 .expect("pool lock")
-                .push((conn, Instant::now()));
+                .push((session, Instant::now()));
         } else {
-            conn.abort().await;
+            session.conn.abort().await;
         }
-        result.map(|_| ())
+        result
     }
 
-    /// A parked connection (true) or a new one (false).
-    async fn checkout(&self) -> Result<(AsyncSmtpConnection, bool), Error> {
+    /// A parked session (true) or a new one (false).
+    async fn checkout(&self) -> Result<(Session, bool), Error> {
         loop {
             let parked = self.idle.lock().expect("pool lock").pop();
-            let Some((mut conn, since)) = parked else {
+            let Some((mut session, since)) = parked else {
                 return Ok((self.connect().await?, false));
             };
             let idle = since.elapsed();
-            if idle < CHECK_AFTER_IDLE || (idle < IDLE_TIMEOUT && conn.test_connected().await) {
-                return Ok((conn, true));
+            if idle < CHECK_AFTER_IDLE
+                || (idle < IDLE_TIMEOUT && session.conn.test_connected().await)
+            {
+                return Ok((session, true));
             }
-            conn.abort().await;
+            session.conn.abort().await;
         }
     }
 
-    async fn connect(&self) -> Result<AsyncSmtpConnection, Error> {
+    async fn connect(&self) -> Result<Session, Error> {
         self.dialer.open(None).await.map_err(Error::Connect)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The pipelined transaction against a scripted server that logs what it read and when
+    //! it answered. The same sessions against Postfix's own server are in
+    //! `tests/it/delivery.rs` (`pipelining_*`).
+
+    use super::*;
+    use std::sync::Arc;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    /// How the scripted server answers.
+    #[derive(Clone, Copy)]
+    struct Script {
+        /// Offers PIPELINING, and then answers MAIL, RCPT and DATA only once it has all three
+        /// (a client that waited for each answer would wait for ever).
+        pipelining: bool,
+        rcpt: &'static str,
+        data: &'static str,
+    }
+
+    /// What the server saw: `C: <line>` for what it read (`C+:` when more had already
+    /// arrived behind that line), `S: <reply>` for what it answered, in order.
+    type Log = Arc<std::sync::Mutex<Vec<String>>>;
+
+    async fn server(script: Script) -> (u16, Log) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let log: Log = Arc::default();
+        let seen = log.clone();
+        tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let (read, mut write) = socket.into_split();
+            let mut read = BufReader::new(read);
+            async fn say(w: &mut tokio::net::tcp::OwnedWriteHalf, log: &Log, text: String) {
+                log.lock().unwrap().push(format!("S: {}", text.trim_end()));
+                w.write_all(text.as_bytes()).await.unwrap();
+            }
+            say(&mut write, &seen, "220 scripted ESMTP\r\n".into()).await;
+            let mut waiting: Vec<String> = Vec::new();
+            let mut in_data = false;
+            loop {
+                let mut line = String::new();
+                if read.read_line(&mut line).await.unwrap() == 0 {
+                    return;
+                }
+                let ahead = if read.buffer().is_empty() { "" } else { "+" };
+                let command = line.trim_end().to_owned();
+                if in_data {
+                    if command == "." {
+                        in_data = false;
+                        seen.lock().unwrap().push("C: .".into());
+                        let reply = if script.rcpt.starts_with('2') {
+                            "250 2.0.0 queued"
+                        } else {
+                            "554 5.5.1 no valid recipients"
+                        };
+                        say(&mut write, &seen, format!("{reply}\r\n")).await;
+                    }
+                    continue;
+                }
+                seen.lock().unwrap().push(format!("C{ahead}: {command}"));
+                let upper = command.to_ascii_uppercase();
+                let reply = if upper.starts_with("EHLO") {
+                    let extra = if script.pipelining {
+                        "250-PIPELINING\r\n"
+                    } else {
+                        ""
+                    };
+                    format!("250-scripted\r\n{extra}250 8BITMIME\r\n")
+                } else if upper.starts_with("MAIL") {
+                    "250 2.1.0 ok\r\n".into()
+                } else if upper.starts_with("RCPT") {
+                    format!("{}\r\n", script.rcpt)
+                } else if upper == "DATA" {
+                    in_data = script.data.starts_with('3');
+                    format!("{}\r\n", script.data)
+                } else if upper == "QUIT" {
+                    say(&mut write, &seen, "221 bye\r\n".into()).await;
+                    return;
+                } else {
+                    "250 ok\r\n".into()
+                };
+                let in_transaction = ["MAIL", "RCPT", "DATA"]
+                    .iter()
+                    .any(|c| upper.starts_with(c));
+                if script.pipelining && in_transaction {
+                    waiting.push(reply);
+                    if upper == "DATA" {
+                        for r in waiting.drain(..) {
+                            say(&mut write, &seen, r).await;
+                        }
+                    }
+                } else {
+                    say(&mut write, &seen, reply).await;
+                }
+            }
+        });
+        (port, log)
+    }
+
+    async fn session(port: u16, pipelining: bool) -> Session {
+        let smtp = config::Smtp {
+            port,
+            timeout_seconds: 5,
+            pipelining,
+            ..config::Smtp::default()
+        };
+        Dialer::new(&smtp).unwrap().open(None).await.unwrap()
+    }
+
+    fn envelope() -> Envelope {
+        Envelope::new(
+            Some("course@example.org".parse().unwrap()),
+            vec!["reader@example.com".parse().unwrap()],
+        )
+        .unwrap()
+    }
+
+    const MESSAGE: &[u8] = b"Subject: hello\r\n\r\n.a line that starts with a dot\r\n";
+
+    fn log_of(log: &Log) -> Vec<String> {
+        log.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn a_server_that_offers_pipelining_gets_mail_rcpt_and_data_in_one_go() {
+        let (port, log) = server(Script {
+            pipelining: true,
+            rcpt: "250 2.1.5 ok",
+            data: "354 go on",
+        })
+        .await;
+        let mut s = session(port, true).await;
+        assert!(s.pipelining);
+        // The server answers none of the three before it has read all three: this returns
+        // only because they were sent together.
+        let sent = tokio::time::timeout(
+            Duration::from_secs(5),
+            transaction(&mut s, &envelope(), MESSAGE),
+        )
+        .await;
+        sent.expect("no deadlock: the commands went together")
+            .unwrap();
+        let log = log_of(&log);
+        let at = log.iter().position(|l| l.contains("MAIL FROM")).unwrap();
+        assert_eq!(
+            &log[at..at + 3],
+            &[
+                "C+: MAIL FROM:<course@example.org>",
+                "C+: RCPT TO:<reader@example.com>",
+                "C: DATA"
+            ],
+            "{log:#?}"
+        );
+        assert_eq!(log[at + 3], "S: 250 2.1.0 ok", "{log:#?}");
+        assert_eq!(log.last().unwrap(), "S: 250 2.0.0 queued", "{log:#?}");
+
+        // The session stays usable for the next mail.
+        transaction(&mut s, &envelope(), MESSAGE).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn without_pipelining_each_command_waits_for_its_answer() {
+        for (offered, wanted) in [(false, true), (true, false)] {
+            let script = Script {
+                pipelining: offered,
+                rcpt: "250 2.1.5 ok",
+                data: "354 go on",
+            };
+            let (port, log) = server(script).await;
+            let mut s = session(port, wanted).await;
+            assert!(
+                !s.pipelining,
+                "offered {offered}, [smtp] pipelining = {wanted}"
+            );
+            if offered {
+                // A pipelining server answers only once it has all three: a client that
+                // waits for each answer must not be talking to it in this test.
+                continue;
+            }
+            transaction(&mut s, &envelope(), MESSAGE).await.unwrap();
+            let log = log_of(&log);
+            let at = log.iter().position(|l| l.contains("MAIL FROM")).unwrap();
+            assert_eq!(
+                &log[at..at + 6],
+                &[
+                    "C: MAIL FROM:<course@example.org>",
+                    "S: 250 2.1.0 ok",
+                    "C: RCPT TO:<reader@example.com>",
+                    "S: 250 2.1.5 ok",
+                    "C: DATA",
+                    "S: 354 go on"
+                ],
+                "{log:#?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_recipient_is_the_error_whatever_data_was_answered() {
+        // DATA refused too (the usual answer), or accepted although no recipient is left:
+        // then an empty message closes the data phase and the server's 554 is not the error.
+        for data in ["554 5.5.1 no valid recipients", "354 go on"] {
+            let script = Script {
+                pipelining: true,
+                rcpt: "550 5.1.1 no such user",
+                data,
+            };
+            let (port, log) = server(script).await;
+            let mut s = session(port, true).await;
+            let e = tokio::time::timeout(
+                Duration::from_secs(5),
+                transaction(&mut s, &envelope(), MESSAGE),
+            )
+            .await
+            .expect("the refusal comes back at once")
+            .unwrap_err();
+            assert!(e.is_permanent(), "{e}");
+            assert_eq!(
+                e.status().map(|c| c.to_string()).as_deref(),
+                Some("550"),
+                "{e}"
+            );
+            let log = log_of(&log);
+            if data.starts_with('3') {
+                assert!(log.contains(&"C: .".to_owned()), "{log:#?}");
+                assert_eq!(
+                    log.last().unwrap(),
+                    "S: 554 5.5.1 no valid recipients",
+                    "{log:#?}"
+                );
+            }
+            assert!(
+                !log.iter().any(|l| l.contains("hello")),
+                "the message itself never went: {log:#?}"
+            );
+        }
     }
 }

@@ -3,16 +3,17 @@
 //!
 //! A batch is claimed in one statement (the next one while the current one is sent), its
 //! recipients read in one query, and its mails sent over `[smtp] pool_size` connections at
-//! once, within the rate limits. Successful sends are recorded together in one transaction
-//! at the end of the batch; failures are recorded as they happen.
+//! once, within the rate limits. A recorder commits accepted mail as it comes, whatever has
+//! queued since its last commit in one transaction; failures are recorded as they happen.
 //!
 //! At-least-once: a crash between the server's 250 and that commit leaves the rows queued;
-//! their lease runs out and they are sent again, with the same derived Message-ID. So a
-//! killed worker can cause at most its one batch in flight to be sent twice (it also holds
-//! the next batch, claimed but not started: that one is only delayed by the lease).
+//! their lease runs out and they are sent again, with the same derived Message-ID. A
+//! connection starts a mail only once its mail before last is committed, so a killed
+//! worker sends at most two mails per connection twice, whatever the batch size (the next
+//! batch, claimed but not started, is only delayed by the lease).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -42,7 +43,7 @@ pub struct SendReport {
 }
 
 enum Outcome {
-    /// Accepted by the server; recorded with the rest of the batch.
+    /// Accepted by the server; handed to the recorder.
     Sent {
         id: i64,
         lesson: Option<LessonRef>,
@@ -236,6 +237,12 @@ pub async fn compose_delivery(
 /// A lesson of the batch: its course and its index among that course's lessons.
 type LessonRef = (i64, usize);
 
+/// A mail the server accepted: its delivery, lesson, enrollment and reader's time zone.
+type SentMail = (i64, Option<LessonRef>, Option<i64>, Timezone);
+
+/// An accepted mail on its way to the recorder, and who to tell once its commit is done.
+type ToRecord = (SentMail, tokio::sync::oneshot::Sender<bool>);
+
 /// A course of the batch with its lessons.
 struct CourseLessons {
     row: CourseRow,
@@ -354,45 +361,144 @@ impl BatchContext {
     }
 
     /// Sends the batch over `pool_size` connections at once, each taking the next mail in
-    /// turn. The connections run as futures of this one task, not as tasks of their own:
-    /// every socket then wakes the same task, where spawned tasks spread over the runtime's
-    /// threads wake each other across them (measured: a quarter fewer mails a second, for
-    /// more CPU). Rendering is a substitution, so one thread has the CPU for it.
+    /// turn, while the recorder commits the accepted ones as they come. The connections run
+    /// as futures of this one task, not as tasks of their own: every socket then wakes the
+    /// same task, where spawned tasks spread over the runtime's threads wake each other
+    /// across them (measured: a quarter fewer mails a second, for more CPU). Rendering is a
+    /// substitution, so one thread has the CPU for it.
     ///
     /// After an outage the first mail goes alone, as the probe; the others follow only if
     /// the server took it. Once the server is found unreachable, the rest are handed back.
-    async fn send_all(&self, deadline: Instant) -> Vec<anyhow::Result<Outcome>> {
+    ///
+    /// What a crash can send twice is what the server accepted and the recorder had not yet
+    /// committed. A connection starts its next mail only once its mail before last is
+    /// committed, so that is at most two mails per connection, whatever the batch size.
+    /// Returns the outcomes other than accepted mail, how many accepted mails were recorded,
+    /// and the error that stopped the recording, if one did (the rest of the batch is then
+    /// handed back unsent: what cannot be recorded must not be sent).
+    async fn send_all(
+        &self,
+        deadline: Instant,
+    ) -> (Vec<anyhow::Result<Outcome>>, u64, Option<anyhow::Error>) {
         let relay = &self.app.relay;
-        let mut first = Vec::new();
-        if relay.check(self.now) == Gate::Probe
-            && let Some(d) = self.claimed.first()
-        {
-            first.push(self.deliver(d).await);
-        }
-        let next = AtomicUsize::new(first.len());
-        let connections = (self.app.config.smtp.pool_size.max(1) as usize).min(self.claimed.len());
-        let senders = (0..connections).map(|_| async {
-            let mut outcomes = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(d) = self.claimed.get(i) else {
-                    return outcomes;
-                };
-                let now = Instant::now();
-                if now >= deadline {
-                    outcomes.push(Ok(Outcome::Released(d.id)));
-                } else if relay.check(self.now) != Gate::Open {
-                    outcomes.push(Ok(Outcome::Held(d.id)));
-                } else {
-                    outcomes.push(self.deliver(d).await);
+        let unrecorded = AtomicBool::new(false);
+        let (to_recorder, queue) = tokio::sync::mpsc::unbounded_channel::<ToRecord>();
+        let senders = async {
+            // Moved in: when the senders are done, the recorder's queue closes.
+            let to_recorder = to_recorder;
+            // Hands an accepted mail to the recorder (and returns when its commit is told), any
+            // other outcome to the list.
+            let settle = |outcome: anyhow::Result<Outcome>,
+                          outcomes: &mut Vec<anyhow::Result<Outcome>>|
+             -> Option<tokio::sync::oneshot::Receiver<bool>> {
+                match outcome {
+                    Ok(Outcome::Sent {
+                        id,
+                        lesson,
+                        enrollment_id,
+                        timezone,
+                    }) => {
+                        let (done, committed) = tokio::sync::oneshot::channel();
+                        let mail = (id, lesson, enrollment_id, timezone);
+                        // Should the recorder be gone, the commit reads as failed.
+                        let _ = to_recorder.send((mail, done));
+                        Some(committed)
+                    }
+                    other => {
+                        outcomes.push(other);
+                        None
+                    }
                 }
+            };
+            // Waits for a commit; false (and the batch stops) when it failed.
+            let committed = |ack: Option<tokio::sync::oneshot::Receiver<bool>>| {
+                let unrecorded = &unrecorded;
+                async move {
+                    if let Some(ack) = ack
+                        && !ack.await.unwrap_or(false)
+                    {
+                        unrecorded.store(true, Ordering::Relaxed);
+                    }
+                }
+            };
+            let mut outcomes = Vec::new();
+            let mut start = 0;
+            if relay.check(self.now) == Gate::Probe
+                && let Some(d) = self.claimed.first()
+            {
+                let ack = settle(self.deliver(d).await, &mut outcomes);
+                committed(ack).await;
+                start = 1;
             }
-        });
-        let rest = futures::future::join_all(senders).await;
-        first
-            .into_iter()
-            .chain(rest.into_iter().flatten())
-            .collect()
+            let next = AtomicUsize::new(start);
+            let connections =
+                (self.app.config.smtp.pool_size.max(1) as usize).min(self.claimed.len());
+            let connection = || async {
+                let mut outcomes = Vec::new();
+                // This connection's last accepted mail whose commit is not yet known.
+                let mut pending = None;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(d) = self.claimed.get(i) else {
+                        break;
+                    };
+                    if unrecorded.load(Ordering::Relaxed) || Instant::now() >= deadline {
+                        outcomes.push(Ok(Outcome::Released(d.id)));
+                    } else if relay.check(self.now) != Gate::Open {
+                        outcomes.push(Ok(Outcome::Held(d.id)));
+                    } else {
+                        let ack = settle(self.deliver(d).await, &mut outcomes);
+                        if ack.is_some() {
+                            committed(pending.take()).await;
+                            pending = ack;
+                        }
+                    }
+                }
+                committed(pending).await;
+                outcomes
+            };
+            let rest = futures::future::join_all((0..connections).map(|_| connection())).await;
+            outcomes.extend(rest.into_iter().flatten());
+            outcomes
+        };
+        let (outcomes, (recorded, failure)) = tokio::join!(senders, self.recorder(queue));
+        (outcomes, recorded, failure)
+    }
+
+    /// Commits accepted mail as it comes: whatever has queued since the last commit goes in
+    /// the next one, so commits group by themselves under load and none waits for a batch.
+    /// Each mail's sender is told whether its commit held. After a failed commit nothing
+    /// more is recorded (the database is gone); those mails go again when their lease runs
+    /// out. Returns how many were recorded, and the failure.
+    async fn recorder(
+        &self,
+        mut queue: tokio::sync::mpsc::UnboundedReceiver<ToRecord>,
+    ) -> (u64, Option<anyhow::Error>) {
+        let mut recorded = 0;
+        let mut failure: Option<anyhow::Error> = None;
+        let mut group = Vec::new();
+        while queue.recv_many(&mut group, usize::MAX).await > 0 {
+            let (mails, acks): (Vec<SentMail>, Vec<_>) =
+                std::mem::take(&mut group).into_iter().unzip();
+            let started = Instant::now();
+            let held = failure.is_none()
+                && match self.record_sent(&mails).await {
+                    Ok(()) => {
+                        recorded += mails.len() as u64;
+                        true
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), count = mails.len(), "recording sent deliveries failed; their leases will expire and they will be sent again");
+                        failure = Some(e);
+                        false
+                    }
+                };
+            for ack in acks {
+                let _ = ack.send(held);
+            }
+            crate::metrics::observe_record(mails.len(), started.elapsed());
+        }
+        (recorded, failure)
     }
 
     /// Hands the whole batch back unsent (the process is stopping).
@@ -406,26 +512,21 @@ impl BatchContext {
         }
     }
 
-    /// Records the batch's sends in one transaction, and hands back what it did not send.
-    /// An error means the sends could not be recorded (the database is gone): they will be
-    /// sent again when their lease runs out, so the pass must stop rather than send more
+    /// Counts what the batch did besides its recorded sends, and hands back what it did not
+    /// send. An error means sends could not be recorded (the database is gone): they will
+    /// be sent again when their lease runs out, so the pass must stop rather than send more
     /// that it cannot record either.
     async fn record(
         &self,
-        outcomes: Vec<anyhow::Result<Outcome>>,
+        (outcomes, recorded, failure): (Vec<anyhow::Result<Outcome>>, u64, Option<anyhow::Error>),
         report: &mut SendReport,
     ) -> anyhow::Result<()> {
-        let mut sent = Vec::new();
+        report.sent += recorded;
         let mut released = Vec::new();
         let mut held = Vec::new();
         for outcome in outcomes {
             match outcome {
-                Ok(Outcome::Sent {
-                    id,
-                    lesson,
-                    enrollment_id,
-                    timezone,
-                }) => sent.push((id, lesson, enrollment_id, timezone)),
+                Ok(Outcome::Sent { .. }) => unreachable!("accepted mail goes to the recorder"),
                 Ok(Outcome::Retried) => report.retried += 1,
                 Ok(Outcome::Failed) => report.failed += 1,
                 Ok(Outcome::Released(id)) => released.push(id),
@@ -438,14 +539,7 @@ impl BatchContext {
                 }
             }
         }
-        let recorded = self.record_sent(&sent).await;
-        match &recorded {
-            Ok(()) => report.sent += sent.len() as u64,
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), count = sent.len(), "recording sent deliveries failed; their leases will expire and they will be sent again")
-            }
-        }
-        if !released.is_empty() {
+        if !released.is_empty() && failure.is_none() {
             tracing::warn!(
                 count = released.len(),
                 "sending was slower than half the lease: handing the rest of the batch back"
@@ -462,15 +556,15 @@ impl BatchContext {
                 tracing::error!(error = %format!("{e:#}"), "handing back deliveries failed; their leases will expire");
             }
         }
-        recorded.context("recording a batch of sends")
+        match failure {
+            Some(e) => Err(e.context("recording a batch of sends")),
+            None => Ok(()),
+        }
     }
 
     /// Marks sends as sent, by revision, and plans each enrollment's next lesson, grouping
     /// enrollments that get the same due time (same lesson, same time zone) in one update.
-    async fn record_sent(
-        &self,
-        sent: &[(i64, Option<LessonRef>, Option<i64>, Timezone)],
-    ) -> anyhow::Result<()> {
+    async fn record_sent(&self, sent: &[SentMail]) -> anyhow::Result<()> {
         if sent.is_empty() {
             return Ok(());
         }
@@ -481,7 +575,8 @@ impl BatchContext {
             let revision = lesson.map(|r| self.lesson(r).revision);
             by_revision.entry(revision).or_default().push(*id);
         }
-        let mut tx = app.db.begin_write().await?;
+        // Its first statement is the UPDATE below.
+        let mut tx = app.db.begin_writing().await?;
         let mut recorded = std::collections::HashSet::with_capacity(sent.len());
         for (revision, ids) in &by_revision {
             let done = db::deliveries::mark_sent_many(&mut tx, ids, &app.worker_id, *revision, now)

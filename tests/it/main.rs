@@ -20,6 +20,7 @@ mod faults;
 mod inbound;
 mod languages;
 mod openapi;
+mod pipelining;
 mod privacy;
 mod relay_tls;
 mod render;
