@@ -19,7 +19,8 @@
 //! own is made and dropped); `--no-baseline`; `--broadcast`: the N readers have no lesson due,
 //! and one broadcast to all of them is queued (its enqueue timed) and sent instead;
 //! `--delay-ms D`: drip and smtp-source reach the sink through a proxy (`throughput/delay.rs`)
-//! that holds every byte D ms each way; `--no-pipelining`: `[smtp] pipelining = false`.
+//! that holds every byte D ms each way; `--no-pipelining`: `[smtp] pipelining = false`;
+//! `--window W`: `[schedule] unrecorded_per_connection = W` (config.toml's, 2).
 //! Needs /usr/sbin/smtp-sink and smtp-source (Debian's postfix package).
 
 #[path = "throughput/delay.rs"]
@@ -57,6 +58,8 @@ struct Args {
     /// Milliseconds each way through the delay proxy; None: straight to the sink.
     delay_ms: Option<u64>,
     pipelining: bool,
+    /// `[schedule] unrecorded_per_connection`; None: config.toml's.
+    window: Option<u32>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -108,6 +111,10 @@ fn parse_args() -> anyhow::Result<Args> {
     };
     let broadcast = flag("--broadcast");
     let pipelining = !flag("--no-pipelining");
+    let window = get_after(&mut raw, "--window")
+        .map(|v| num(Some(v), 0))
+        .transpose()?
+        .map(|v| v as u32);
     let delay_ms = get_after(&mut raw, "--delay-ms")
         .map(|v| num(Some(v), 0))
         .transpose()?
@@ -132,6 +139,7 @@ fn parse_args() -> anyhow::Result<Args> {
         broadcast,
         delay_ms,
         pipelining,
+        window,
     })
 }
 
@@ -323,6 +331,9 @@ fn config(url: &str, port: u16, args: &Args, outbox: &Path) -> anyhow::Result<Co
     c.smtp.port = port;
     c.smtp.pool_size = args.connections;
     c.smtp.pipelining = args.pipelining;
+    if let Some(window) = args.window {
+        c.schedule.unrecorded_per_connection = window;
+    }
     if let Some(batch) = args.batch {
         c.schedule.batch_size = batch;
     }
@@ -432,10 +443,12 @@ async fn run_send(args: &Args) -> anyhow::Result<()> {
     }
     println!("machine: {}", machine());
     println!(
-        "sender: {} worker(s) x {} SMTP connection(s), pipelining {}",
+        "sender: {} worker(s) x {} SMTP connection(s), pipelining {}, unrecorded per connection {}",
         args.workers,
         args.connections,
-        if args.pipelining { "on" } else { "off" }
+        if args.pipelining { "on" } else { "off" },
+        args.window
+            .map_or("as in config.toml".to_owned(), |w| w.to_string())
     );
     let (_sink, mut port) = start_sink()?;
     if let Some(ms) = args.delay_ms {

@@ -225,6 +225,12 @@ pub struct Schedule {
     pub tick_seconds: u64,
     pub default_timezone: String,
     pub batch_size: u32,
+    /// Mails per SMTP connection that the server may have accepted before drip has
+    /// recorded them: after a crash those are sent again, so this times the connections is
+    /// the most copies a crash can cause. A connection waits for its oldest record before
+    /// sending more; a larger window lets records group when the database is slower than
+    /// the SMTP server.
+    pub unrecorded_per_connection: u32,
     pub lease_seconds: i64,
     pub retry_max_age_hours: i64,
     pub bounce_window_days: i64,
@@ -241,6 +247,7 @@ impl Default for Schedule {
             tick_seconds: 10,
             default_timezone: "UTC".into(),
             batch_size: 200,
+            unrecorded_per_connection: 2,
             lease_seconds: 300,
             retry_max_age_hours: 72,
             bounce_window_days: 30,
@@ -556,6 +563,12 @@ impl Config {
         if self.schedule.batch_size == 0 {
             return Err(key("schedule.batch_size", "must be at least 1".into()));
         }
+        if !(1..=10_000).contains(&self.schedule.unrecorded_per_connection) {
+            return Err(key(
+                "schedule.unrecorded_per_connection",
+                "must be between 1 and 10000".into(),
+            ));
+        }
         if self.schedule.lease_seconds < 10 {
             return Err(key("schedule.lease_seconds", "must be at least 10".into()));
         }
@@ -801,6 +814,12 @@ mod tests {
                 "mail.from",
             ),
             ("[log]", "[log]\ncolour = \"red\"", "colour"),
+            (
+                "unrecorded_per_connection = 2",
+                "unrecorded_per_connection = 0",
+                "schedule.unrecorded_per_connection",
+            ),
+            ("pipelining = true", "pipelining = \"yes\"", "pipelining"),
         ];
         for (from, to, key) in cases {
             let text = shipped().replacen(from, to, 1);

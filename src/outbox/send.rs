@@ -8,9 +8,10 @@
 //!
 //! At-least-once: a crash between the server's 250 and that commit leaves the rows queued;
 //! their lease runs out and they are sent again, with the same derived Message-ID. A
-//! connection starts a mail only once its mail before last is committed, so a killed
-//! worker sends at most two mails per connection twice, whatever the batch size (the next
-//! batch, claimed but not started, is only delayed by the lease).
+//! connection holds at most `[schedule] unrecorded_per_connection` accepted mails whose
+//! commit is not done (2 by default), so a killed worker sends at most that many per
+//! connection twice, whatever the batch size (the next batch, claimed but not started, is
+//! only delayed by the lease).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -371,8 +372,9 @@ impl BatchContext {
     /// the server took it. Once the server is found unreachable, the rest are handed back.
     ///
     /// What a crash can send twice is what the server accepted and the recorder had not yet
-    /// committed. A connection starts its next mail only once its mail before last is
-    /// committed, so that is at most two mails per connection, whatever the batch size.
+    /// committed. A connection with `[schedule] unrecorded_per_connection` such mails (2 by
+    /// default) waits for the oldest one's commit before it sends more, so a crash sends at
+    /// most that many per connection twice, whatever the batch size.
     /// Returns the outcomes other than accepted mail, how many accepted mails were recorded,
     /// and the error that stopped the recording, if one did (the rest of the batch is then
     /// handed back unsent: what cannot be recorded must not be sent).
@@ -435,8 +437,9 @@ impl BatchContext {
                 (self.app.config.smtp.pool_size.max(1) as usize).min(self.claimed.len());
             let connection = || async {
                 let mut outcomes = Vec::new();
-                // This connection's last accepted mail whose commit is not yet known.
-                let mut pending = None;
+                // This connection's accepted mails whose commit is not yet known.
+                let mut pending = std::collections::VecDeque::new();
+                let window = self.app.config.schedule.unrecorded_per_connection.max(1) as usize;
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(d) = self.claimed.get(i) else {
@@ -448,13 +451,17 @@ impl BatchContext {
                         outcomes.push(Ok(Outcome::Held(d.id)));
                     } else {
                         let ack = settle(self.deliver(d).await, &mut outcomes);
-                        if ack.is_some() {
-                            committed(pending.take()).await;
-                            pending = ack;
+                        if let Some(ack) = ack {
+                            pending.push_back(ack);
+                            while pending.len() >= window {
+                                committed(pending.pop_front()).await;
+                            }
                         }
                     }
                 }
-                committed(pending).await;
+                for ack in pending {
+                    committed(Some(ack)).await;
+                }
                 outcomes
             };
             let rest = futures::future::join_all((0..connections).map(|_| connection())).await;
