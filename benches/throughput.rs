@@ -66,42 +66,32 @@ fn parse_args() -> anyhow::Result<Args> {
     let mut raw: Vec<String> = std::env::args().skip(1).collect();
     // `cargo bench` adds --bench to every bench binary's arguments.
     raw.retain(|a| a != "--bench");
-    let mut get = |name: &str| get_after(&mut raw, name);
-    let backend = match get("--db").as_deref() {
+    let backend = match get_after(&mut raw, "--db").as_deref() {
         None | Some("sqlite") => Backend::Sqlite,
         Some("postgres") | Some("pg") => Backend::Postgres,
         Some(other) => bail!("--db {other:?}: use sqlite or postgres"),
     };
     let pg = backend == Backend::Postgres;
-    let num = |v: Option<String>, default: i64| -> anyhow::Result<i64> {
-        v.map_or(Ok(default), |v| {
-            v.replace('_', "")
-                .parse()
-                .with_context(|| format!("{v:?} is not a number"))
-        })
+    let mut number = |name: &str| -> anyhow::Result<Option<i64>> {
+        get_after(&mut raw, name)
+            .map(|v| {
+                v.replace('_', "")
+                    .parse()
+                    .with_context(|| format!("{name} {v:?} is not a number"))
+            })
+            .transpose()
     };
-    let n = num(get("--n"), 100_000)?;
-    let idle = num(get("--idle"), 0)?;
-    let workers = num(get("--workers"), if pg { 2 } else { 1 })? as usize;
-    let connections = num(get("--connections"), if pg { 2 } else { 4 })? as u32;
-    let batch = get("--batch")
-        .map(|v| num(Some(v), 0))
-        .transpose()?
-        .map(|v| v as u32);
-    let import = get("--import")
-        .map(|v| num(Some(v), 0))
-        .transpose()?
-        .map(|v| v as u64);
-    let pg_url = get("--pg-url")
+    let n = number("--n")?.unwrap_or(100_000);
+    let idle = number("--idle")?.unwrap_or(0);
+    let workers = number("--workers")?.unwrap_or(if pg { 2 } else { 1 }) as usize;
+    let connections = number("--connections")?.unwrap_or(if pg { 2 } else { 4 }) as u32;
+    let batch = number("--batch")?.map(|v| v as u32);
+    let import = number("--import")?.map(|v| v as u64);
+    let window = number("--window")?.map(|v| v as u32);
+    let delay_ms = number("--delay-ms")?.map(|v| v as u64);
+    let pg_url = get_after(&mut raw, "--pg-url")
         .or_else(|| std::env::var("DRIP_TEST_POSTGRES_URL").ok())
         .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
-    let baseline = match raw.iter().position(|a| a == "--no-baseline") {
-        Some(i) => {
-            raw.remove(i);
-            false
-        }
-        None => true,
-    };
     let mut flag = |name: &str| match raw.iter().position(|a| a == name) {
         Some(i) => {
             raw.remove(i);
@@ -109,16 +99,9 @@ fn parse_args() -> anyhow::Result<Args> {
         }
         None => false,
     };
+    let baseline = !flag("--no-baseline");
     let broadcast = flag("--broadcast");
     let pipelining = !flag("--no-pipelining");
-    let window = get_after(&mut raw, "--window")
-        .map(|v| num(Some(v), 0))
-        .transpose()?
-        .map(|v| v as u32);
-    let delay_ms = get_after(&mut raw, "--delay-ms")
-        .map(|v| num(Some(v), 0))
-        .transpose()?
-        .map(|v| v as u64);
     if let Some(unknown) = raw.first() {
         bail!("unknown argument {unknown:?} (see the top of benches/throughput.rs)");
     }

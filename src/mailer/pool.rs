@@ -142,7 +142,7 @@ impl Dialer {
         let mut offered: Option<Vec<String>>;
         let mut conn = match self.tls {
             config::Tls::Tls => {
-                let conn = self
+                let mut conn = self
                     .within(
                         AsyncSmtpConnection::connect_tokio1(
                             (self.host.as_str(), self.port),
@@ -164,7 +164,6 @@ impl Dialer {
                     verified: self.trust.verify,
                     starttls: false,
                 });
-                let mut conn = conn;
                 offered = self
                     .ehlo_lines(&mut conn, watching || self.pipelining, &mut tell)
                     .await?;
@@ -336,17 +335,14 @@ impl Dialer {
             return Ok(None);
         }
         let reply = self
-            .within(
-                conn.command(format!("EHLO {}\r\n", self.hello)),
-                Step::Greeting,
-            )
+            .within(conn.command(format!("EHLO {}\r\n", self.hello)), Step::Ehlo)
             .await?;
         let reply = match reply {
             Ok(reply) => reply,
             Err(e) if e.status().is_some() => return Ok(None),
             Err(e) => {
                 return Err(problem::at_step(
-                    Step::Greeting,
+                    Step::Ehlo,
                     &e,
                     &self.server(),
                     &self.host,
@@ -383,6 +379,12 @@ impl Dialer {
                         "{server} sent no SMTP greeting within {secs}s; if that port speaks TLS from the start (465), set [smtp] tls = \"tls\""
                     ),
                 ),
+                Step::Ehlo => RelayProblem::new(
+                    Problem::Greeting,
+                    format!(
+                        "{server} greeted but did not answer EHLO within {secs}s; check that the relay is healthy (drip asks EHLO once more to learn whether it offers PIPELINING: [smtp] pipelining = false skips that)"
+                    ),
+                ),
                 Step::Starttls => RelayProblem::new(
                     Problem::Tls,
                     format!("the TLS handshake with {server} took more than {secs}s"),
@@ -410,15 +412,6 @@ fn offers_pipelining(lines: &[String]) -> bool {
             .next()
             .is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING"))
     })
-}
-
-/// The commands of one pipelined group, written in one piece.
-struct Group(String);
-
-impl std::fmt::Display for Group {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// One mail on an open session. With PIPELINING (RFC 2920), MAIL FROM, every RCPT TO and
@@ -454,7 +447,8 @@ pub(crate) async fn transaction(
     let mut results = Vec::with_capacity(replies);
     for i in 0..replies {
         let reply = if i == 0 {
-            conn.command(Group(std::mem::take(&mut group))).await
+            // The whole group in one write.
+            conn.command(std::mem::take(&mut group)).await
         } else {
             conn.read_response().await
         };
@@ -764,6 +758,12 @@ mod tests {
         log.lock().unwrap().clone()
     }
 
+    /// What the server saw from the first MAIL FROM on.
+    fn from_mail(log: &[String]) -> &[String] {
+        let at = log.iter().position(|l| l.contains("MAIL FROM")).unwrap();
+        &log[at..]
+    }
+
     #[tokio::test]
     async fn a_server_that_offers_pipelining_gets_mail_rcpt_and_data_in_one_go() {
         let (port, log) = server(Script {
@@ -784,9 +784,9 @@ mod tests {
         sent.expect("no deadlock: the commands went together")
             .unwrap();
         let log = log_of(&log);
-        let at = log.iter().position(|l| l.contains("MAIL FROM")).unwrap();
+        let mail = from_mail(&log);
         assert_eq!(
-            &log[at..at + 3],
+            &mail[..3],
             &[
                 "C+: MAIL FROM:<course@example.org>",
                 "C+: RCPT TO:<reader@example.com>",
@@ -794,7 +794,7 @@ mod tests {
             ],
             "{log:#?}"
         );
-        assert_eq!(log[at + 3], "S: 250 2.1.0 ok", "{log:#?}");
+        assert_eq!(mail[3], "S: 250 2.1.0 ok", "{log:#?}");
         assert_eq!(log.last().unwrap(), "S: 250 2.0.0 queued", "{log:#?}");
 
         // The session stays usable for the next mail.
@@ -822,9 +822,8 @@ mod tests {
             }
             transaction(&mut s, &envelope(), MESSAGE).await.unwrap();
             let log = log_of(&log);
-            let at = log.iter().position(|l| l.contains("MAIL FROM")).unwrap();
             assert_eq!(
-                &log[at..at + 6],
+                &from_mail(&log)[..6],
                 &[
                     "C: MAIL FROM:<course@example.org>",
                     "S: 250 2.1.0 ok",

@@ -267,6 +267,12 @@ pub(crate) fn at_step(
                 "{server} did not greet or answer EHLO as an SMTP server ({reply}); check [smtp] port and tls"
             ),
         ),
+        Step::Ehlo => RelayProblem::new(
+            Problem::Greeting,
+            format!(
+                "{server} greeted but did not answer EHLO again ({reply}); check that the relay is healthy, or set [smtp] pipelining = false (drip asks EHLO once more only to learn whether it offers PIPELINING)"
+            ),
+        ),
         Step::Starttls => RelayProblem::new(
             Problem::Tls,
             format!("STARTTLS with {server} failed ({reply}); check [smtp] tls and port"),
@@ -307,6 +313,8 @@ pub(crate) enum Step {
     /// TCP (and, for implicit TLS, the handshake, the greeting and EHLO: lettre does them in one).
     Connect,
     Greeting,
+    /// drip's own EHLO after lettre's, to read the extensions (PIPELINING) lettre drops.
+    Ehlo,
     Starttls,
     Auth,
 }

@@ -45,12 +45,7 @@ pub struct SendReport {
 
 enum Outcome {
     /// Accepted by the server; handed to the recorder.
-    Sent {
-        id: i64,
-        lesson: Option<LessonRef>,
-        enrollment_id: Option<i64>,
-        timezone: Timezone,
-    },
+    Sent(SentMail),
     Retried,
     Failed,
     /// Not sent: the lease would have run out before its turn. Due again at once.
@@ -244,6 +239,14 @@ type SentMail = (i64, Option<LessonRef>, Option<i64>, Timezone);
 /// An accepted mail on its way to the recorder, and who to tell once its commit is done.
 type ToRecord = (SentMail, tokio::sync::oneshot::Sender<bool>);
 
+/// What sending a batch did: the outcomes other than accepted mail, how many accepted mails
+/// the recorder committed, and the error that stopped it, if one did.
+struct BatchSends {
+    outcomes: Vec<anyhow::Result<Outcome>>,
+    recorded: u64,
+    failure: Option<anyhow::Error>,
+}
+
 /// A course of the batch with its lessons.
 struct CourseLessons {
     row: CourseRow,
@@ -375,13 +378,9 @@ impl BatchContext {
     /// committed. A connection with `[schedule] unrecorded_per_connection` such mails (2 by
     /// default) waits for the oldest one's commit before it sends more, so a crash sends at
     /// most that many per connection twice, whatever the batch size.
-    /// Returns the outcomes other than accepted mail, how many accepted mails were recorded,
-    /// and the error that stopped the recording, if one did (the rest of the batch is then
-    /// handed back unsent: what cannot be recorded must not be sent).
-    async fn send_all(
-        &self,
-        deadline: Instant,
-    ) -> (Vec<anyhow::Result<Outcome>>, u64, Option<anyhow::Error>) {
+    /// When a commit fails, the rest of the batch is handed back unsent: what cannot be
+    /// recorded must not be sent.
+    async fn send_all(&self, deadline: Instant) -> BatchSends {
         let relay = &self.app.relay;
         let unrecorded = AtomicBool::new(false);
         let (to_recorder, queue) = tokio::sync::mpsc::unbounded_channel::<ToRecord>();
@@ -394,14 +393,8 @@ impl BatchContext {
                           outcomes: &mut Vec<anyhow::Result<Outcome>>|
              -> Option<tokio::sync::oneshot::Receiver<bool>> {
                 match outcome {
-                    Ok(Outcome::Sent {
-                        id,
-                        lesson,
-                        enrollment_id,
-                        timezone,
-                    }) => {
+                    Ok(Outcome::Sent(mail)) => {
                         let (done, committed) = tokio::sync::oneshot::channel();
-                        let mail = (id, lesson, enrollment_id, timezone);
                         // Should the recorder be gone, the commit reads as failed.
                         let _ = to_recorder.send((mail, done));
                         Some(committed)
@@ -469,7 +462,11 @@ impl BatchContext {
             outcomes
         };
         let (outcomes, (recorded, failure)) = tokio::join!(senders, self.recorder(queue));
-        (outcomes, recorded, failure)
+        BatchSends {
+            outcomes,
+            recorded,
+            failure,
+        }
     }
 
     /// Commits accepted mail as it comes: whatever has queued since the last commit goes in
@@ -525,7 +522,11 @@ impl BatchContext {
     /// that it cannot record either.
     async fn record(
         &self,
-        (outcomes, recorded, failure): (Vec<anyhow::Result<Outcome>>, u64, Option<anyhow::Error>),
+        BatchSends {
+            outcomes,
+            recorded,
+            failure,
+        }: BatchSends,
         report: &mut SendReport,
     ) -> anyhow::Result<()> {
         report.sent += recorded;
@@ -533,7 +534,7 @@ impl BatchContext {
         let mut held = Vec::new();
         for outcome in outcomes {
             match outcome {
-                Ok(Outcome::Sent { .. }) => unreachable!("accepted mail goes to the recorder"),
+                Ok(Outcome::Sent(_)) => unreachable!("accepted mail goes to the recorder"),
                 Ok(Outcome::Retried) => report.retried += 1,
                 Ok(Outcome::Failed) => report.failed += 1,
                 Ok(Outcome::Released(id)) => released.push(id),
@@ -659,12 +660,12 @@ impl BatchContext {
         match result {
             Err(SendError::Unreachable(_)) => Ok(Outcome::Held(d.id)),
             Err(SendError::Build(reason)) => self.unsendable(d, &format!("build: {reason}")).await,
-            Ok(()) => Ok(Outcome::Sent {
-                id: d.id,
+            Ok(()) => Ok(Outcome::Sent((
+                d.id,
                 lesson,
-                enrollment_id: d.enrollment_id,
-                timezone: subscriber.timezone,
-            }),
+                d.enrollment_id,
+                subscriber.timezone,
+            ))),
             Err(SendError::Transient(reason)) => {
                 let age = self.now.timestamp() - d.created_at;
                 if age > app.config.schedule.retry_max_age_hours * 3600 {

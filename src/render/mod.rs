@@ -124,6 +124,24 @@ impl std::fmt::Debug for Renderer {
     }
 }
 
+/// The Markdown a lesson's or broadcast's body renders to: with its template as parsed once
+/// (`parsed`, a body environment holding it as "body"), or parsed here when there is none or
+/// it fails, which also gives the error its exact line; `explain` words that error.
+fn body_markdown(
+    parsed: Option<&Environment<'static>>,
+    source: &str,
+    ctx: &Value,
+    explain: impl FnOnce(minijinja::Error) -> anyhow::Error,
+) -> anyhow::Result<String> {
+    let cached = parsed
+        .and_then(|env| env.get_template("body").ok())
+        .and_then(|t| t.render(ctx).ok());
+    match cached {
+        Some(markdown) => Ok(markdown),
+        None => body_environment().render_str(source, ctx).map_err(explain),
+    }
+}
+
 /// The environment lesson bodies are rendered in: strict about unknown variables, and
 /// every value is Markdown-escaped so a subscriber's name cannot become a link or markup.
 fn body_environment() -> Environment<'static> {
@@ -256,25 +274,17 @@ impl Renderer {
         let body_ctx = minijinja::context! {
             subscriber => &ctx.subscriber, course => &ctx.course, links => &ctx.links, lesson => vars,
         };
-        let cached = body
-            .and_then(|env| env.get_template("body").ok())
-            .and_then(|t| t.render(&body_ctx).ok());
-        let markdown = match cached {
-            Some(markdown) => markdown,
-            None => body_environment()
-                .render_str(&lesson.body, &body_ctx)
-                .map_err(|e| {
-                    // minijinja's "undefined value" does not say which; name the unknown ones.
-                    let unknown = curriculum::unknown_variables(&lesson.body).unwrap_or_default();
-                    let which = if unknown.is_empty() {
-                        String::new()
-                    } else {
-                        let names: Vec<String> = unknown.iter().map(|v| format!("`{v}`")).collect();
-                        format!(" (unknown variable {})", names.join(", "))
-                    };
-                    anyhow::anyhow!("lesson body, line {}: {e}{which}", e.line().unwrap_or(1))
-                })?,
-        };
+        let markdown = body_markdown(body, &lesson.body, &body_ctx, |e| {
+            // minijinja's "undefined value" does not say which; name the unknown ones.
+            let unknown = curriculum::unknown_variables(&lesson.body).unwrap_or_default();
+            let which = if unknown.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<String> = unknown.iter().map(|v| format!("`{v}`")).collect();
+                format!(" (unknown variable {})", names.join(", "))
+            };
+            anyhow::anyhow!("lesson body, line {}: {e}{which}", e.line().unwrap_or(1))
+        })?;
         let page_ctx = minijinja::context! {
             subscriber => &ctx.subscriber, course => &ctx.course, links => &ctx.links, lesson => vars,
             lang => &ctx.course.language,
@@ -319,17 +329,9 @@ impl Renderer {
         let body_ctx = minijinja::context! {
             subscriber => &ctx.subscriber, course => &ctx.course, links => &ctx.links,
         };
-        let cached = body_env
-            .and_then(|env| env.get_template("body").ok())
-            .and_then(|t| t.render(&body_ctx).ok());
-        let markdown = match cached {
-            Some(markdown) => markdown,
-            None => body_environment()
-                .render_str(body, &body_ctx)
-                .map_err(|e| {
-                    anyhow::anyhow!("broadcast body, line {}: {e}", e.line().unwrap_or(1))
-                })?,
-        };
+        let markdown = body_markdown(body_env, body, &body_ctx, |e| {
+            anyhow::anyhow!("broadcast body, line {}: {e}", e.line().unwrap_or(1))
+        })?;
         let page_ctx = minijinja::context! {
             subscriber => &ctx.subscriber, course => &ctx.course, links => &ctx.links,
             lang => &ctx.course.language,

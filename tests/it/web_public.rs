@@ -545,6 +545,9 @@ async fn health_and_metrics_answer(backend: Backend) {
         "drip_queue_depth",
         "drip_queue_oldest_age_seconds",
         "drip_send_duration_seconds_bucket",
+        "drip_record_commits_total",
+        "drip_record_mails_total",
+        "drip_record_seconds_total",
         "drip_smtp_errors_total{class=\"5xx\"}",
         "drip_subscribers{status=\"pending\"} 1",
     ] {
